@@ -1,0 +1,1 @@
+"""Hardware drivers: one small interface per kind, real and synthetic backends side by side."""

@@ -1,0 +1,269 @@
+"""The service layer: the lesson state machine and every operation a door may ask for.
+
+Doors (web panel, watch page, admin page, serial console) call only this; none has behaviour of
+its own. Lessons go idle -> live -> idle and are persisted in SQLite under the state directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlite_utils
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from edge.config import BoxConfig
+from edge.db import open_db, table
+from edge.errors import LessonAlreadyLive, NoLiveLesson, NotAllowed
+from edge.events import EventBus
+
+if TYPE_CHECKING:
+    from edge.component import Component
+    from edge.daemon import Supervisor
+
+log = logging.getLogger(__name__)
+
+JOIN_CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+PIN_FAILURES_ALLOWED = 5
+PIN_LOCKOUT_S = 300.0
+
+LessonHook = Callable[["Lesson"], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """A lesson as the doors see it."""
+
+    id: str
+    title: str
+    join_code: str
+    state: str  # live | ended | interrupted
+    started_at: float
+    ended_at: float | None = None
+    started_by: str = ""
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Lesson:
+        """Build from a `lessons` table row."""
+        return cls(**{key: row[key] for key in cls.__dataclass_fields__})
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form the API answers with."""
+        data = asdict(self)
+        data["duration_s"] = round((self.ended_at or time.time()) - self.started_at, 3)
+        return data
+
+
+class PinGate:
+    """Checks a PIN against an argon2 hash, locking an address out after repeated failures."""
+
+    def __init__(self) -> None:
+        self._hasher = PasswordHasher()
+        self._failures: dict[str, list[float]] = {}
+
+    async def check(self, pin_hash: str, pin: str | None, address: str) -> None:
+        """Raise NotAllowed unless `pin` matches `pin_hash`."""
+        now = time.monotonic()
+        recent = [t for t in self._failures.get(address, []) if now - t < PIN_LOCKOUT_S]
+        self._failures[address] = recent
+        if len(recent) >= PIN_FAILURES_ALLOWED:
+            raise NotAllowed("too many wrong PINs from this address; try again in a few minutes")
+        if not pin_hash or not pin:
+            raise NotAllowed("a PIN is required")
+        if not await asyncio.to_thread(self._verify, pin_hash, pin):
+            recent.append(now)
+            raise NotAllowed("wrong PIN")
+        self._failures.pop(address, None)
+
+    def _verify(self, pin_hash: str, pin: str) -> bool:
+        try:
+            return self._hasher.verify(pin_hash, pin)
+        except (VerificationError, InvalidHashError):
+            return False
+
+
+def hash_pin(pin: str) -> str:
+    """The argon2 hash to store in the config for `pin`."""
+    if not pin.isdigit() or not 4 <= len(pin) <= 12:
+        raise ValueError("a PIN is 4 to 12 digits")
+    return PasswordHasher().hash(pin)
+
+
+class Box:
+    """Every operation a door may ask for, over the daemon's components and state."""
+
+    def __init__(self, config: BoxConfig, bus: EventBus) -> None:
+        self.config = config
+        self.bus = bus
+        self.id = config.box.resolved_id()
+        self.started_at = time.time()
+        self._db: sqlite_utils.Database | None = None
+        self._supervisor: Supervisor | None = None
+        self._lock = asyncio.Lock()
+        self._pins = PinGate()
+        self._on_start: list[LessonHook] = []
+        self._on_stop: list[LessonHook] = []
+
+    # -- composition ---------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open the state database and close out lessons a crash or power cut left live."""
+        self.config.box.state_dir.mkdir(parents=True, exist_ok=True)
+        self._db = open_db(self.config.box.state_dir / "box.db")
+        for row in self._lessons.rows_where("state = ?", ["live"]):
+            lesson = Lesson.from_row(row)
+            self._lessons.update(lesson.id, {"state": "interrupted"})
+            log.warning("lesson %s (%s) was interrupted by a restart", lesson.id, lesson.title)
+            self.bus.publish("lesson.interrupted", lesson=lesson.to_json())
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def attach(self, supervisor: Supervisor) -> None:
+        """Give the box the supervisor whose components it reports on."""
+        self._supervisor = supervisor
+
+    def on_lesson_start(self, hook: LessonHook) -> None:
+        """Run `hook` (awaited, in registration order) when a lesson starts."""
+        self._on_start.append(hook)
+
+    def on_lesson_stop(self, hook: LessonHook) -> None:
+        """Run `hook` (awaited, in reverse registration order) when a lesson stops."""
+        self._on_stop.insert(0, hook)
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The state database."""
+        if self._db is None:
+            raise RuntimeError("the box is not open")
+        return self._db
+
+    @property
+    def _lessons(self) -> sqlite_utils.db.Table:
+        return table(self.db, "lessons")
+
+    def component(self, name: str) -> Component | None:
+        """A supervised component by name."""
+        return self._supervisor.get(name) if self._supervisor else None
+
+    # -- health ---------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """Overall status and each component's health, for /healthz and the console."""
+        components = self._supervisor.report() if self._supervisor else {}
+        statuses = {c["status"] for c in components.values()}
+        overall = "ok"
+        if statuses & {"down", "starting"}:
+            overall = "down" if "down" in statuses else "starting"
+        elif "degraded" in statuses:
+            overall = "degraded"
+        current = self.current_lesson()
+        return {
+            "status": overall,
+            "box": {"id": self.id, "name": self.config.box.name},
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "lesson": current.to_json() if current else None,
+            "components": components,
+        }
+
+    # -- teacher credential ---------------------------------------------------------------------
+
+    def is_panel_address(self, address: str | None) -> bool:
+        """True when `address` is one of the configured panel addresses (acts as the teacher)."""
+        if not address:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        nets = (ipaddress.ip_network(n, strict=False) for n in self.config.web.panel_addresses)
+        return any(ip in net for net in nets)
+
+    async def authorize_teacher(self, address: str | None, pin: str | None) -> str:
+        """Who is acting as the teacher; raise NotAllowed without the panel address or the PIN."""
+        if self.is_panel_address(address):
+            return "panel"
+        await self._pins.check(self.config.web.teacher_pin_hash, pin, address or "?")
+        return f"teacher@{address}"
+
+    # -- lessons --------------------------------------------------------------------------------
+
+    def current_lesson(self) -> Lesson | None:
+        """The live lesson, if any."""
+        rows = list(self._lessons.rows_where("state = ?", ["live"], limit=1))
+        return Lesson.from_row(rows[0]) if rows else None
+
+    def lesson_by_code(self, join_code: str) -> Lesson | None:
+        """The lesson a join code belongs to (any state)."""
+        rows = list(self._lessons.rows_where("join_code = ?", [join_code.lower()], limit=1))
+        return Lesson.from_row(rows[0]) if rows else None
+
+    def get_lesson(self, lesson_id: str) -> Lesson | None:
+        """A lesson by id."""
+        rows = list(self._lessons.rows_where("id = ?", [lesson_id], limit=1))
+        return Lesson.from_row(rows[0]) if rows else None
+
+    def recent_lessons(self, limit: int = 50) -> list[Lesson]:
+        """The most recent lessons, newest first."""
+        rows = self._lessons.rows_where(order_by="started_at desc", limit=limit)
+        return [Lesson.from_row(row) for row in rows]
+
+    def _new_join_code(self) -> str:
+        length = self.config.lesson.join_code_length
+        while True:
+            code = "".join(secrets.choice(JOIN_CODE_ALPHABET) for _ in range(length))
+            if self.lesson_by_code(code) is None:
+                return code
+
+    async def start_lesson(self, title: str | None, by: str) -> Lesson:
+        """Go live; raise LessonAlreadyLive if a lesson is live."""
+        async with self._lock:
+            if self.current_lesson() is not None:
+                raise LessonAlreadyLive("a lesson is already live; stop it first")
+            lesson = Lesson(
+                id=uuid.uuid4().hex,
+                title=(title or "").strip()[:120] or self.config.lesson.default_title,
+                join_code=self._new_join_code(),
+                state="live",
+                started_at=time.time(),
+                started_by=by,
+            )
+            self._lessons.insert(asdict(lesson))
+            log.info("lesson %s started by %s: %s", lesson.id, by, lesson.title)
+            await self._run_hooks(self._on_start, lesson)
+            self.bus.publish("lesson.started", lesson=lesson.to_json())
+            return lesson
+
+    async def stop_lesson(self, by: str) -> Lesson:
+        """End the live lesson; raise NoLiveLesson if there is none."""
+        async with self._lock:
+            current = self.current_lesson()
+            if current is None:
+                raise NoLiveLesson("no lesson is live")
+            ended = Lesson(**{**asdict(current), "state": "ended", "ended_at": time.time()})
+            self._lessons.update(ended.id, {"state": "ended", "ended_at": ended.ended_at})
+            log.info("lesson %s stopped by %s", ended.id, by)
+            await self._run_hooks(self._on_stop, ended)
+            self.bus.publish("lesson.ended", lesson=ended.to_json())
+            return ended
+
+    async def _run_hooks(self, hooks: list[LessonHook], lesson: Lesson) -> None:
+        for hook in hooks:
+            try:
+                await hook(lesson)
+            except Exception:
+                # A failing part (recorder, stream) degrades the lesson; it never blocks it.
+                log.exception("lesson hook %s failed", getattr(hook, "__qualname__", hook))

@@ -1,0 +1,144 @@
+"""`classbox run|demo|config ...`: the command line of the box."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+from edge import __version__
+from edge.config import BoxConfig, config_path, load_config, save_config
+from edge.daemon import Daemon, standard_components
+from edge.errors import ConfigError
+from edge.logs import setup_logging
+
+log = logging.getLogger("classbox")
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="classbox", description="The classroom box daemon and its tools.")
+    parser.add_argument("--version", action="version", version=f"classbox {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the box daemon", description="Run the box daemon with its config file.")
+    run.add_argument(
+        "--config", type=Path, help="config file (default: $CLASSBOX_CONFIG or /etc/classbox/classbox.toml)"
+    )
+    run.set_defaults(handler=_cmd_run)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the box on synthetic devices",
+        description="Run the box with a synthetic camera, "
+        "microphone and board and local courseware: no hardware, nothing to configure.",
+    )
+    demo.add_argument("--config", type=Path, help="start from this config file instead of the built-in defaults")
+    demo.add_argument("--state-dir", type=Path, help="keep state here (default: a temporary folder removed at exit)")
+    demo.add_argument("--port", type=int, default=None, help="HTTP port (default 8080)")
+    demo.add_argument("--host", default=None, help="address to listen on (default 0.0.0.0)")
+    demo.add_argument("--fault", metavar="COMPONENT", help="drill: make COMPONENT fail once after start")
+    demo.set_defaults(handler=_cmd_demo)
+
+    config = commands.add_parser("config", help="check or change the config file", description="Config file tools.")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    check = config_commands.add_parser(
+        "check",
+        help="validate a config file",
+        description="Validate a config file; prints one line per problem and exits non-zero if there is any.",
+    )
+    check.add_argument("file", type=Path)
+    check.set_defaults(handler=_cmd_config_check)
+    set_pin = config_commands.add_parser(
+        "set-pin",
+        help="set the teacher PIN",
+        description="Set the teacher PIN (read from standard input, or prompted) and save the config atomically.",
+    )
+    set_pin.add_argument("--config", type=Path)
+    set_pin.set_defaults(handler=_cmd_set_pin)
+    return parser
+
+
+def _load(path: Path | None, *, missing_ok: bool) -> BoxConfig:
+    resolved = config_path(path)
+    if path is None and missing_ok and not resolved.exists():
+        log.warning("no config file at %s: running on the built-in defaults", resolved)
+        return BoxConfig()
+    return load_config(resolved)
+
+
+def _report(err: ConfigError) -> int:
+    print(f"classbox: config refused: {err.source}", file=sys.stderr)
+    for line in err.problems:
+        print(f"  {line}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def _serve(config: BoxConfig, fault: str | None = None) -> int:
+    setup_logging(config.logging.level)
+    daemon = Daemon(config, [standard_components], fault=fault)
+    asyncio.run(daemon.run())
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    setup_logging()
+    config = _load(args.config, missing_ok=True)
+    return _serve(config)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    setup_logging()
+    config = load_config(args.config) if args.config else BoxConfig()
+    if args.port is not None:
+        config.web.port = args.port
+    if args.host is not None:
+        config.web.host = args.host
+    if args.state_dir is not None:
+        config.box.state_dir = args.state_dir
+        return _serve(config, args.fault)
+    with tempfile.TemporaryDirectory(prefix="classbox-demo-") as state:
+        config.box.state_dir = Path(state)
+        print(f"classbox demo: http://localhost:{config.web.port}/  (state in {state})", file=sys.stderr)
+        return _serve(config, args.fault)
+
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    load_config(args.file)
+    print(f"{args.file}: ok")
+    return 0
+
+
+def _cmd_set_pin(args: argparse.Namespace) -> int:
+    from edge.box import hash_pin
+
+    path = config_path(args.config)
+    config = load_config(path) if path.exists() else BoxConfig()
+    pin = getpass.getpass("New teacher PIN: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
+    try:
+        config.web.teacher_pin_hash = hash_pin(pin)
+    except ValueError as err:
+        print(f"classbox: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    save_config(config, path)
+    print(f"teacher PIN saved in {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `classbox` command."""
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except ConfigError as err:
+        return _report(err)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""One typed, validated schema for every setting of the box; TOML on disk, atomic saves.
+
+The defaults run with no hardware (synthetic camera, microphone and board, local courseware), so
+`classbox demo` and a box with an empty config file both start. Every door reads and writes
+settings through `BoxConfig`; nothing keeps its own copy.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edge.errors import ConfigError
+from sync.atomic import write_atomic
+
+DEFAULT_CONFIG_PATH = Path("/etc/classbox/classbox.toml")
+CONFIG_ENV = "CLASSBOX_CONFIG"
+
+Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are errors, values are checked on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class BoxSection(Section):
+    """Who this box is and where it keeps its state."""
+
+    id: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,64}$")
+    name: str = Field(default="Classroom", min_length=1, max_length=80)
+    state_dir: Path = Path("/var/lib/classbox")
+    language: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+
+    def resolved_id(self) -> str:
+        """The configured id, else one derived from the machine id (stable across reboots)."""
+        if self.id:
+            return self.id
+        for source in (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id")):
+            try:
+                text = source.read_text().strip()
+            except OSError:
+                continue
+            if text:
+                return "box-" + text[:12]
+        return "box-" + re.sub(r"[^A-Za-z0-9_-]", "-", os.uname().nodename)[:32]
+
+
+class WebSection(Section):
+    """The one HTTP port every web door shares (panel, watch, board, admin, API)."""
+
+    host: str = "0.0.0.0"
+    port: Port = 8080
+    panel_addresses: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    teacher_pin_hash: str = Field(default="", repr=False)
+    public_url: str = ""
+
+    @field_validator("panel_addresses")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as err:
+                raise ValueError(f"{item!r} is not an IP address or network (e.g. 10.0.0.5/32)") from err
+        return value
+
+    @field_validator("teacher_pin_hash")
+    @classmethod
+    def _hash(cls, value: str) -> str:
+        if value and not value.startswith("$argon2"):
+            raise ValueError("must be an argon2 hash (set it with `classbox config set-pin`)")
+        return value
+
+
+class CameraConfig(Section):
+    """One video source, named for what it films (teacher, board, document)."""
+
+    name: Name = "teacher"
+    source: Literal["synthetic", "opencv"] = "synthetic"
+    device: str = ""
+    width: int = Field(default=1280, ge=160, le=3840)
+    height: int = Field(default=720, ge=120, le=2160)
+    fps: int = Field(default=30, ge=1, le=60)
+    fourcc: str = Field(default="", pattern=r"^([A-Z0-9 ]{4})?$")
+    loop: bool = True
+
+
+class MicrophoneConfig(Section):
+    """One audio source; `device` picks a PortAudio input by a substring of its name."""
+
+    name: Name = "room"
+    source: Literal["synthetic", "pyaudio"] = "synthetic"
+    device: str = ""
+    channels: int = Field(default=1, ge=1, le=2)
+    tone_hz: float = Field(default=440.0, gt=0, le=20000)
+
+
+class LessonSection(Section):
+    """Lessons and who may join them."""
+
+    default_title: str = Field(default="Lesson", min_length=1, max_length=120)
+    max_viewers: int = Field(default=60, ge=1, le=500)
+    join_code_length: int = Field(default=6, ge=4, le=16)
+
+
+class IceServer(Section):
+    """A STUN or TURN server handed to viewers."""
+
+    urls: list[str] = Field(min_length=1)
+    username: str = ""
+    credential: str = Field(default="", repr=False)
+
+    @field_validator("urls")
+    @classmethod
+    def _ice_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not re.match(r"^(stun|stuns|turn|turns):[^\s]+$", url):
+                raise ValueError(f"{url!r} is not a stun:, stuns:, turn: or turns: URL")
+        return value
+
+
+class StreamSection(Section):
+    """Live streaming to students: ICE servers and the encoded layers."""
+
+    ice_servers: list[IceServer] = Field(default_factory=list)
+    keyframe_interval_s: float = Field(default=2.0, gt=0, le=10)
+
+
+class RecordingSection(Section):
+    """Recording of lessons to local disk."""
+
+    enabled: bool = True
+    segment_seconds: float = Field(default=4.0, ge=1, le=60)
+    quota_mb: int = Field(default=20_000, ge=100)
+
+
+class UploadSection(Section):
+    """Where finished recordings go (tus resumable uploads)."""
+
+    tus_url: str = ""
+    token: str = Field(default="", repr=False)
+    chunk_size_kb: int = Field(default=1024, ge=16, le=65536)
+
+
+class CoursewareSection(Section):
+    """The courseware cache and where it syncs from."""
+
+    repo_url: str = ""
+    quota_mb: int = Field(default=10_000, ge=10)
+    lan_peers: bool = True
+
+
+class BudgetWindow(Section):
+    """A daily time window with its own WAN rate (kbit/s; 0 = unlimited)."""
+
+    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str = Field(pattern=r"^([01]\d|2[0-4]):[0-5]\d$")
+    kbps: int = Field(ge=0)
+
+
+class BudgetSection(Section):
+    """How much of the WAN link sync may use."""
+
+    windows: list[BudgetWindow] = Field(default_factory=list)
+    monthly_cap_mb: int = Field(default=0, ge=0)
+
+
+class ConsoleSection(Section):
+    """The technician's serial console."""
+
+    serial_port: str = ""
+    baudrate: int = Field(default=115200, ge=1200, le=4_000_000)
+    tech_pin_hash: str = Field(default="", repr=False)
+
+
+class DiscoverySection(Section):
+    """Zeroconf advertisement of this box and browsing for peers."""
+
+    enabled: bool = True
+
+
+class LoggingSection(Section):
+    """Log verbosity."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class BoxConfig(Section):
+    """The whole configuration of a box."""
+
+    box: BoxSection = Field(default_factory=BoxSection)
+    web: WebSection = Field(default_factory=WebSection)
+    cameras: list[CameraConfig] = Field(default_factory=lambda: [CameraConfig()])
+    microphones: list[MicrophoneConfig] = Field(default_factory=lambda: [MicrophoneConfig()])
+    lesson: LessonSection = Field(default_factory=LessonSection)
+    stream: StreamSection = Field(default_factory=StreamSection)
+    recording: RecordingSection = Field(default_factory=RecordingSection)
+    upload: UploadSection = Field(default_factory=UploadSection)
+    courseware: CoursewareSection = Field(default_factory=CoursewareSection)
+    budget: BudgetSection = Field(default_factory=BudgetSection)
+    console: ConsoleSection = Field(default_factory=ConsoleSection)
+    discovery: DiscoverySection = Field(default_factory=DiscoverySection)
+    logging: LoggingSection = Field(default_factory=LoggingSection)
+
+    @model_validator(mode="after")
+    def _unique_device_names(self) -> BoxConfig:
+        for kind, items in (("cameras", self.cameras), ("microphones", self.microphones)):
+            names = [item.name for item in items]
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                raise ValueError(f"{kind}: names must be unique, repeated: {', '.join(duplicates)}")
+        return self
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def _problems(err: ValidationError) -> list[str]:
+    lines = []
+    for item in err.errors():
+        where = _location(item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            lines.append(f"{where}: unknown setting")
+        elif item["type"] == "missing":
+            lines.append(f"{where}: required setting is missing")
+        else:
+            lines.append(f"{where}: {item['input']!r} is not allowed: {message}")
+    return lines
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> BoxConfig:
+    """Validate a mapping (as read from TOML); raise ConfigError with one line per problem."""
+    try:
+        return BoxConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(source, _problems(err)) from err
+
+
+def load_config(path: Path) -> BoxConfig:
+    """Read and validate a TOML config file."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(str(path), [f"cannot read the file: {err.strerror}"]) from err
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(str(path), [f"not valid TOML: {err}"]) from err
+    return parse_config(data, str(path))
+
+
+def config_path(explicit: Path | None) -> Path:
+    """The file to load: --config, else $CLASSBOX_CONFIG, else /etc/classbox/classbox.toml."""
+    if explicit is not None:
+        return explicit
+    env = os.environ.get(CONFIG_ENV)
+    return Path(env) if env else DEFAULT_CONFIG_PATH
+
+
+def dump_config(config: BoxConfig) -> str:
+    """The config as TOML text (every setting, secrets included: the file is mode 0600)."""
+    data = config.model_dump(mode="json")
+    return tomli_w.dumps(data)
+
+
+def save_config(config: BoxConfig, path: Path) -> None:
+    """Validate and write atomically; the file replaced is kept as `<name>.prev` for rollback."""
+    checked = parse_config(config.model_dump(mode="json"), str(path))
+    write_atomic(path, dump_config(checked).encode(), mode=0o600, keep_previous=True)
+
+
+def rollback_config(path: Path) -> BoxConfig:
+    """Bring back the version saved before the last save; the current one becomes `.prev`."""
+    previous = path.with_name(path.name + ".prev")
+    restored = load_config(previous)
+    current = path.read_bytes() if path.exists() else b""
+    write_atomic(path, previous.read_bytes(), mode=0o600)
+    write_atomic(previous, current, mode=0o600)
+    return restored

@@ -1,0 +1,244 @@
+"""The composition root: build the parts, start them in order, supervise, stop them in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from edge.box import Box
+from edge.component import Component, Health
+from edge.config import BoxConfig
+from edge.events import EventBus
+from edge.notify import Notifier, watchdog_interval
+
+log = logging.getLogger(__name__)
+
+BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 30.0
+STABLE_AFTER_S = 30.0
+STOP_TIMEOUT_S = 3.0
+
+
+class InjectedFault(RuntimeError):
+    """Raised inside a component by the `--fault` drill to prove supervision works."""
+
+
+@dataclass
+class _Supervised:
+    component: Component
+    task: asyncio.Task[None] | None = None
+    restarts: int = 0
+    last_error: str = ""
+    running: bool = False
+    first_attempt: asyncio.Event | None = None
+
+
+class Supervisor:
+    """Owns every component's task: starts in order, restarts with backoff, stops in reverse."""
+
+    def __init__(self, bus: EventBus, fault: str | None = None) -> None:
+        self._bus = bus
+        self._items: dict[str, _Supervised] = {}
+        self._fault = fault
+        self._closing = False
+
+    def add(self, component: Component) -> None:
+        """Register a component; start order is registration order."""
+        if component.name in self._items:
+            raise ValueError(f"two components named {component.name!r}")
+        self._items[component.name] = _Supervised(component)
+
+    def get(self, name: str) -> Component | None:
+        """A component by name."""
+        item = self._items.get(name)
+        return item.component if item else None
+
+    def report(self) -> dict[str, dict[str, Any]]:
+        """Each component's health with the supervisor's own view (restarts, last error)."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, item in self._items.items():
+            health = item.component.health() if item.running else Health("down", item.last_error)
+            if self._closing:
+                health = Health("stopped", "", health.metrics)
+            out[name] = {
+                "status": health.status,
+                "detail": health.detail,
+                "restarts": item.restarts,
+                "last_error": item.last_error,
+                **health.metrics,
+            }
+        return out
+
+    async def start_all(self) -> None:
+        """Start every component in order; each gets one attempt before the next one starts."""
+        for name, item in self._items.items():
+            item.first_attempt = asyncio.Event()
+            item.task = asyncio.create_task(self._supervise(item), name=f"supervise:{name}")
+            await item.first_attempt.wait()
+
+    async def stop_all(self) -> None:
+        """Stop every component in reverse order (idempotent)."""
+        self._closing = True
+        for name, item in reversed(self._items.items()):
+            task, item.task = item.task, None
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            await self._stop_component(item)
+            log.info("stopped %s", name)
+
+    async def _stop_component(self, item: _Supervised) -> None:
+        item.running = False
+        try:
+            await asyncio.wait_for(item.component.stop(), STOP_TIMEOUT_S)
+        except Exception:
+            log.exception("stopping %s failed", item.component.name)
+
+    async def _supervise(self, item: _Supervised) -> None:
+        backoff = BACKOFF_FIRST_S
+        while True:
+            began = time.monotonic()
+            try:
+                await self._attempt(item)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                self._failed(item, err)
+            finally:
+                if item.first_attempt is not None:
+                    item.first_attempt.set()
+            await self._stop_component(item)
+            if time.monotonic() - began > STABLE_AFTER_S:
+                backoff = BACKOFF_FIRST_S
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+            item.restarts += 1
+            log.info("restarting %s (restart %d)", item.component.name, item.restarts)
+
+    async def _attempt(self, item: _Supervised) -> None:
+        component = item.component
+        await component.start()
+        item.running = True
+        if item.first_attempt is not None:
+            item.first_attempt.set()
+        if self._fault == component.name:
+            self._fault = None
+            await asyncio.sleep(0.5)
+            raise InjectedFault(f"fault drill: {component.name} made to fail once")
+        await component.run()
+
+    def _failed(self, item: _Supervised, err: Exception) -> None:
+        name = item.component.name
+        item.last_error = f"{type(err).__name__}: {err}"
+        item.running = False
+        log.error("%s failed: %s", name, item.last_error)
+        log.debug("%s", "".join(traceback.format_exception(err)))
+        self._bus.publish("component.failed", component=name, error=item.last_error)
+
+
+ComponentFactory = Callable[[Box], list[Component]]
+
+
+class Daemon:
+    """The whole box: config -> bus -> box -> supervised components -> doors."""
+
+    def __init__(
+        self,
+        config: BoxConfig,
+        factories: list[ComponentFactory],
+        notifier: Notifier | None = None,
+        fault: str | None = None,
+    ) -> None:
+        self.config = config
+        self.bus = EventBus()
+        self.box = Box(config, self.bus)
+        self.supervisor = Supervisor(self.bus, fault)
+        self.notifier = notifier or Notifier()
+        self._factories = factories
+        self._stop = asyncio.Event()
+        self._stopped: asyncio.Future[None] | None = None
+
+    def request_stop(self) -> None:
+        """Ask the daemon to shut down (signal handlers call this)."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Start everything, wait for a stop request, stop everything."""
+        loop = asyncio.get_running_loop()
+        self.bus.bind(loop)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        watchdog: asyncio.Task[None] | None = None
+        try:
+            await self._start()
+            watchdog = asyncio.create_task(self._watchdog(), name="systemd-watchdog")
+            await self._stop.wait()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            if watchdog is not None:
+                watchdog.cancel()
+                await asyncio.gather(watchdog, return_exceptions=True)
+            await self.close()
+
+    async def _start(self) -> None:
+        self.notifier.status("starting")
+        self.box.open()
+        self.box.attach(self.supervisor)
+        for factory in self._factories:
+            for component in factory(self.box):
+                self.supervisor.add(component)
+        await self.supervisor.start_all()
+        self.notifier.ready(self.status_line())
+        log.info("classbox ready: %s", self.status_line())
+
+    async def close(self) -> None:
+        """Stop everything in reverse order (idempotent; a second call awaits the first)."""
+        if self._stopped is not None:
+            await self._stopped
+            return
+        self._stopped = asyncio.get_running_loop().create_future()
+        try:
+            self.notifier.stopping()
+            await self.supervisor.stop_all()
+            self.box.close()
+            self.notifier.close()
+        finally:
+            self._stopped.set_result(None)
+
+    def status_line(self) -> str:
+        """One line a technician reads in `systemctl status`."""
+        health = self.box.health()
+        lesson = health["lesson"]
+        bad = [n for n, c in health["components"].items() if c["status"] not in ("ok",)]
+        parts = [f"{health['status']}", f"lesson: {lesson['title'] if lesson else 'none'}"]
+        if bad:
+            parts.append("attention: " + ", ".join(bad))
+        return "; ".join(parts)
+
+    async def _watchdog(self) -> None:
+        interval = watchdog_interval()
+        period = min(interval or 5.0, 5.0)
+        last_status = ""
+        while True:
+            if interval is not None:
+                self.notifier.watchdog()
+            status = self.status_line()
+            if status != last_status:
+                self.notifier.status(status)
+                last_status = status
+            await asyncio.sleep(period)
+
+
+def standard_components(box: Box) -> list[Component]:
+    """The box's components in start order: devices, media, sync, then the doors."""
+    from edge.web.server import WebDoor
+
+    return [WebDoor(box)]

@@ -1,0 +1,73 @@
+"""The box's own SQLite database (lessons, recordings catalogue): WAL, checked, migrated."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils.db import Table
+
+log = logging.getLogger(__name__)
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def table(db: sqlite_utils.Database, name: str) -> Table:
+    """A table of `db` by name, typed as a table (sqlite-utils types lookups as table-or-view)."""
+    return Table(db, name)
+
+
+def _v1_lessons(db: sqlite_utils.Database) -> None:
+    table(db, "lessons").create(
+        {
+            "id": str,
+            "title": str,
+            "join_code": str,
+            "state": str,
+            "started_at": float,
+            "ended_at": float,
+            "started_by": str,
+        },
+        pk="id",
+        not_null={"id", "title", "join_code", "state", "started_at"},
+    )
+    table(db, "lessons").create_index(["join_code"], unique=True)
+    table(db, "lessons").create_index(["state"])
+
+
+# Append only: the position of a migration is its schema version.
+MIGRATIONS: list[Migration] = [_v1_lessons]
+
+
+class DatabaseError(Exception):
+    """The database file is unusable."""
+
+
+def open_db(path: Path) -> sqlite_utils.Database:
+    """Open (creating if needed), check integrity and migrate the box database."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    result = conn.execute("PRAGMA quick_check").fetchone()[0]
+    if result != "ok":
+        conn.close()
+        raise DatabaseError(f"{path}: integrity check failed: {result}")
+    db = sqlite_utils.Database(conn)
+    migrate(db)
+    return db
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    """Run the migrations this database has not seen yet, each in its own transaction."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+        with db.conn:
+            db.conn.execute("BEGIN")
+            migration(db)
+            db.conn.execute(f"PRAGMA user_version={number}")
+        log.info("database migrated to schema version %d", number)

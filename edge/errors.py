@@ -1,0 +1,32 @@
+"""The daemon's exception hierarchy; doors map these to their own answers (HTTP status, console line)."""
+
+from __future__ import annotations
+
+
+class ClassboxError(Exception):
+    """Base of every error the service layer raises on purpose."""
+
+
+class ConfigError(ClassboxError):
+    """A configuration file or value was refused; `problems` has one line per problem."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+class LessonError(ClassboxError):
+    """A lesson operation is not allowed in the current state."""
+
+
+class LessonAlreadyLive(LessonError):
+    """A lesson is already live; stop it before starting another."""
+
+
+class NoLiveLesson(LessonError):
+    """There is no live lesson to act on."""
+
+
+class NotAllowed(ClassboxError):
+    """The caller lacks the credential this operation needs."""

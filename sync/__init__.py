@@ -1,0 +1,1 @@
+"""Everything that crosses the WAN or the disk cache: courseware store, pull, push, budget."""
