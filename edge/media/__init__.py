@@ -1,0 +1,1 @@
+"""Media: capture -> encode once per layer -> fan out packets to viewers and the recorder."""
