@@ -37,3 +37,7 @@ class CorruptChunk(FetchError):
 
 class BudgetExhausted(SyncError):
     """The monthly WAN data cap is reached; WAN sync waits for next month (or a higher cap)."""
+
+
+class UploadError(SyncError):
+    """An upload cannot go on (the file is gone or changed since it was queued, the server refuses it)."""
