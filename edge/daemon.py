@@ -36,14 +36,16 @@ class _Supervised:
     restarts: int = 0
     last_error: str = ""
     running: bool = False
+    attempting: bool = False
     first_attempt: asyncio.Event | None = None
 
 
 class Supervisor:
     """Owns every component's task: starts in order, restarts with backoff, stops in reverse."""
 
-    def __init__(self, bus: EventBus, fault: str | None = None) -> None:
+    def __init__(self, bus: EventBus, fault: str | None = None, backoff_first_s: float = BACKOFF_FIRST_S) -> None:
         self._bus = bus
+        self._backoff_first_s = backoff_first_s
         self._items: dict[str, _Supervised] = {}
         self._fault = fault
         self._closing = False
@@ -63,7 +65,10 @@ class Supervisor:
         """Each component's health with the supervisor's own view (restarts, last error)."""
         out: dict[str, dict[str, Any]] = {}
         for name, item in self._items.items():
-            health = item.component.health() if item.running else Health("down", item.last_error)
+            if item.running:
+                health = item.component.health()
+            else:
+                health = Health("starting" if item.attempting else "down", item.last_error)
             if self._closing:
                 health = Health("stopped", "", health.metrics)
             out[name] = {
@@ -101,7 +106,7 @@ class Supervisor:
             log.exception("stopping %s failed", item.component.name)
 
     async def _supervise(self, item: _Supervised) -> None:
-        backoff = BACKOFF_FIRST_S
+        backoff = self._backoff_first_s
         while True:
             began = time.monotonic()
             try:
@@ -116,7 +121,7 @@ class Supervisor:
                     item.first_attempt.set()
             await self._stop_component(item)
             if time.monotonic() - began > STABLE_AFTER_S:
-                backoff = BACKOFF_FIRST_S
+                backoff = self._backoff_first_s
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
             item.restarts += 1
@@ -124,7 +129,11 @@ class Supervisor:
 
     async def _attempt(self, item: _Supervised) -> None:
         component = item.component
-        await component.start()
+        item.attempting = True
+        try:
+            await component.start()
+        finally:
+            item.attempting = False
         item.running = True
         if item.first_attempt is not None:
             item.first_attempt.set()

@@ -24,8 +24,8 @@ _JOURNAL_PRIORITY = {
 
 def redact(text: str) -> str:
     """Mask anything that looks like a credential in `text`."""
-    text = _SECRET_PATTERNS[0].sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
     text = _SECRET_PATTERNS[1].sub(lambda m: f"{m.group(1)}***", text)
+    text = _SECRET_PATTERNS[0].sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
     return _SECRET_PATTERNS[2].sub("$argon2***", text)
 
 

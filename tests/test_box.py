@@ -1,0 +1,92 @@
+"""The service layer: lesson state machine, hooks, teacher credential."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge.box import PIN_FAILURES_ALLOWED, Box, Lesson, hash_pin
+from edge.config import BoxConfig
+from edge.errors import LessonAlreadyLive, NoLiveLesson, NotAllowed
+from edge.events import EventBus
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Iterator[Box]:
+    config = BoxConfig()
+    config.box.state_dir = tmp_path
+    config.web.teacher_pin_hash = hash_pin("1357")
+    box = Box(config, EventBus())
+    box.open()
+    yield box
+    box.close()
+
+
+async def test_idle_live_idle(box: Box) -> None:
+    events = box.bus.subscribe("lesson.")
+    assert box.current_lesson() is None
+    lesson = await box.start_lesson("  Geography ", "panel")
+    assert lesson.title == "Geography"
+    assert box.current_lesson() == lesson
+    assert box.lesson_by_code(lesson.join_code.upper()) == lesson
+    with pytest.raises(LessonAlreadyLive):
+        await box.start_lesson("Other", "panel")
+    ended = await box.stop_lesson("panel")
+    assert ended.state == "ended"
+    assert ended.ended_at is not None
+    assert box.current_lesson() is None
+    with pytest.raises(NoLiveLesson):
+        await box.stop_lesson("panel")
+    assert [(await events.get()).topic for _ in range(2)] == ["lesson.started", "lesson.ended"]
+    assert box.recent_lessons()[0].id == lesson.id
+
+
+async def test_failing_hook_degrades_but_never_blocks_a_lesson(box: Box) -> None:
+    seen: list[str] = []
+
+    async def broken(lesson: Lesson) -> None:
+        raise RuntimeError("encoder missing")
+
+    async def fine(lesson: Lesson) -> None:
+        seen.append(lesson.state)
+
+    box.on_lesson_start(broken)
+    box.on_lesson_start(fine)
+    box.on_lesson_stop(fine)
+    await box.start_lesson(None, "panel")
+    await box.stop_lesson("panel")
+    assert seen == ["live", "ended"]
+
+
+async def test_join_codes_are_unique_and_readable(box: Box) -> None:
+    codes = set()
+    for _ in range(20):
+        codes.add((await box.start_lesson("x", "panel")).join_code)
+        await box.stop_lesson("panel")
+    assert len(codes) == 20
+    assert all(not set(code) & set("01ilo") for code in codes)
+
+
+async def test_panel_addresses_act_as_teacher(box: Box) -> None:
+    assert await box.authorize_teacher("127.0.0.1", None) == "panel"
+    assert await box.authorize_teacher("::ffff:127.0.0.1", None) == "panel"
+    assert await box.authorize_teacher("::1", None) == "panel"
+    with pytest.raises(NotAllowed, match="PIN is required"):
+        await box.authorize_teacher("192.0.2.7", None)
+    assert await box.authorize_teacher("192.0.2.7", "1357") == "teacher@192.0.2.7"
+
+
+async def test_wrong_pins_lock_the_address_out(box: Box) -> None:
+    for _ in range(PIN_FAILURES_ALLOWED):
+        with pytest.raises(NotAllowed, match="wrong PIN"):
+            await box.authorize_teacher("192.0.2.8", "0000")
+    with pytest.raises(NotAllowed, match="too many"):
+        await box.authorize_teacher("192.0.2.8", "1357")
+    assert await box.authorize_teacher("192.0.2.9", "1357") == "teacher@192.0.2.9"
+
+
+def test_pin_rules() -> None:
+    with pytest.raises(ValueError, match="4 to 12 digits"):
+        hash_pin("12a4")

@@ -1,0 +1,188 @@
+"""The daemon as a real subprocess: health, lessons, teacher PIN, systemd notify, supervision, exit."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge.box import hash_pin
+from tests.helpers import REPO, DaemonProcess, http_json, wait_for
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.2)
+    yield sock, path
+    sock.close()
+
+
+def receive_until(sock: socket.socket, wanted: str, timeout: float = 15.0) -> list[str]:
+    """Every notify message up to and including the first one containing `wanted`."""
+    messages: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            message = sock.recv(4096).decode()
+        except TimeoutError:
+            continue
+        messages.append(message)
+        if wanted in message:
+            return messages
+    raise AssertionError(f"no notify message with {wanted!r}; got {messages}")
+
+
+@pytest.mark.slow
+def test_lifecycle_health_lessons_and_notify(tmp_path: Path, notify_socket: tuple[socket.socket, str]) -> None:
+    sock, path = notify_socket
+    env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"}
+    with DaemonProcess(tmp_path / "state", env=env) as daemon:
+        messages = receive_until(sock, "READY=1")
+        assert any("STATUS=starting" in m for m in messages)
+        ready = messages[-1]
+        assert "STATUS=ok" in ready or "STATUS=" in ready
+        # READY means the doors answer
+        health = daemon.health()
+        assert health is not None
+        assert health["status"] in ("ok", "degraded")
+        assert health["components"]["web"]["status"] == "ok"
+        receive_until(sock, "WATCHDOG=1", timeout=3)
+
+        status, body = http_json(daemon.url + "/api/lessons", "POST", {"title": "Fractions"})
+        assert status == 201, body
+        assert len(body["join_code"]) == 6
+        lesson_id = body["id"]
+        status, body = http_json(daemon.url + "/api/lessons", "POST", {"title": "Again"})
+        assert status == 409
+        status, body = http_json(daemon.url + "/api/lessons/current")
+        assert body["lesson"]["id"] == lesson_id
+        assert body["lesson"]["title"] == "Fractions"
+        receive_until(sock, "lesson: Fractions", timeout=8)
+        status, metrics = http_json(daemon.url + "/metrics")
+        assert status == 200
+        assert "classbox_lesson_live 1.0" in metrics
+        assert 'classbox_component_status{component="web",status="ok"} 1.0' in metrics
+        status, body = http_json(daemon.url + "/api/lessons/current/stop", "POST")
+        assert status == 200
+        assert body["lesson"]["state"] == "ended"
+        status, body = http_json(daemon.url + "/api/lessons/current/stop", "POST")
+        assert status == 409
+
+        began = time.monotonic()
+        assert daemon.terminate(timeout=5) == 0
+        assert time.monotonic() - began < 5
+        receive_until(sock, "STOPPING=1", timeout=1)
+
+
+@pytest.mark.slow
+def test_lesson_survives_restart_as_interrupted(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with DaemonProcess(state) as daemon:
+        daemon.wait_healthy()
+        status, body = http_json(daemon.url + "/api/lessons", "POST", {"title": "Cut"})
+        assert status == 201
+        lesson_id = body["id"]
+        daemon.kill()
+    with DaemonProcess(state) as daemon:
+        health = daemon.wait_healthy()
+        assert health["lesson"] is None
+        status, body = http_json(daemon.url + "/api/lessons/current")
+        assert body == {"lesson": None}
+        assert daemon.terminate() == 0
+    import sqlite3
+
+    with sqlite3.connect(state / "box.db") as db:
+        assert db.execute("select state from lessons where id = ?", [lesson_id]).fetchone() == ("interrupted",)
+
+
+@pytest.mark.slow
+def test_teacher_pin_guards_lessons_for_non_panel_addresses(tmp_path: Path) -> None:
+    config = tmp_path / "classbox.toml"
+    config.write_text(f'[web]\npanel_addresses = ["10.99.99.99/32"]\nteacher_pin_hash = "{hash_pin("2468")}"\n')
+    with DaemonProcess(tmp_path / "state", "--config", str(config)) as daemon:
+        daemon.wait_healthy()
+        status, body = http_json(daemon.url + "/api/lessons", "POST", {})
+        assert status == 401
+        assert body["detail"] == "a PIN is required"
+        status, body = http_json(daemon.url + "/api/lessons", "POST", {}, {"X-Panel-Pin": "1111"})
+        assert status == 403
+        assert http_json(daemon.url + "/api/lessons/current")[1] == {"lesson": None}
+        status, body = http_json(daemon.url + "/api/lessons", "POST", {}, {"X-Panel-Pin": "2468"})
+        assert status == 201
+        assert body["lesson"]["title"] == "Lesson"
+        assert daemon.terminate() == 0
+    log = daemon.log()
+    assert "2468" not in log
+    assert "$argon2" not in log
+
+
+@pytest.mark.slow
+def test_crashed_component_is_restarted_and_shown(tmp_path: Path) -> None:
+    with DaemonProcess(tmp_path / "state", "--fault", "web") as daemon:
+
+        def restarted() -> dict[str, object] | None:
+            health = daemon.health()
+            if (
+                health
+                and health["components"]["web"]["restarts"] >= 1
+                and health["components"]["web"]["status"] == "ok"
+            ):
+                return health
+            return None
+
+        health = wait_for(restarted, 20, 0.1, "web to be restarted")
+        assert "fault drill" in str(health["components"]["web"]["last_error"])
+        assert health["components"]["web"]["status"] == "ok"
+        assert daemon.proc.poll() is None
+        assert daemon.terminate() == 0
+    assert "web failed: InjectedFault" in daemon.log()
+
+
+def test_bad_config_exits_non_zero_naming_the_key(tmp_path: Path) -> None:
+    import subprocess
+
+    config = tmp_path / "bad.toml"
+    config.write_text('[web]\nport = "eighty"\n[lesson]\nmax_viewers = 0\n')
+    before = sorted(tmp_path.iterdir())
+    result = subprocess.run(
+        [sys.executable, "-m", "edge", "run", "--config", str(config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "web.port: 'eighty' is not allowed" in result.stderr
+    assert "lesson.max_viewers: 0 is not allowed" in result.stderr
+    assert sorted(tmp_path.iterdir()) == before
+    check = subprocess.run(
+        [sys.executable, "-m", "edge", "config", "check", str(config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert check.returncode == 2
+    assert "web.port" in check.stderr
+
+
+def test_cli_version_and_help() -> None:
+    import subprocess
+
+    from edge import __version__
+
+    out = subprocess.run([sys.executable, "-m", "edge", "--version"], capture_output=True, text=True, timeout=30)
+    assert out.stdout.strip() == f"classbox {__version__}"
+    for command in (["run"], ["demo"], ["config", "check"], ["config", "set-pin"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "edge", *command, "--help"], capture_output=True, text=True, timeout=30
+        )
+        assert result.returncode == 0
+        assert "usage: classbox" in result.stdout
