@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-from sqlite_utils.db import Table
 
 from sync.chunks import ItemIndex
 from sync.errors import CorruptChunk, NotInStore, QuotaExceeded, StoreError
@@ -31,20 +30,20 @@ Migration = Callable[[sqlite_utils.Database], None]
 
 
 def _v1(db: sqlite_utils.Database) -> None:
-    Table(db, "chunks").create({"hash": str, "size": int, "data": bytes}, pk="hash", not_null={"size", "data"})
-    Table(db, "indexes").create(
-        {"digest": str, "course": str, "path": str, "size": int, "sha256": str, "content_type": str}, pk="digest"
-    )
-    Table(db, "index_chunks").create(
-        {"digest": str, "seq": int, "hash": str, "offset": int, "length": int}, pk=("digest", "seq")
-    )
-    Table(db, "index_chunks").create_index(["hash"])
-    Table(db, "items").create(
-        {"course": str, "path": str, "current": str, "pending": str, "last_used": float}, pk=("course", "path")
-    )
-    Table(db, "courses").create({"id": str, "title": str, "updated_at": float}, pk="id")
-    Table(db, "pins").create({"course": str, "until": float, "reason": str}, pk="course")
-    Table(db, "meta").create({"key": str, "value": str}, pk="key")
+    for statement in (
+        "CREATE TABLE chunks (hash TEXT PRIMARY KEY, size INTEGER NOT NULL, data BLOB NOT NULL)",
+        "CREATE TABLE indexes (digest TEXT PRIMARY KEY, course TEXT NOT NULL, path TEXT NOT NULL,"
+        " size INTEGER NOT NULL, sha256 TEXT NOT NULL, content_type TEXT NOT NULL)",
+        "CREATE TABLE index_chunks (digest TEXT NOT NULL, seq INTEGER NOT NULL, hash TEXT NOT NULL,"
+        " offset INTEGER NOT NULL, length INTEGER NOT NULL, PRIMARY KEY (digest, seq))",
+        "CREATE INDEX index_chunks_hash ON index_chunks (hash)",
+        "CREATE TABLE items (course TEXT NOT NULL, path TEXT NOT NULL, current TEXT, pending TEXT,"
+        " last_used REAL NOT NULL DEFAULT 0, PRIMARY KEY (course, path))",
+        "CREATE TABLE courses (id TEXT PRIMARY KEY, title TEXT NOT NULL, updated_at REAL)",
+        "CREATE TABLE pins (course TEXT PRIMARY KEY, until REAL NOT NULL, reason TEXT)",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
+    ):
+        db.execute(statement)
 
 
 # Append only: the position of a migration is its schema version.

@@ -1,0 +1,256 @@
+"""Pull courseware: refresh trusted metadata, then fetch missing chunks from LAN peers first, then the origin.
+
+Every chunk is checked against the sha256 its verified index names before it enters the store, so
+peers need no trust. Each chunk is committed in its own transaction as it arrives: a pull killed
+mid-way resumes where it stopped and fetches again only what was in flight. An item switches to
+its new version only when whole; until then the box keeps serving the old one. Bytes from the
+origin over HTTP(S) go through the WAN budget; peers and USB (file://) repositories do not.
+
+Run standalone (no daemon): `python -m sync.pull --store DB --repo URL --root ROOT.json --trust-dir DIR`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import aiohttp
+
+from sync.chunks import ItemIndex, ManifestError
+from sync.errors import BudgetExhausted, CorruptChunk, FetchError, SyncError, TrustError
+from sync.repo import Catalog, TrustedRepo, local_path
+from sync.store import Store
+
+log = logging.getLogger(__name__)
+
+READ_PIECE = 16 * 1024
+DEFAULT_CONCURRENCY = 4
+CHUNK_TIMEOUT_S = 60.0
+
+
+class Budget(Protocol):
+    """The WAN budget (sync/budget.py): `take` waits for room and counts; `record` only counts."""
+
+    async def take(self, nbytes: int) -> None:
+        """Wait until `nbytes` may cross the WAN, then count them."""
+
+    def record(self, nbytes: int) -> None:
+        """Count bytes that already crossed the WAN."""
+
+
+PeerList = Callable[[], Iterable[str]]
+
+
+@dataclass
+class PullReport:
+    """What one pull did."""
+
+    version: int = 0
+    items: int = 0
+    items_complete: int = 0
+    chunks_from_peers: int = 0
+    chunks_from_origin: int = 0
+    bytes_from_peers: int = 0
+    bytes_from_origin: int = 0
+    metadata_bytes: int = 0
+    refused: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Puller:
+    """One courseware pull into a store (create one per pull or reuse; `pull()` is not reentrant)."""
+
+    def __init__(
+        self,
+        store: Store,
+        repo_url: str,
+        trust_dir: Path,
+        trusted_root: bytes,
+        *,
+        budget: Budget | None = None,
+        peers: PeerList | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        priority: Callable[[], set[str]] | None = None,
+    ) -> None:
+        self.store = store
+        self.repo_url = repo_url
+        self.trust_dir = trust_dir
+        self.trusted_root = trusted_root
+        self.budget = budget
+        self.peers = peers or (lambda: ())
+        self.concurrency = max(1, concurrency)
+        self.priority = priority or store.pinned
+        self.report = PullReport()
+
+    async def pull(self) -> PullReport:
+        """Bring the store to the repository's current version; raise TrustError/FetchError if refused."""
+        began = time.monotonic()
+        self.report = report = PullReport()
+        repo = await asyncio.to_thread(TrustedRepo, self.repo_url, self.trust_dir, self.trusted_root)
+        try:
+            catalog = await asyncio.to_thread(repo.refresh)
+            indexes = await asyncio.to_thread(self._apply_catalog, repo, catalog)
+        finally:
+            report.metadata_bytes = repo.metadata_bytes
+            if self.budget is not None and local_path(repo.base) is None:
+                self.budget.record(repo.metadata_bytes)
+        report.version, report.items = catalog.version, len(indexes)
+        wanted = [ix for ix in indexes if await asyncio.to_thread(self.store.want, ix)]
+        missing = await asyncio.to_thread(self._missing, wanted)
+        log.info(
+            "courseware: version %d, %d items to update, %d chunks to fetch", catalog.version, len(wanted), len(missing)
+        )
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CHUNK_TIMEOUT_S)) as session:
+            await self._fetch_all(session, repo, missing)
+        for index in indexes:
+            if await asyncio.to_thread(self.store.complete, index.course, index.path):
+                report.items_complete += 1
+        report.seconds = time.monotonic() - began
+        return report
+
+    def _apply_catalog(self, repo: TrustedRepo, catalog: Catalog) -> list[ItemIndex]:
+        first = self.priority()
+        items = sorted(catalog.items, key=lambda it: (it.course not in first, it.course, it.path))
+        indexes = []
+        for item in items:
+            try:
+                indexes.append(repo.index(item))
+            except (ManifestError, TrustError) as err:
+                self.report.refused.append(f"{item.course}/{item.path}: {err}")
+                log.error("courseware: refused %s/%s: %s", item.course, item.path, err)  # noqa: TRY400
+        for course, title in catalog.titles.items():
+            self.store.set_course(course, title)
+        self.store.retain({(it.course, it.path) for it in catalog.items})
+        return indexes
+
+    def _missing(self, indexes: list[ItemIndex]) -> list[tuple[str, int]]:
+        seen: set[str] = set()
+        out = []
+        for index in indexes:
+            for digest, length in self.store.missing(index):
+                if digest not in seen:
+                    seen.add(digest)
+                    out.append((digest, length))
+        return out
+
+    async def _fetch_all(
+        self, session: aiohttp.ClientSession, repo: TrustedRepo, missing: list[tuple[str, int]]
+    ) -> None:
+        queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        for entry in missing:
+            queue.put_nowait(entry)
+        async with asyncio.TaskGroup() as group:
+            for n in range(min(self.concurrency, len(missing))):
+                group.create_task(self._worker(session, repo, queue), name=f"courseware-pull:{n}")
+
+    async def _worker(
+        self, session: aiohttp.ClientSession, repo: TrustedRepo, queue: asyncio.Queue[tuple[str, int]]
+    ) -> None:
+        while not queue.empty():
+            digest, length = queue.get_nowait()
+            try:
+                data = await self._fetch_chunk(session, repo, digest, length)
+            except CorruptChunk as err:
+                self.report.refused.append(str(err))
+                log.error("courseware: %s", err)  # noqa: TRY400
+                continue
+            await asyncio.to_thread(self.store.put_chunk, digest, data)
+
+    async def _fetch_chunk(self, session: aiohttp.ClientSession, repo: TrustedRepo, digest: str, length: int) -> bytes:
+        for peer in list(self.peers()):
+            data = await self._from_peer(session, peer, digest, length)
+            if data is not None:
+                self.report.chunks_from_peers += 1
+                self.report.bytes_from_peers += len(data)
+                return data
+        data = await self._from_origin(session, repo.chunk_url(digest), length)
+        _check(digest, length, data, repo.base)
+        self.report.chunks_from_origin += 1
+        self.report.bytes_from_origin += len(data)
+        return data
+
+    async def _from_peer(self, session: aiohttp.ClientSession, peer: str, digest: str, length: int) -> bytes | None:
+        try:
+            async with session.get(f"{peer.rstrip('/')}/api/chunks/{digest}") as response:
+                if response.status != 200:
+                    return None
+                data = await response.content.read(length + 1)
+            _check(digest, length, data, peer)
+            return data
+        except CorruptChunk as err:
+            log.warning("courseware: peer %s: %s", peer, err)
+        except (aiohttp.ClientError, TimeoutError) as err:
+            log.debug("courseware: peer %s unavailable: %s", peer, err)
+        return None
+
+    async def _from_origin(self, session: aiohttp.ClientSession, url: str, length: int) -> bytes:
+        path = local_path(url)
+        if path is not None:
+            try:
+                return await asyncio.to_thread(path.read_bytes)
+            except OSError as err:
+                raise FetchError(f"chunk {url}: {err.strerror}") from err
+        try:
+            async with session.get(url) as response:
+                if response.status != 200:
+                    raise FetchError(f"chunk {url}: HTTP {response.status}")
+                return await self._read_metered(response, length)
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise FetchError(f"chunk {url}: {err}") from err
+
+    async def _read_metered(self, response: aiohttp.ClientResponse, length: int) -> bytes:
+        pieces = []
+        received = 0
+        while received <= length:
+            if self.budget is not None:
+                await self.budget.take(READ_PIECE)
+            piece = await response.content.read(READ_PIECE)
+            if not piece:
+                break
+            pieces.append(piece)
+            received += len(piece)
+        return b"".join(pieces)
+
+
+def _check(digest: str, length: int, data: bytes, source: str) -> None:
+    if len(data) != length or hashlib.sha256(data).hexdigest() != digest:
+        raise CorruptChunk(f"chunk {digest[:12]} from {source} does not match its sha256, refused")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sync.pull", description="Pull courseware into a store.")
+    parser.add_argument("--store", type=Path, required=True, help="the SQLite courseware store")
+    parser.add_argument("--repo", required=True, help="repository URL or folder")
+    parser.add_argument("--root", type=Path, required=True, help="the trusted root metadata file")
+    parser.add_argument("--trust-dir", type=Path, required=True, help="where TUF keeps its metadata cache")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Pull once and print the report; exit 1 when the repository was refused or unreachable."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    store = Store(args.store)
+    try:
+        puller = Puller(store, args.repo, args.trust_dir, args.root.read_bytes(), concurrency=args.concurrency)
+        report = asyncio.run(puller.pull())
+    except (SyncError, BudgetExhausted) as err:
+        log.error("courseware pull refused: %s", err)  # noqa: TRY400
+        return 1
+    finally:
+        store.close()
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Trust in a courseware repository: TUF metadata over HTTP(S) or a local folder (USB import).
+
+The box ships the repository's root metadata and keeps TUF's metadata cache under its state
+directory; together they make a bad signature, expired metadata or a replayed older version fail
+`refresh()` with a TrustError. The catalog and every chunk index are TUF targets (length + sha256
+checked); chunks are then checked against the sha256 their verified index names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from tuf.api import exceptions as tuf_errors
+from tuf.ngclient import FetcherInterface, TargetFile, Updater, Urllib3Fetcher  # type: ignore[attr-defined]
+
+from sync.chunks import COURSE_RE, ItemIndex, ManifestError, valid_item_path
+from sync.errors import FetchError, TrustError
+
+log = logging.getLogger(__name__)
+
+CATALOG = "catalog.json"
+READ_PIECE = 64 * 1024
+
+
+def repo_base(location: str) -> str:
+    """A repository location as a base URL without trailing slash (a plain path becomes file://)."""
+    if "://" not in location:
+        return Path(location).resolve().as_uri()
+    return location.rstrip("/")
+
+
+def local_path(url: str) -> Path | None:
+    """The filesystem path of a file:// URL, else None."""
+    parsed = urlparse(url)
+    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
+
+
+class CountingFetcher(FetcherInterface):
+    """TUF's fetcher for http(s), plus file:// for USB repositories; counts the bytes it moved."""
+
+    def __init__(self) -> None:
+        self._http = Urllib3Fetcher(socket_timeout=20)
+        self.bytes = 0
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        path = local_path(url)
+        pieces = self._http._fetch(url) if path is None else self._read(path, url)
+        for piece in pieces:
+            self.bytes += len(piece)
+            yield piece
+
+    def _read(self, path: Path, url: str) -> Iterator[bytes]:
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError as err:
+            raise tuf_errors.DownloadHTTPError(f"not found: {url}", 404) from err
+        with handle:
+            while piece := handle.read(READ_PIECE):
+                yield piece
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    """One item as the signed catalog lists it."""
+
+    course: str
+    path: str
+    index: str
+    size: int
+    sha256: str
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The verified list of courses (id -> title) and items of one repository version."""
+
+    version: int
+    titles: dict[str, str]
+    items: list[CatalogItem]
+
+    @classmethod
+    def parse(cls, version: int, raw: bytes) -> Catalog:
+        """Validate the catalog JSON; raise ManifestError on anything odd."""
+        try:
+            data: Any = json.loads(raw)
+            titles, items = {}, []
+            for course, entry in data["courses"].items():
+                if not COURSE_RE.match(course):
+                    raise ManifestError(f"catalog names an unsafe course id {course!r}")
+                titles[course] = str(entry["title"])[:200]
+                for path, item in entry["items"].items():
+                    if not valid_item_path(path) or item["index"] != f"index/{course}/{path}.json":
+                        raise ManifestError(f"catalog lists an unsafe item {course}/{path!r}")
+                    items.append(
+                        CatalogItem(
+                            course,
+                            path,
+                            item["index"],
+                            int(item["size"]),
+                            str(item["sha256"]),
+                            str(item["content_type"]),
+                        )
+                    )
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise ManifestError(f"catalog is malformed: {err}") from err
+        return cls(version, titles, items)
+
+
+def _trust_error(err: Exception) -> TrustError:
+    reasons = {
+        tuf_errors.UnsignedMetadataError: "bad or missing signature",
+        tuf_errors.ExpiredMetadataError: "metadata expired",
+        tuf_errors.BadVersionNumberError: "metadata rolled back to an older version",
+        tuf_errors.EqualVersionNumberError: "metadata replayed with the same version",
+        tuf_errors.LengthOrHashMismatchError: "length or hash mismatch",
+    }
+    reason = next((text for kind, text in reasons.items() if isinstance(err, kind)), type(err).__name__)
+    return TrustError(f"repository metadata refused ({reason}): {err}")
+
+
+class TrustedRepo:
+    """A TUF client session against one repository: `refresh()` once, then read verified targets.
+
+    Blocking (TUF's client is synchronous): run it in a thread. One instance per pull.
+    """
+
+    def __init__(self, location: str, trust_dir: Path, trusted_root: bytes) -> None:
+        self.base = repo_base(location)
+        self.trust_dir = trust_dir
+        self.fetcher = CountingFetcher()
+        (trust_dir / "metadata").mkdir(parents=True, exist_ok=True)
+        (trust_dir / "targets").mkdir(parents=True, exist_ok=True)
+        try:
+            self._updater = Updater(
+                str(trust_dir / "metadata"),
+                f"{self.base}/metadata/",
+                str(trust_dir / "targets"),
+                f"{self.base}/targets/",
+                fetcher=self.fetcher,
+                bootstrap=trusted_root,
+            )
+        except tuf_errors.RepositoryError as err:
+            raise TrustError(f"the shipped root metadata is not valid: {err}") from err
+
+    @property
+    def metadata_bytes(self) -> int:
+        """Bytes of metadata and targets moved so far (for the budget)."""
+        return self.fetcher.bytes
+
+    def refresh(self) -> Catalog:
+        """Update the trusted metadata and return the verified catalog; raise TrustError or FetchError."""
+        try:
+            self._updater.refresh()
+        except tuf_errors.RepositoryError as err:
+            raise _trust_error(err) from err
+        except (tuf_errors.DownloadError, OSError) as err:
+            raise FetchError(f"repository {self.base} unreachable: {err}") from err
+        version = self._updater._trusted_set.targets.version
+        return Catalog.parse(version, self.target(CATALOG))
+
+    def target(self, path: str) -> bytes:
+        """A verified target's bytes (from TUF's cache when unchanged); raise TrustError or FetchError."""
+        try:
+            info: TargetFile | None = self._updater.get_targetinfo(path)
+            if info is None:
+                raise TrustError(f"{path} is not listed in the signed targets")
+            cached = self._updater.find_cached_target(info)
+            local = cached or self._updater.download_target(info)
+            return Path(local).read_bytes()
+        except tuf_errors.RepositoryError as err:
+            raise _trust_error(err) from err
+        except (tuf_errors.DownloadError, OSError) as err:
+            raise FetchError(f"{path}: download failed: {err}") from err
+
+    def index(self, item: CatalogItem) -> ItemIndex:
+        """The verified chunk index of a catalog item."""
+        index = ItemIndex.from_bytes(self.target(item.index))
+        if (index.course, index.path, index.sha256, index.size) != (item.course, item.path, item.sha256, item.size):
+            raise ManifestError(f"chunk index of {item.course}/{item.path} does not match the catalog")
+        return index
+
+    def chunk_url(self, digest: str) -> str:
+        """Where a chunk lives in this repository."""
+        return f"{self.base}/chunks/{digest[:2]}/{digest}"
