@@ -1,0 +1,40 @@
+"""What every capture driver shares: the health report of a source and the reconnect backoff."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+CaptureStatus = Literal["ok", "degraded", "down"]
+
+
+@dataclass(frozen=True)
+class CaptureStats:
+    """A source's view of itself: health status, measured rate, drops and how fresh its data is."""
+
+    status: CaptureStatus
+    fps: float  # frames per second delivered from the device over the last ~2 s (slate/silence excluded)
+    dropped: int  # frames the device should have produced but did not (gaps, failed reads, skipped ticks)
+    last_frame_age_s: float | None  # seconds since the last real frame; None before the first one
+    detail: str = ""  # why the status is not "ok", in words a technician reads
+    delivered: int = 0  # frames handed to consumers, slate/silence included
+    reconnects: int = 0  # times the device was reopened after a failure
+
+
+class Backoff:
+    """Exponential reconnect delays: first, 2*first, ... capped at `maximum`; `reset()` after success."""
+
+    def __init__(self, first: float = 0.5, maximum: float = 10.0) -> None:
+        self.first = first
+        self.maximum = maximum
+        self._next = first
+
+    def next(self) -> float:
+        """The delay to wait before the next attempt."""
+        delay = self._next
+        self._next = min(self._next * 2, self.maximum)
+        return delay
+
+    def reset(self) -> None:
+        """Start again from the first delay (the device worked)."""
+        self._next = self.first
