@@ -129,11 +129,24 @@ class IceServer(Section):
         return value
 
 
+class VideoLayerConfig(Section):
+    """One shared H.264 encoding (a layer viewers can be given)."""
+
+    width: int = Field(ge=160, le=3840)
+    height: int = Field(ge=120, le=2160)
+    fps: int = Field(ge=1, le=60)
+    kbps: int = Field(ge=50, le=20_000)
+
+
 class StreamSection(Section):
     """Live streaming to students: ICE servers and the encoded layers."""
 
     ice_servers: list[IceServer] = Field(default_factory=list)
     keyframe_interval_s: float = Field(default=2.0, gt=0, le=10)
+    high: VideoLayerConfig = Field(default_factory=lambda: VideoLayerConfig(width=1280, height=720, fps=30, kbps=1500))
+    low: VideoLayerConfig = Field(default_factory=lambda: VideoLayerConfig(width=640, height=360, fps=15, kbps=350))
+    audio_kbps: int = Field(default=48, ge=16, le=256)
+    adaptive_layers: bool = True
 
 
 class RecordingSection(Section):
@@ -158,6 +171,17 @@ class CoursewareSection(Section):
     repo_url: str = ""
     quota_mb: int = Field(default=10_000, ge=10)
     lan_peers: bool = True
+    # The repository's root metadata the box ships with ("" = <state_dir>/courseware-root.json).
+    trusted_root: str = ""
+    pull_interval_s: float = Field(default=900.0, ge=1.0, le=86_400.0)
+    concurrency: int = Field(default=4, ge=1, le=32)
+
+    @field_validator("repo_url")
+    @classmethod
+    def _repo_url(cls, value: str) -> str:
+        if value and not re.match(r"^(https?|file)://[^\s]+$|^/[^\s]*$", value):
+            raise ValueError("must be an http(s):// or file:// URL, or an absolute folder path (USB import)")
+        return value
 
 
 class BudgetWindow(Section):
@@ -173,6 +197,8 @@ class BudgetSection(Section):
 
     windows: list[BudgetWindow] = Field(default_factory=list)
     monthly_cap_mb: int = Field(default=0, ge=0)
+    link_kbps: int = Field(default=0, ge=0)  # the WAN link's rate if known (0 = estimate from transfers)
+    live_lesson_kbps: int = Field(default=1500, ge=0)  # what a live lesson streams over the WAN (sync gets the rest)
 
 
 class ConsoleSection(Section):
@@ -187,6 +213,7 @@ class DiscoverySection(Section):
     """Zeroconf advertisement of this box and browsing for peers."""
 
     enabled: bool = True
+    interfaces: list[str] = Field(default_factory=list)  # addresses to advertise/browse on ([] = all)
 
 
 class LoggingSection(Section):

@@ -248,6 +248,8 @@ class Daemon:
 
 def standard_components(box: Box) -> list[Component]:
     """The box's components in start order: devices, media, sync, then the doors."""
+    from edge.media.live import LessonMedia
+    from edge.stream.viewers import ViewerHub
     from edge.web.server import WebDoor
 
-    return [WebDoor(box)]
+    return [LessonMedia(box), ViewerHub(box), WebDoor(box)]

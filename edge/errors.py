@@ -30,3 +30,19 @@ class NoLiveLesson(LessonError):
 
 class NotAllowed(ClassboxError):
     """The caller lacks the credential this operation needs."""
+
+
+class ViewerError(ClassboxError):
+    """A student could not join the live lesson."""
+
+
+class LessonNotFound(ViewerError):
+    """No live lesson has this join code (wrong, not started yet, or ended)."""
+
+
+class BadOffer(ViewerError):
+    """The viewer's SDP offer was refused; the message says why."""
+
+
+class LessonFull(ViewerError):
+    """The lesson has as many viewers as the box may serve."""

@@ -77,4 +77,7 @@ def create_app(box: Box) -> FastAPI:
         lesson = await box.stop_lesson(who)
         return {"lesson": lesson.to_json()}
 
+    from edge.stream.whep import router as whep_router
+
+    app.include_router(whep_router)
     return app

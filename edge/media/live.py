@@ -1,0 +1,144 @@
+"""The `media` component: runs the shared encoders while a lesson is live and owns the packet fan-out.
+
+Viewers (edge/stream) and the recorder subscribe to `media.fanout`; keyframe requests from any
+of them reach the encoder of that layer, rate-limited there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from edge.box import Box, Lesson
+from edge.component import Component
+from edge.config import VideoLayerConfig
+from edge.media.encoders import AudioEncoder, AudioFeed, VideoFeed, VideoLayer, VideoLayerEncoder
+from edge.media.packets import PacketFanout
+
+log = logging.getLogger(__name__)
+
+
+def video_layers(box: Box) -> list[VideoLayer]:
+    """The configured layers, best first."""
+    stream = box.config.stream
+    return [_layer("high", stream.high), _layer("low", stream.low)]
+
+
+def _layer(name: str, cfg: VideoLayerConfig) -> VideoLayer:
+    return VideoLayer(name, cfg.width, cfg.height, cfg.fps, cfg.kbps)
+
+
+class LessonMedia(Component):
+    """One encoder per layer plus Opus, shared by every viewer and the recorder, live only during a lesson."""
+
+    name = "media"
+
+    def __init__(self, box: Box, keyframe_min_gap_s: float = 0.3) -> None:
+        super().__init__()
+        self._box = box
+        self.fanout = PacketFanout()
+        self._keyframe_min_gap_s = keyframe_min_gap_s
+        self._video: dict[str, VideoLayerEncoder] = {}
+        self._audio: AudioEncoder | None = None
+        self._lock = asyncio.Lock()
+        box.on_lesson_start(self._lesson_started)
+        box.on_lesson_stop(self._lesson_stopped)
+
+    async def start(self) -> None:
+        self.fanout.bind(asyncio.get_running_loop(), self.request_keyframe)
+        current = self._box.current_lesson()
+        if current is not None:  # restarted by the supervisor in the middle of a lesson
+            await self._start_encoders(current)
+        self._report()
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self._report()
+
+    async def stop(self) -> None:
+        await self._stop_encoders()
+        self.fanout.close()
+
+    @property
+    def live(self) -> bool:
+        """True while the encoders run."""
+        return bool(self._video)
+
+    def request_keyframe(self, layer: str) -> None:
+        """Ask the shared encoder of `layer` for a keyframe (rate-limited by the encoder)."""
+        encoder = self._video.get(layer)
+        if encoder is not None:
+            encoder.request_keyframe()
+
+    def encoder(self, layer: str) -> VideoLayerEncoder | None:
+        """The running encoder of a video layer."""
+        return self._video.get(layer)
+
+    def _camera(self) -> VideoFeed | None:
+        cameras = self._box.config.cameras
+        component = self._box.component(f"camera:{cameras[0].name}") if cameras else None
+        source: VideoFeed | None = getattr(component, "source", None)
+        return source
+
+    def _microphone(self) -> AudioFeed | None:
+        mics = self._box.config.microphones
+        component = self._box.component(f"mic:{mics[0].name}") if mics else None
+        source: AudioFeed | None = getattr(component, "source", None)
+        return source
+
+    async def _lesson_started(self, lesson: Lesson) -> None:
+        await self._start_encoders(lesson)
+
+    async def _lesson_stopped(self, lesson: Lesson) -> None:
+        await self._stop_encoders()
+        self.fanout.close()
+
+    async def _start_encoders(self, lesson: Lesson) -> None:
+        async with self._lock:
+            if self._video:
+                return
+            stream = self._box.config.stream
+            publish = self.fanout.publish_threadsafe
+            origin = lesson.started_at
+            for layer in video_layers(self._box):
+                self._video[layer.name] = VideoLayerEncoder(
+                    layer, self._camera, publish, origin, stream.keyframe_interval_s, self._keyframe_min_gap_s
+                )
+            self._audio = AudioEncoder(self._microphone, publish, origin, stream.audio_kbps)
+            for encoder in [*self._video.values(), self._audio]:
+                encoder.start()
+            log.info("encoders started for lesson %s", lesson.id)
+        self._report()
+
+    async def _stop_encoders(self) -> None:
+        async with self._lock:
+            encoders = [*self._video.values(), *([self._audio] if self._audio else [])]
+            self._video, self._audio = {}, None
+            for encoder in encoders:
+                await asyncio.to_thread(encoder.stop)
+        self._report()
+
+    def stats(self) -> dict[str, Any]:
+        """Per-layer encoder figures for health, the panel and benchmarks."""
+        out: dict[str, Any] = {"subscribers": self.fanout.subscribers}
+        for name, encoder in self._video.items():
+            out[f"{name}_frames"] = encoder.frames
+            out[f"{name}_keyframes"] = encoder.keyframes_sent
+            out[f"{name}_forced_keyframes"] = encoder.forced_keyframes
+        if self._audio is not None:
+            out["audio_packets"] = self._audio.packets
+        return out
+
+    def _report(self) -> None:
+        failed = [e.thread_name + ": " + e.error for e in self._video.values() if e.error]
+        if self._audio is not None and self._audio.error:
+            failed.append("audio: " + self._audio.error)
+        if failed:
+            self.set_health("degraded", "; ".join(failed), **self.stats())
+        elif self._video and self._camera() is None:
+            self.set_health("degraded", "no camera to encode", **self.stats())
+        else:
+            detail = "encoding" if self._video else "idle (no live lesson)"
+            self.set_health("ok", detail, live=int(bool(self._video)), **self.stats())

@@ -1,0 +1,400 @@
+"""The `stream` component: every student watching the live lesson, one peer connection each.
+
+Each viewer gets the shared packets of one video layer plus audio (passthrough senders), a data
+channel for lesson events, and a layer that follows its receiver reports. Stopping the lesson
+tells every viewer and closes them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
+from aiortc.rtcdatachannel import RTCDataChannel
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.sdp import SessionDescription
+
+from edge.box import Box, Lesson
+from edge.component import Component
+from edge.errors import BadOffer, LessonFull, LessonNotFound, ViewerError
+from edge.media.packets import AUDIO_LAYER, PacketFanout
+from edge.stream.layers import LayerPolicy, LinkReport
+from edge.stream.tracks import PacketTrack, prefer_codecs, route_keyframe_requests
+
+log = logging.getLogger(__name__)
+
+MAX_OFFER_BYTES = 64 * 1024
+MAX_MESSAGE_BYTES = 2048
+NAME_RE = re.compile(r"^[\w .,'()-]{1,40}$", re.UNICODE)
+
+
+@dataclass
+class Viewer:
+    """One student's connection to the live lesson."""
+
+    id: str
+    lesson_id: str
+    name: str
+    pc: RTCPeerConnection
+    video: PacketTrack
+    audio: PacketTrack
+    video_sender: RTCRtpSender | None = None
+    audio_sender: RTCRtpSender | None = None
+    channel: RTCDataChannel | None = None
+    layer: str = "high"
+    data_saver: bool = False
+    hand_raised: bool = False
+    joined_at: float = field(default_factory=time.time)
+    policy: LayerPolicy = field(default_factory=LayerPolicy)
+    keyframe_requests: int = 0
+    loss: float = 0.0
+    rtt_s: float | None = None
+    kbps: float = 0.0
+    _bytes_sent: int = 0
+    _lost_seen: tuple[int, int] = (0, 0)
+    _stats_at: float = field(default_factory=time.monotonic)
+
+    def send(self, kind: str, **data: Any) -> None:
+        """Send a lesson event on the data channel (dropped if it is not open)."""
+        channel = self.channel
+        if channel is not None and channel.readyState == "open":
+            channel.send(json.dumps({"type": kind, **data}))
+
+    def to_json(self) -> dict[str, Any]:
+        """The viewer as the panel and the API see it."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "layer": self.layer,
+            "data_saver": self.data_saver,
+            "hand_raised": self.hand_raised,
+            "state": self.pc.connectionState,
+            "joined_at": self.joined_at,
+            "kbps": round(self.kbps, 1),
+            "loss": round(self.loss, 4),
+            "rtt_ms": None if self.rtt_s is None else round(self.rtt_s * 1000, 1),
+            "keyframe_requests": self.keyframe_requests,
+            "video_packets": self.video.packets,
+            "audio_packets": self.audio.packets,
+        }
+
+
+def ice_servers(box: Box) -> list[RTCIceServer]:
+    """The configured STUN/TURN servers as aiortc wants them (never a default public server)."""
+    return [
+        RTCIceServer(urls=s.urls, username=s.username or None, credential=s.credential or None)
+        for s in box.config.stream.ice_servers
+    ]
+
+
+def check_offer(sdp: str) -> None:
+    """Raise BadOffer unless `sdp` looks like a WebRTC offer we can answer."""
+    if len(sdp.encode()) > MAX_OFFER_BYTES:
+        raise BadOffer(f"the offer is larger than {MAX_OFFER_BYTES} bytes")
+    if not sdp.lstrip().startswith("v=0"):
+        raise BadOffer("the body is not an SDP offer (it must start with v=0)")
+    try:
+        description = SessionDescription.parse(sdp)
+    except Exception as err:  # aiortc's parser raises whatever the bad line provokes
+        raise BadOffer(f"the SDP offer could not be read: {type(err).__name__}: {err}") from err
+    kinds = {m.kind for m in description.media}
+    if not kinds & {"audio", "video"}:
+        raise BadOffer("the offer has no audio or video section to receive")
+    for media in description.media:
+        if media.kind in ("audio", "video") and media.direction not in (None, "recvonly", "sendrecv"):
+            raise BadOffer(f"the {media.kind} section must be recvonly (it is {media.direction})")
+
+
+def parse_message(message: str | bytes) -> dict[str, Any]:
+    """A viewer's data-channel message as a JSON object; raise ValueError/TypeError otherwise."""
+    if len(message) > MAX_MESSAGE_BYTES:
+        raise ValueError("message too long")
+    data = json.loads(message)
+    if not isinstance(data, dict):
+        raise TypeError("a message is a JSON object")
+    return data
+
+
+class ViewerHub(Component):
+    """Joins, serves and drops the students watching the live lesson."""
+
+    name = "stream"
+
+    def __init__(self, box: Box, fanout: PacketFanout | None = None, monitor_interval_s: float = 1.0) -> None:
+        super().__init__()
+        self._box = box
+        self._fanout = fanout
+        self._interval = monitor_interval_s
+        self._viewers: dict[str, Viewer] = {}
+        self.ended_grace_s = 0.3
+        self.joined = 0
+        box.on_lesson_stop(self._lesson_stopped)
+
+    # -- component ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._report()
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.check_viewers()
+
+    async def stop(self) -> None:
+        await self.close_all("the box is shutting down")
+
+    # -- joining and leaving --------------------------------------------------------------------
+
+    def fanout(self) -> PacketFanout:
+        """The shared packets (the media component's fan-out)."""
+        if self._fanout is not None:
+            return self._fanout
+        media = self._box.component("media")
+        fanout = getattr(media, "fanout", None)
+        if not isinstance(fanout, PacketFanout):
+            raise LessonNotFound("the live stream is not running on this box")
+        return fanout
+
+    def live_lesson(self, join_code: str) -> Lesson:
+        """The live lesson with this code; raise LessonNotFound otherwise."""
+        lesson = self._box.current_lesson()
+        if lesson is None or lesson.join_code != join_code.lower():
+            known = self._box.lesson_by_code(join_code)
+            if known is not None and known.state != "live":
+                raise LessonNotFound("this lesson has ended")
+            raise LessonNotFound("no live lesson has this code (it may not have started yet)")
+        return lesson
+
+    async def open_viewer(
+        self, join_code: str, offer_sdp: str, name: str = "", data_saver: bool = False
+    ) -> tuple[Viewer, str]:
+        """Answer a student's offer; raise LessonNotFound, LessonFull or BadOffer."""
+        lesson = self.live_lesson(join_code)
+        if len(self._viewers) >= self._box.config.lesson.max_viewers:
+            raise LessonFull(f"this lesson already has {len(self._viewers)} viewers, the most this box serves")
+        check_offer(offer_sdp)
+        viewer = self._new_viewer(lesson, name, data_saver)
+        self._viewers[viewer.id] = viewer
+        try:
+            answer = await self._negotiate(viewer, offer_sdp)
+        except BaseException:
+            await self.close_viewer(viewer.id)
+            raise
+        self.joined += 1
+        log.info("viewer %s joined lesson %s (%d watching)", viewer.id, lesson.id, len(self._viewers))
+        self._box.bus.publish("viewer.joined", viewer=viewer.to_json())
+        self._report()
+        return viewer, answer
+
+    def _new_viewer(self, lesson: Lesson, name: str, data_saver: bool) -> Viewer:
+        fanout = self.fanout()
+        layer = "low" if data_saver else "high"
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(self._box)))
+        clean = name.strip() if NAME_RE.match(name.strip() or "-") else ""
+        viewer = Viewer(
+            id=uuid.uuid4().hex[:16],
+            lesson_id=lesson.id,
+            name=clean or f"Student {self.joined + 1}",
+            pc=pc,
+            video=PacketTrack("video", fanout.subscribe([layer])),
+            audio=PacketTrack("audio", fanout.subscribe([AUDIO_LAYER])),
+            layer=layer,
+            data_saver=data_saver,
+        )
+        video = pc.addTransceiver(viewer.video, direction="sendonly")
+        prefer_codecs(video, "video/H264")
+        audio = pc.addTransceiver(viewer.audio, direction="sendonly")
+        prefer_codecs(audio, "audio/opus")
+        viewer.video_sender, viewer.audio_sender = video.sender, audio.sender
+        route_keyframe_requests(video.sender, lambda: self._keyframe_wanted(viewer))
+        pc.on("datachannel", lambda channel: self._attach_channel(viewer, channel))
+        return viewer
+
+    async def _negotiate(self, viewer: Viewer, offer_sdp: str) -> str:
+        try:
+            await viewer.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+        except OperationError as err:
+            raise BadOffer(f"the offer has no codec in common with this box (H.264 and Opus): {err}") from err
+        except (ValueError, InvalidAccessError, InvalidStateError) as err:
+            raise BadOffer(f"the offer was refused: {err}") from err
+        answer = await viewer.pc.createAnswer()
+        await viewer.pc.setLocalDescription(answer)
+        return viewer.pc.localDescription.sdp
+
+    def viewer(self, viewer_id: str) -> Viewer | None:
+        """A connected viewer by id."""
+        return self._viewers.get(viewer_id)
+
+    async def close_viewer(self, viewer_id: str, reason: str = "left") -> bool:
+        """End one viewer's session and free everything it held; False if it was not there."""
+        viewer = self._viewers.pop(viewer_id, None)
+        if viewer is None:
+            return False
+        fanout = self._fanout or getattr(self._box.component("media"), "fanout", None)
+        for track in (viewer.video, viewer.audio):
+            if isinstance(fanout, PacketFanout):
+                fanout.unsubscribe(track.subscription)
+            track.stop()
+        await viewer.pc.close()
+        log.info("viewer %s %s (%d watching)", viewer.id, reason, len(self._viewers))
+        self._box.bus.publish("viewer.left", viewer=viewer.id, reason=reason)
+        self._report()
+        return True
+
+    async def close_all(self, reason: str) -> None:
+        """End every viewer's session."""
+        await asyncio.gather(*(self.close_viewer(v, reason) for v in list(self._viewers)))
+
+    async def _lesson_stopped(self, lesson: Lesson) -> None:
+        viewers = list(self._viewers.values())
+        for viewer in viewers:
+            viewer.send("lesson.ended", title=lesson.title)
+        if viewers:
+            await asyncio.sleep(self.ended_grace_s)  # let the data channels carry the news
+        await self.close_all("lesson ended")
+
+    # -- per viewer: keyframes, layers, data channel -------------------------------------------
+
+    def _keyframe_wanted(self, viewer: Viewer) -> None:
+        viewer.keyframe_requests += 1
+        if viewer.layer != "none":
+            self.fanout().request_keyframe(viewer.layer)
+
+    def set_layer(self, viewer: Viewer, layer: str) -> None:
+        """Give the viewer another layer ("high", "low" or "none"); video resumes at a keyframe."""
+        if layer == viewer.layer:
+            return
+        viewer.layer = layer
+        viewer.video.subscription.switch([] if layer == "none" else [layer])
+        if layer != "none":
+            self.fanout().request_keyframe(layer)
+        viewer.send("layer", layer=layer)
+        log.info("viewer %s now gets layer %s", viewer.id, layer)
+
+    def set_data_saver(self, viewer: Viewer, on: bool) -> None:
+        """Turn data saver on (caps the viewer at the low layer) or off."""
+        viewer.data_saver = on
+        if on and viewer.layer == "high":
+            self.set_layer(viewer, "low")
+        elif not on and viewer.layer == "low" and not self._box.config.stream.adaptive_layers:
+            self.set_layer(viewer, "high")
+
+    def _attach_channel(self, viewer: Viewer, channel: RTCDataChannel) -> None:
+        viewer.channel = channel
+        channel.on("message", lambda message: self._on_message(viewer, message))
+        channel.on("open", lambda: self._welcome(viewer))
+        if channel.readyState == "open":
+            self._welcome(viewer)
+
+    def _welcome(self, viewer: Viewer) -> None:
+        lesson = self._box.current_lesson()
+        viewer.send(
+            "welcome", viewer=viewer.id, name=viewer.name, title=lesson.title if lesson else "", layer=viewer.layer
+        )
+
+    def _on_message(self, viewer: Viewer, message: str | bytes) -> None:
+        try:
+            self._handle(viewer, parse_message(message))
+        except (ValueError, TypeError) as err:
+            viewer.send("error", message=f"message refused: {err}")
+
+    def _handle(self, viewer: Viewer, data: dict[str, Any]) -> None:
+        kind = data.get("type")
+        if kind == "hand":
+            self.set_hand(viewer, bool(data.get("raised")))
+        elif kind == "data_saver":
+            self.set_data_saver(viewer, bool(data.get("on")))
+        elif kind == "ping":
+            viewer.send("pong", t=data.get("t"))
+        else:
+            raise ValueError(f"unknown message type {kind!r}")
+
+    def set_hand(self, viewer: Viewer, raised: bool) -> None:
+        """A student raised or lowered their hand."""
+        if viewer.hand_raised == raised:
+            return
+        viewer.hand_raised = raised
+        topic = "hand.raised" if raised else "hand.lowered"
+        self._box.bus.publish(topic, viewer=viewer.id, name=viewer.name)
+        viewer.send("hand", raised=raised)
+
+    def acknowledge_hand(self, viewer_id: str) -> None:
+        """The teacher answered a raised hand; raise ViewerError if the viewer is gone."""
+        viewer = self._viewers.get(viewer_id)
+        if viewer is None:
+            raise ViewerError("this student is no longer watching")
+        viewer.hand_raised = False
+        viewer.send("hand", raised=False, acknowledged=True)
+        self._box.bus.publish("hand.acknowledged", viewer=viewer.id, name=viewer.name)
+
+    # -- monitoring -----------------------------------------------------------------------------
+
+    async def check_viewers(self) -> None:
+        """Drop dead connections, read receiver reports, adjust layers (the run loop calls this)."""
+        for viewer in list(self._viewers.values()):
+            if viewer.pc.connectionState in ("failed", "closed"):
+                await self.close_viewer(viewer.id, f"connection {viewer.pc.connectionState}")
+                continue
+            report = await self._read_stats(viewer)
+            if self._box.config.stream.adaptive_layers or viewer.data_saver:
+                layer = viewer.policy.next_layer(viewer.layer, report, viewer.data_saver)
+                self.set_layer(viewer, layer)
+        self._report()
+
+    async def _read_stats(self, viewer: Viewer) -> LinkReport | None:
+        sent, lost, received, rtts = 0, 0, 0, []
+        for sender in (viewer.video_sender, viewer.audio_sender):
+            if sender is None:
+                continue
+            for stat in (await sender.getStats()).values():
+                if stat.type == "outbound-rtp":
+                    sent += stat.bytesSent
+                elif stat.type == "remote-inbound-rtp":
+                    lost += stat.packetsLost
+                    received += stat.packetsReceived
+                    if stat.roundTripTime is not None:
+                        rtts.append(stat.roundTripTime)
+        now = time.monotonic()
+        elapsed = max(now - viewer._stats_at, 1e-3)
+        viewer.kbps = (sent - viewer._bytes_sent) * 8 / 1000 / elapsed
+        viewer._bytes_sent, viewer._stats_at = sent, now
+        if not received and not lost:
+            return None
+        d_lost, d_recv = lost - viewer._lost_seen[0], received - viewer._lost_seen[1]
+        viewer._lost_seen = (lost, received)
+        viewer.loss = max(d_lost, 0) / max(d_lost + d_recv, 1)
+        viewer.rtt_s = max(rtts) if rtts else None
+        return LinkReport(viewer.loss, viewer.rtt_s)
+
+    # -- reporting ------------------------------------------------------------------------------
+
+    def viewers(self) -> list[dict[str, Any]]:
+        """Every connected viewer with its stats."""
+        return [viewer.to_json() for viewer in self._viewers.values()]
+
+    @property
+    def count(self) -> int:
+        """How many viewers are connected."""
+        return len(self._viewers)
+
+    def _report(self) -> None:
+        layers = [v.layer for v in self._viewers.values()]
+        self.set_health(
+            "ok",
+            f"{len(layers)} watching",
+            viewers=len(layers),
+            viewers_high=layers.count("high"),
+            viewers_low=layers.count("low"),
+            viewers_audio_only=layers.count("none"),
+            viewers_hands_raised=sum(v.hand_raised for v in self._viewers.values()),
+            viewers_kbps=round(sum(v.kbps for v in self._viewers.values()), 1),
+            viewers_joined_total=self.joined,
+        )

@@ -1,0 +1,132 @@
+"""WHEP (WebRTC-HTTP Egress Protocol) for students: POST an offer, get an answer and a session URL.
+
+`POST /whep/{join_code}` (application/sdp) -> 201 with the answer, `Location` of the session and
+the ICE servers in `Link` headers; `DELETE` on that location ends it. CORS is open so any WHEP
+player can watch. Errors: 404 wrong or ended code, 400 bad offer, 415 wrong type, 503 full.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from edge.box import Box
+from edge.config import IceServer
+from edge.errors import BadOffer, LessonFull, LessonNotFound
+from edge.stream.viewers import ViewerHub
+
+SDP = "application/sdp"
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, DELETE, PATCH, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Authorization, If-Match",
+    "Access-Control-Expose-Headers": "Location, Link, ETag, Accept-Patch, Retry-After",
+    "Access-Control-Max-Age": "600",
+}
+
+router = APIRouter()
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def ice_links(servers: list[IceServer]) -> list[str]:
+    """One `Link` header value per ICE server URL (WHEP section 4.6)."""
+    links = []
+    for server in servers:
+        for url in server.urls:
+            link = f'<{url}>; rel="ice-server"'
+            if server.username:
+                link += f"; username={_quote(server.username)}; credential={_quote(server.credential)}"
+                link += '; credential-type="password"'
+            links.append(link)
+    return links
+
+
+def _hub(request: Request) -> tuple[Box, ViewerHub]:
+    box: Box = request.app.state.box
+    hub = box.component("stream")
+    if not isinstance(hub, ViewerHub):
+        raise HTTPException(503, "live streaming is not running on this box", headers=CORS)
+    return box, hub
+
+
+def _error(status: int, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status, headers={**CORS, **headers})
+
+
+def _with_links(response: Response, box: Box) -> Response:
+    for link in ice_links(box.config.stream.ice_servers):
+        response.headers.append("Link", link)
+    return response
+
+
+@router.options("/whep/{join_code}")
+async def whep_options(request: Request, join_code: str) -> Response:
+    """CORS preflight; also tells the player the ICE servers."""
+    box: Box = request.app.state.box
+    return _with_links(Response(status_code=204, headers={**CORS, "Accept-Post": SDP}), box)
+
+
+@router.post("/whep/{join_code}")
+async def whep_join(
+    request: Request,
+    join_code: str,
+    content_type: Annotated[str, Header()] = "",
+    data_saver: Annotated[bool, Query()] = False,
+    name: Annotated[str, Query(max_length=40)] = "",
+) -> Response:
+    """A student's player offers; the box answers and starts sending the lesson."""
+    box, hub = _hub(request)
+    if content_type.split(";")[0].strip().lower() != SDP:
+        return _error(415, f"the offer must be sent as {SDP}")
+    body = await request.body()
+    try:
+        offer = body.decode("utf-8")
+        viewer, answer = await hub.open_viewer(join_code, offer, name=name, data_saver=data_saver)
+    except UnicodeDecodeError:
+        return _error(400, "the offer is not UTF-8 text")
+    except LessonNotFound as err:
+        return _error(404, str(err))
+    except BadOffer as err:
+        return _error(400, str(err))
+    except LessonFull as err:
+        return _error(503, str(err), **{"Retry-After": "30"})
+    location = f"/whep/{join_code.lower()}/{viewer.id}"
+    headers = {**CORS, "Location": location, "ETag": f'"{viewer.id}"'}
+    return _with_links(Response(answer, status_code=201, media_type=SDP, headers=headers), box)
+
+
+@router.options("/whep/{join_code}/{viewer_id}")
+async def whep_session_options(join_code: str, viewer_id: str) -> Response:
+    """CORS preflight for DELETE/PATCH on a session."""
+    return Response(status_code=204, headers=CORS)
+
+
+@router.delete("/whep/{join_code}/{viewer_id}")
+async def whep_leave(request: Request, join_code: str, viewer_id: str) -> Response:
+    """The student left: end the session and free what it held."""
+    _, hub = _hub(request)
+    viewer = hub.viewer(viewer_id)
+    if viewer is None or not await hub.close_viewer(viewer_id, "left"):
+        return _error(404, "no such viewing session (it may have ended already)")
+    return Response(status_code=200, headers=CORS)
+
+
+@router.patch("/whep/{join_code}/{viewer_id}")
+async def whep_patch(join_code: str, viewer_id: str) -> Response:
+    """Trickle ICE and ICE restarts are not offered: the answer carries every candidate."""
+    return _error(405, "trickle ICE is not supported; the answer already has all candidates", Allow="DELETE")
+
+
+@router.get("/api/watch/{join_code}")
+async def watch_status(request: Request, join_code: str) -> dict[str, Any]:
+    """What the student page shows before and after playing: the lesson's title and state."""
+    box: Box = request.app.state.box
+    lesson = box.lesson_by_code(join_code) if len(join_code) <= 32 else None
+    if lesson is None:
+        return {"state": "unknown", "title": ""}
+    return {"state": "live" if lesson.state == "live" else "ended", "title": lesson.title}

@@ -1,0 +1,194 @@
+"""A live box in-process (real encoders, aiortc, uvicorn on loopback) and an aiortc student player."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from drivers.audio import AudioSource, SyntheticAudioSource
+from drivers.camera import SyntheticVideoSource, VideoSource
+from edge.box import Box, Lesson
+from edge.component import Component
+from edge.config import BoxConfig, VideoLayerConfig
+from edge.daemon import Daemon, standard_components
+from edge.media.live import LessonMedia
+from edge.stream.viewers import ViewerHub
+from tests.helpers import free_port
+
+
+class SourceDevice(Component):
+    """Stands in for capture's `camera:<name>`/`mic:<name>` components: a real synthetic driver source."""
+
+    def __init__(self, name: str, source: VideoSource | AudioSource) -> None:
+        super().__init__()
+        self.name = name
+        self.source = source
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.source.start)
+        self.set_health("ok")
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.source.stop)
+
+
+def small_config(tmp_path: Path, **lesson: Any) -> BoxConfig:
+    """A box on a free loopback port with small layers (the machine is shared)."""
+    config = BoxConfig()
+    config.box.state_dir = tmp_path / "state"
+    config.web.host, config.web.port = "127.0.0.1", free_port()
+    config.cameras[0].width, config.cameras[0].height, config.cameras[0].fps = 640, 360, 15
+    config.stream.high = VideoLayerConfig(width=640, height=360, fps=15, kbps=600)
+    config.stream.low = VideoLayerConfig(width=320, height=180, fps=10, kbps=150)
+    for key, value in lesson.items():
+        setattr(config.lesson, key, value)
+    return config
+
+
+@dataclass
+class LiveBox:
+    """A running daemon and its parts."""
+
+    daemon: Daemon
+    task: asyncio.Task[None]
+
+    @property
+    def box(self) -> Box:
+        return self.daemon.box
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.box.config.web.port}"
+
+    @property
+    def media(self) -> LessonMedia:
+        media = self.box.component("media")
+        assert isinstance(media, LessonMedia)
+        return media
+
+    @property
+    def hub(self) -> ViewerHub:
+        hub = self.box.component("stream")
+        assert isinstance(hub, ViewerHub)
+        return hub
+
+    async def start_lesson(self, title: str = "Fractions") -> Lesson:
+        return await self.box.start_lesson(title, "panel")
+
+
+def devices(box: Box) -> list[Component]:
+    """The first camera and microphone as synthetic driver sources."""
+    cam, mic = box.config.cameras[0], box.config.microphones[0]
+    return [
+        SourceDevice(f"camera:{cam.name}", SyntheticVideoSource(cam.name, cam.width, cam.height, cam.fps)),
+        SourceDevice(f"mic:{mic.name}", SyntheticAudioSource(mic.name, mic.channels, mic.tone_hz)),
+    ]
+
+
+@contextlib.asynccontextmanager
+async def live_box(config: BoxConfig, with_devices: bool = True) -> AsyncIterator[LiveBox]:
+    """Run a daemon in this loop until the block ends."""
+    factories = [devices] if with_devices else []
+    daemon = Daemon(config, [*factories, standard_components])
+    task = asyncio.create_task(daemon.run(), name="test:daemon")
+    try:
+        while daemon.box.component("web") is None or daemon.box.component("web").health().status != "ok":  # type: ignore[union-attr]
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+        yield LiveBox(daemon, task)
+    finally:
+        daemon.request_stop()
+        await task
+
+
+@dataclass
+class Player:
+    """A student's aiortc player: WHEP offer/answer, decoded frames counted per kind."""
+
+    pc: RTCPeerConnection
+    location: str = ""
+    answer: str = ""
+    frames: dict[str, int] = field(default_factory=lambda: {"video": 0, "audio": 0})
+    sizes: set[tuple[int, int]] = field(default_factory=set)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    channel: Any = None
+
+    async def _consume(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                self.frames[track.kind] += 1
+                if isinstance(frame, av.VideoFrame):
+                    self.sizes.add((frame.width, frame.height))
+
+    def send(self, kind: str, **data: Any) -> None:
+        self.channel.send(json.dumps({"type": kind, **data}))
+
+    async def close(self, client: httpx.AsyncClient | None = None) -> None:
+        if client is not None and self.location:
+            await client.delete(self.location)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.pc.close()
+
+
+async def offer_sdp(pc: RTCPeerConnection, data_channel: bool = True) -> str:
+    """A recvonly video+audio offer (plus the lesson data channel)."""
+    pc.addTransceiver("video", direction="recvonly")
+    pc.addTransceiver("audio", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    return str(pc.localDescription.sdp)
+
+
+async def join(client: httpx.AsyncClient, url: str, data_saver: bool = False) -> Player:
+    """POST a WHEP offer to `url` and play the answer; raise on any status but 201."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    player = Player(pc)
+    player.channel = pc.createDataChannel("lesson")
+
+    @player.channel.on("message")
+    def _message(message: str) -> None:
+        data = json.loads(message)
+        player.messages.append(data)
+        if data.get("type") == "lesson.ended":
+            player.ended.set()
+
+    @pc.on("track")
+    def _track(track: MediaStreamTrack) -> None:
+        player.tasks.append(asyncio.create_task(player._consume(track), name=f"test:player-{track.kind}"))
+
+    try:
+        sdp = await offer_sdp(pc)
+        params = {"data_saver": "1"} if data_saver else {}
+        response = await client.post(url, content=sdp, headers={"Content-Type": "application/sdp"}, params=params)
+        assert response.status_code == 201, response.text
+        player.location, player.answer = response.headers["location"], response.text
+        await pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
+    except BaseException:
+        await player.close()
+        raise
+    return player
+
+
+async def until(predicate: Any, within: float = 10.0, what: str = "") -> None:
+    """Wait (without blocking the loop) until `predicate()` is truthy."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what or predicate}")
+        await asyncio.sleep(0.05)
