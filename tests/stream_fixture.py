@@ -21,9 +21,15 @@ from edge.box import Box, Lesson
 from edge.component import Component
 from edge.config import BoxConfig, VideoLayerConfig
 from edge.daemon import Daemon, standard_components
+from edge.events import EventBus
 from edge.media.live import LessonMedia
 from edge.stream.viewers import ViewerHub
+from edge.web.app import create_app
 from tests.helpers import free_port
+
+# The daemon builds its FastAPI app on the loop; the first build (pydantic schemas) can take longer
+# than the suite's blocked-loop limit on a busy machine, so build one once at import.
+create_app(Box(BoxConfig(), EventBus()))
 
 
 class SourceDevice(Component):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 
 import httpx
 import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
 
+from edge.config import IceServer
 from tests.stream_fixture import join, live_box, small_config, until
 
 
@@ -50,7 +53,7 @@ async def test_pli_gets_a_keyframe_within_a_second(tmp_path: Path) -> None:
             before = encoder.forced_keyframes
             receiver = next(t.receiver for t in player.pc.getTransceivers() if t.kind == "video")
             ssrc = next(iter(receiver._RTCRtpReceiver__remote_streams))  # type: ignore[attr-defined]
-            loop_time = __import__("asyncio").get_running_loop().time
+            loop_time = asyncio.get_running_loop().time
             asked = loop_time()
             await receiver._send_rtcp_pli(ssrc)
             await until(lambda: encoder.forced_keyframes > before, within=1.0, what="keyframe after PLI")
@@ -59,3 +62,130 @@ async def test_pli_gets_a_keyframe_within_a_second(tmp_path: Path) -> None:
             assert viewer["keyframe_requests"] >= 1
         finally:
             await player.close(client)
+
+
+async def test_leaving_frees_the_peer_connection_subscriptions_and_tasks(tmp_path: Path) -> None:
+    async with live_box(small_config(tmp_path)) as live, httpx.AsyncClient(base_url=live.base) as client:
+        lesson = await live.start_lesson()
+        await asyncio.sleep(0.2)
+        tasks_before = len(asyncio.all_tasks())
+        player = await join(client, f"/whep/{lesson.join_code}")
+        await until(lambda: player.frames["video"] >= 3, what="video")
+        viewer = live.hub.viewer(player.location.rsplit("/", 1)[1])
+        assert viewer is not None
+        pc = viewer.pc
+        assert len(asyncio.all_tasks()) > tasks_before
+        await player.close(client)
+        assert pc.connectionState == "closed"
+        assert live.hub.count == 0
+        assert live.media.fanout.subscribers == 0
+        await until(lambda: len(asyncio.all_tasks()) <= tasks_before, what="viewer tasks to end")
+
+
+@pytest.mark.slow
+async def test_ten_viewers_all_receive(tmp_path: Path) -> None:
+    async with live_box(small_config(tmp_path)) as live, httpx.AsyncClient(base_url=live.base) as client:
+        lesson = await live.start_lesson()
+        url = f"/whep/{lesson.join_code}"
+        players = list(await asyncio.gather(*(join(client, url, data_saver=True) for _ in range(10))))
+        try:
+            await until(lambda: all(p.frames["video"] >= 5 and p.frames["audio"] >= 10 for p in players), 20.0)
+            assert all(p.sizes == {(320, 180)} for p in players)  # data saver: the low layer
+            assert live.hub.count == 10
+            assert {v["layer"] for v in live.hub.viewers()} == {"low"}
+            assert live.media.fanout.subscribers == 20
+        finally:
+            await asyncio.gather(*(p.close(client) for p in players))
+        assert live.hub.count == 0
+
+
+async def test_stopping_the_lesson_ends_every_viewer(tmp_path: Path) -> None:
+    async with live_box(small_config(tmp_path)) as live, httpx.AsyncClient(base_url=live.base) as client:
+        lesson = await live.start_lesson("Poetry")
+        players = [await join(client, f"/whep/{lesson.join_code}", data_saver=True) for _ in range(3)]
+        try:
+            await until(lambda: all(p.frames["video"] >= 2 for p in players), what="video")
+            await live.box.stop_lesson("panel")
+            assert all(p.ended.is_set() for p in players)
+            assert live.hub.count == 0
+            assert live.media.fanout.subscribers == 0
+            assert live.media.encoder("high") is None
+            await until(lambda: all(t.done() for p in players for t in p.tasks), what="players' tracks to end")
+            status = (await client.get(f"/api/watch/{lesson.join_code}")).json()
+            assert status == {"state": "ended", "title": "Poetry"}
+            late = await client.post(
+                f"/whep/{lesson.join_code}", content=players[0].answer, headers={"Content-Type": "application/sdp"}
+            )
+            assert late.status_code == 404
+            assert "ended" in late.json()["detail"]
+        finally:
+            for player in players:
+                await player.close()
+
+
+async def test_refusals_have_their_status_and_reason(tmp_path: Path) -> None:
+    config = small_config(tmp_path, max_viewers=1)
+    async with live_box(config) as live, httpx.AsyncClient(base_url=live.base) as client:
+        lesson = await live.start_lesson()
+        sdp_headers = {"Content-Type": "application/sdp"}
+        wrong = await client.post("/whep/nosuchcode", content="v=0\r\n", headers=sdp_headers)
+        assert wrong.status_code == 404
+        assert "no live lesson" in wrong.json()["detail"]
+        assert wrong.headers["access-control-allow-origin"] == "*"
+        for body, reason in [
+            ("hello", "must start with v=0"),
+            ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n", "no audio or video"),
+            ("v=0\r\nm=video nonsense\r\n", "could not be read"),
+        ]:
+            bad = await client.post(f"/whep/{lesson.join_code}", content=body, headers=sdp_headers)
+            assert bad.status_code == 400, body
+            assert reason in bad.json()["detail"]
+        typed = await client.post(f"/whep/{lesson.join_code}", content="v=0", headers={"Content-Type": "text/plain"})
+        assert typed.status_code == 415
+        vp8_only = await _vp8_only_offer()
+        refused = await client.post(f"/whep/{lesson.join_code}", content=vp8_only, headers=sdp_headers)
+        assert refused.status_code == 400
+        assert "H.264" in refused.json()["detail"]
+        assert live.hub.count == 0
+        first = await join(client, f"/whep/{lesson.join_code}", data_saver=True)
+        try:
+            full = await client.post(f"/whep/{lesson.join_code}", content=vp8_only, headers=sdp_headers)
+            assert full.status_code == 503
+            assert "1 viewers" in full.json()["detail"]
+            assert live.hub.count == 1
+        finally:
+            await first.close(client)
+
+
+async def _vp8_only_offer() -> str:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        video = pc.addTransceiver("video", direction="recvonly")
+        video.setCodecPreferences(
+            [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/VP8"]
+        )
+        await pc.setLocalDescription(await pc.createOffer())
+        return str(pc.localDescription.sdp)
+    finally:
+        await pc.close()
+
+
+async def test_cors_preflight_and_ice_servers_in_link_headers(tmp_path: Path) -> None:
+    config = small_config(tmp_path)
+    config.stream.ice_servers = [
+        IceServer(urls=["stun:stun.school.example:3478"]),
+        IceServer(urls=["turn:turn.school.example:3478?transport=udp"], username="box", credential='se"cret'),
+    ]
+    async with live_box(config, with_devices=False) as live, httpx.AsyncClient(base_url=live.base) as client:
+        response = await client.options("/whep/abcdef")
+        assert response.status_code == 204
+        assert "POST" in response.headers["access-control-allow-methods"]
+        assert "Location" in response.headers["access-control-expose-headers"]
+        links = response.headers.get_list("link")
+        assert links[0] == '<stun:stun.school.example:3478>; rel="ice-server"'
+        assert links[1] == (
+            '<turn:turn.school.example:3478?transport=udp>; rel="ice-server"; username="box"; '
+            'credential="se\\"cret"; credential-type="password"'
+        )
+        patch = await client.patch("/whep/abcdef/123")
+        assert patch.status_code == 405
