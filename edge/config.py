@@ -155,6 +155,7 @@ class RecordingSection(Section):
     enabled: bool = True
     segment_seconds: float = Field(default=4.0, ge=1, le=60)
     quota_mb: int = Field(default=20_000, ge=100)
+    min_free_mb: int = Field(default=500, ge=0)
 
 
 class UploadSection(Section):

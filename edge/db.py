@@ -38,8 +38,44 @@ def _v1_lessons(db: sqlite_utils.Database) -> None:
     table(db, "lessons").create_index(["state"])
 
 
+def _v2_recordings(db: sqlite_utils.Database) -> None:
+    table(db, "recordings").create(
+        {
+            "id": str,
+            "lesson_id": str,
+            "title": str,
+            "started_at": float,
+            "ended_at": float,
+            "duration_s": float,
+            "state": str,  # recording | ready | failed | deleted
+            "interrupted": int,
+            "dir": str,
+            "path": str,
+            "size": int,
+            "sha256": str,
+            "ink_path": str,
+            "ink_size": int,
+            "ink_sha256": str,
+            "upload_state": str,  # local | queued | uploading | uploaded | failed
+            "uploaded_bytes": int,
+            "upload_error": str,
+            "uploaded_at": float,
+            "deleted_at": float,
+            "error": str,
+        },
+        pk="id",
+        not_null={"id", "lesson_id", "title", "started_at", "state", "dir", "upload_state"},
+    )
+    table(db, "recordings").create_index(["state"])
+    table(db, "recording_segments").create(
+        {"recording_id": str, "seq": int, "path": str, "size": int, "sha256": str, "duration_s": float, "closed_at": float},
+        pk=("recording_id", "seq"),
+        not_null={"recording_id", "seq", "path", "size", "sha256"},
+    )
+
+
 # Append only: the position of a migration is its schema version.
-MIGRATIONS: list[Migration] = [_v1_lessons]
+MIGRATIONS: list[Migration] = [_v1_lessons, _v2_recordings]
 
 
 class DatabaseError(Exception):

@@ -29,7 +29,7 @@ import aiotus.core
 import aiotus.creation
 import yarl
 
-from sync.errors import UploadError
+from sync.errors import BudgetExhausted, UploadError
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +292,14 @@ class Outbox:
                 log.error("upload of %s %s refused for good: %s", item.kind, item.ref, err)  # noqa: TRY400
                 self._emit("failed", self._update(item, state="failed", error=str(err)))
                 return
-            except (aiohttp.ClientError, aiotus.common.ProtocolError, TimeoutError, _Refused, _Restart) as err:
+            except (
+                aiohttp.ClientError,
+                aiotus.common.ProtocolError,
+                TimeoutError,
+                BudgetExhausted,
+                _Refused,
+                _Restart,
+            ) as err:
                 item = self._update(item, state="queued", attempts=item.attempts + 1, error=_describe(err))
                 self.retries += 1
                 delay = min(self.retry_first_s * 2 ** min(item.attempts - 1, 20), self.retry_max_s)

@@ -1,0 +1,164 @@
+"""The recordings catalogue, its HTTP door, the disk policy and the uploads component (real tus server)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edge.box import Box
+from edge.config import BoxConfig
+from edge.events import EventBus
+from edge.media.catalogue import Catalogue, Recording
+from edge.media.storage import DiskPolicy
+from edge.uploads import Uploads
+from edge.web.app import create_app
+from sync.push import file_sha256
+from tests.tus_fixture import TusServer, require_tus_server, sha256_of
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Iterator[Box]:
+    config = BoxConfig()
+    config.box.state_dir = tmp_path / "state"
+    box = Box(config, EventBus())
+    box.open()
+    yield box
+    box.close()
+
+
+@pytest.fixture
+async def tus(tmp_path: Path) -> AsyncIterator[TusServer]:
+    require_tus_server()
+    server = TusServer(tmp_path / "tus")
+    await asyncio.to_thread(server.start)
+    yield server
+    await asyncio.to_thread(server.stop)
+
+
+def finished_recording(box: Box, name: str, size: int, started_at: float, uploaded: bool = False) -> Recording:
+    """A ready recording with a real MP4-named file and ink log on disk."""
+    catalogue = Catalogue(box.db)
+    directory = box.config.box.state_dir / "recordings" / name
+    directory.mkdir(parents=True)
+    video, ink = directory / "lesson.mp4", directory / "ink.jsonl"
+    video.write_bytes(os.urandom(size))
+    ink.write_text('{"at": 1.0, "topic": "lesson.started"}\n')
+    catalogue.begin(name, name, f"Lesson {name}", started_at, directory)
+    catalogue.update(name, ink_path=str(ink), ink_size=ink.stat().st_size, ink_sha256=file_sha256(ink))
+    recording = catalogue.finished(
+        name, path=video, size=size, sha256=file_sha256(video), duration_s=30.0, ended_at=started_at + 30
+    )
+    if uploaded:
+        recording = catalogue.update(name, upload_state="uploaded")
+    return recording
+
+
+async def test_disk_policy_deletes_only_confirmed_recordings_oldest_first(box: Box) -> None:
+    finished_recording(box, "oldest-sent", 1000, 100.0, uploaded=True)
+    finished_recording(box, "unsent", 1000, 200.0)
+    finished_recording(box, "newer-sent", 1000, 300.0, uploaded=True)
+    root = box.config.box.state_dir / "recordings"
+    policy = DiskPolicy(lambda: Catalogue(box.db), root, quota_bytes=2200, min_free_bytes=0)
+
+    report = await policy.enforce()
+
+    assert report.deleted == ["oldest-sent"]
+    assert not report.low
+    assert not (root / "oldest-sent").exists()
+    assert (root / "unsent" / "lesson.mp4").exists()
+    assert Catalogue(box.db).require("oldest-sent").state == "deleted"
+
+    policy.quota_bytes = 500
+    report = await policy.enforce()
+    assert report.deleted == ["newer-sent"]
+    assert report.low, "only an unsent recording is left and it does not fit"
+    assert "1 recordings" in report.detail
+    assert "not uploaded yet" in report.detail
+    assert (root / "unsent" / "lesson.mp4").exists()
+    assert Catalogue(box.db).require("unsent").state == "ready"
+
+
+async def test_disk_policy_free_space_floor_raises_the_alarm(box: Box) -> None:
+    finished_recording(box, "unsent", 1000, 100.0)
+    root = box.config.box.state_dir / "recordings"
+    policy = DiskPolicy(lambda: Catalogue(box.db), root, 10**9, min_free_bytes=10**6, free_bytes=lambda _: 10**5)
+    report = await policy.enforce()
+    assert report.low
+    assert report.deleted == []
+    assert (root / "unsent" / "lesson.mp4").exists()
+
+
+async def test_recordings_api_lists_and_serves_ranges(box: Box) -> None:
+    recording = finished_recording(box, "abc123", 5000, time.time())
+    data = await asyncio.to_thread(Path(recording.path or "").read_bytes)
+    app = await asyncio.to_thread(create_app, box)  # first build imports the stream stack
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://box") as client:
+        listing = (await client.get("/api/recordings")).json()
+        [item] = listing["recordings"]
+        assert item["id"] == "abc123"
+        assert item["state"] == "ready"
+        assert item["upload_state"] == "local"
+        assert item["sha256"] == recording.sha256
+        assert "path" not in item
+        whole = await client.get(item["download"])
+        assert whole.status_code == 200
+        assert whole.headers["content-type"] == "video/mp4"
+        assert whole.content == data
+        part = await client.get(item["download"], headers={"Range": "bytes=100-199"})
+        assert part.status_code == 206
+        assert part.content == data[100:200]
+        ink = await client.get(item["ink"])
+        assert ink.status_code == 200
+        assert b"lesson.started" in ink.content
+        assert (await client.get("/api/recordings/nope/download")).status_code == 404
+        assert (await client.get("/api/recordings/..%2Fx/download")).status_code in (400, 404)
+
+
+async def test_recordings_api_is_for_the_panel_only(box: Box) -> None:
+    finished_recording(box, "abc123", 100, time.time())
+    app = await asyncio.to_thread(create_app, box)  # first build imports the stream stack
+    transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://box") as client:
+        assert (await client.get("/api/recordings")).status_code == 401
+        assert (await client.get("/api/recordings/abc123/download")).status_code == 401
+
+
+async def test_uploads_component_delivers_recording_and_ink_then_confirms(box: Box, tus: TusServer) -> None:
+    recording = finished_recording(box, "abc123", 300_000, time.time())
+    box.config.upload.tus_url = tus.url
+    box.config.upload.chunk_size_kb = 64
+    events = box.bus.subscribe("upload.")
+    uploaded = box.bus.subscribe("recording.uploaded")
+    uploads = Uploads(box)
+    await uploads.start()
+    runner = asyncio.create_task(uploads.run(), name="test:uploads")
+    try:
+        event = await asyncio.wait_for(uploaded.get(), 20)
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        await uploads.stop()
+    assert event.data["recording"] == "abc123"
+    done = Catalogue(box.db).require("abc123")
+    assert done.upload_state == "uploaded"
+    assert done.uploaded_bytes == recording.size
+    stored = {sha256_of(path) for path in tus.uploads()}
+    assert stored == {recording.sha256, recording.ink_sha256}
+    metas = [tus.info(path)["metadata"] for path in tus.uploads()]
+    assert {m["kind"] for m in metas} == {"recording", "ink"}
+    assert all(m["lesson"] == "abc123" and m["box"] == box.id and m["duration_s"] == "30.000" for m in metas)
+    topics = []
+    while not events._queue.empty():
+        topics.append((await events.get()).topic)
+    assert topics.count("upload.progress") >= 5
+    assert topics.count("upload.done") == 2
+    health = uploads.health()
+    assert health.metrics["uploads_done"] == 2
+    assert health.metrics["upload_queue"] == 0
