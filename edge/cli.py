@@ -61,6 +61,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     set_pin.add_argument("--config", type=Path)
     set_pin.set_defaults(handler=_cmd_set_pin)
+    publish = commands.add_parser(
+        "publish",
+        help="publish courseware as a signed repository",
+        description="Turn SRC_DIR/<course>/... into a static, TUF-signed courseware repository in REPO_DIR "
+        "(chunks, chunk indexes, metadata). Re-publishing adds only new chunks. Keys missing in KEYDIR are made.",
+    )
+    publish.add_argument("src", type=Path, metavar="SRC_DIR")
+    publish.add_argument("repo", type=Path, metavar="REPO_DIR")
+    publish.add_argument("--keys", type=Path, required=True, metavar="KEYDIR", help="one <role>.pem per TUF role")
+    publish.add_argument("--timestamp-days", type=int, default=None, help="timestamp expiry in days (default 42)")
+    publish.set_defaults(handler=_cmd_publish)
     return parser
 
 
@@ -127,6 +138,23 @@ def _cmd_set_pin(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     save_config(config, path)
     print(f"teacher PIN saved in {path}")
+    return 0
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from sync.errors import PublishError
+    from sync.publish import publish, stderr_progress
+
+    try:
+        report = publish(args.src, args.repo, args.keys, progress=stderr_progress(), timestamp_days=args.timestamp_days)
+    except (PublishError, OSError) as err:
+        print(f"classbox publish: {err}", file=sys.stderr)
+        return 1
+    print(
+        f"published version {report.version}: {report.courses} courses, {report.items} items, "
+        f"{report.chunks_written} new chunks ({report.bytes_written} of {report.bytes_total} bytes written); "
+        f"trusted root: {args.repo / 'metadata' / '1.root.json'}"
+    )
     return 0
 
 

@@ -248,8 +248,9 @@ class Daemon:
 
 def standard_components(box: Box) -> list[Component]:
     """The box's components in start order: devices, media, sync, then the doors."""
+    from edge.courseware import CoursewareComponent
     from edge.media.live import LessonMedia
     from edge.stream.viewers import ViewerHub
     from edge.web.server import WebDoor
 
-    return [LessonMedia(box), ViewerHub(box), WebDoor(box)]
+    return [LessonMedia(box), ViewerHub(box), CoursewareComponent(box), WebDoor(box)]

@@ -45,6 +45,9 @@ class Budget(Protocol):
     def record(self, nbytes: int) -> None:
         """Count bytes that already crossed the WAN."""
 
+    def observe(self, nbytes: int, seconds: float) -> None:
+        """Feed the link estimate."""
+
 
 PeerList = Callable[[], Iterable[str]]
 
@@ -147,9 +150,12 @@ class Puller:
         queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
         for entry in missing:
             queue.put_nowait(entry)
-        async with asyncio.TaskGroup() as group:
-            for n in range(min(self.concurrency, len(missing))):
-                group.create_task(self._worker(session, repo, queue), name=f"courseware-pull:{n}")
+        try:
+            async with asyncio.TaskGroup() as group:
+                for n in range(min(self.concurrency, len(missing))):
+                    group.create_task(self._worker(session, repo, queue), name=f"courseware-pull:{n}")
+        except* BudgetExhausted as stopped:
+            raise stopped.exceptions[0] from None
 
     async def _worker(
         self, session: aiohttp.ClientSession, repo: TrustedRepo, queue: asyncio.Queue[tuple[str, int]]
@@ -158,7 +164,7 @@ class Puller:
             digest, length = queue.get_nowait()
             try:
                 data = await self._fetch_chunk(session, repo, digest, length)
-            except CorruptChunk as err:
+            except FetchError as err:  # CorruptChunk included: the item stays at its old version
                 self.report.refused.append(str(err))
                 log.error("courseware: %s", err)  # noqa: TRY400
                 continue
@@ -209,14 +215,19 @@ class Puller:
     async def _read_metered(self, response: aiohttp.ClientResponse, length: int) -> bytes:
         pieces = []
         received = 0
+        network_s = 0.0
         while received <= length:
-            if self.budget is not None:
-                await self.budget.take(READ_PIECE)
+            began = time.monotonic()
             piece = await response.content.read(READ_PIECE)
+            network_s += time.monotonic() - began
             if not piece:
                 break
+            if self.budget is not None:
+                await self.budget.take(len(piece))
             pieces.append(piece)
             received += len(piece)
+        if self.budget is not None:
+            self.budget.observe(received, network_s)
         return b"".join(pieces)
 
 

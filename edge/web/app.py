@@ -80,6 +80,9 @@ def create_app(box: Box) -> FastAPI:
     from edge.stream.whep import router as whep_router
 
     app.include_router(whep_router)
+    from edge.web.courseware import router as courseware_router
+
+    app.include_router(courseware_router)
     from edge.web.recordings import router as recordings_router
 
     app.include_router(recordings_router)

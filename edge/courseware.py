@@ -1,0 +1,209 @@
+"""Courseware on the box: the store, periodic pulls under the WAN budget, LAN peers, and what doors ask for.
+
+`CoursewareComponent` (component name `courseware`) opens `<state_dir>/courseware.db`, pulls from
+`courseware.repo_url` every `pull_interval_s` (or when asked), and while a lesson is live reserves
+`budget.live_lesson_kbps` of the WAN link for it. Doors reach it with `box.component("courseware")`.
+A refused repository (bad signature, expired, rolled back, corrupt) is logged and reported in health;
+the box keeps serving what it has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge.component import Component
+from sync.budget import Budget, Window
+from sync.errors import BudgetExhausted, SyncError
+from sync.pull import Puller, PullReport
+from sync.store import Store, StoredItem
+
+if TYPE_CHECKING:
+    from edge.box import Box, Lesson
+
+log = logging.getLogger(__name__)
+
+ROOT_FILE = "courseware-root.json"
+
+
+def windows_of(box: Box) -> list[Window]:
+    """The configured budget windows."""
+    return [Window(w.start, w.end, w.kbps) for w in box.config.budget.windows]
+
+
+class CoursewareComponent(Component):
+    """The courseware cache of the box and its sync loop."""
+
+    name = "courseware"
+
+    def __init__(self, box: Box) -> None:
+        super().__init__()
+        self._box = box
+        self.store: Store | None = None
+        self.budget: Budget | None = None
+        self.peers: Any = None
+        self.last_report: PullReport | None = None
+        self.last_error = ""
+        self._wake = asyncio.Event()
+        self._pull_lock = asyncio.Lock()
+        box.on_lesson_start(self._lesson_started)
+        box.on_lesson_stop(self._lesson_stopped)
+
+    @property
+    def state_dir(self) -> Path:
+        """Where the store, the TUF cache and the data counter live."""
+        return self._box.config.box.state_dir
+
+    def trusted_root_path(self) -> Path:
+        """The root metadata file the box trusts."""
+        configured = self._box.config.courseware.trusted_root
+        return Path(configured) if configured else self.state_dir / ROOT_FILE
+
+    async def start(self) -> None:
+        cfg = self._box.config
+        quota = cfg.courseware.quota_mb * 1024 * 1024
+        self.store = await asyncio.to_thread(Store, self.state_dir / "courseware.db", quota)
+        self.budget = Budget(
+            self.state_dir / "wan-budget.json",
+            windows_of(self._box),
+            cfg.budget.monthly_cap_mb * 1_000_000,
+            link_kbps=cfg.budget.link_kbps,
+        )
+        await self._start_peers()
+        self._report_health()
+
+    async def _start_peers(self) -> None:
+        """Advertise this box and browse for others (LAN peers); a failure only disables peers."""
+
+    async def run(self) -> None:
+        while True:
+            if self._box.config.courseware.repo_url:
+                await self.pull_once()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._box.config.courseware.pull_interval_s)
+            self._wake.clear()
+
+    async def stop(self) -> None:
+        peers, self.peers = self.peers, None
+        if peers is not None:
+            await peers.close()
+        if self.budget is not None:
+            await asyncio.to_thread(self.budget.flush)
+        store, self.store = self.store, None
+        if store is not None:
+            await asyncio.to_thread(store.close)
+
+    # -- pulls ----------------------------------------------------------------------------------
+
+    def pull_now(self) -> None:
+        """Ask the sync loop to pull at once."""
+        self._wake.set()
+
+    async def pull_once(self) -> PullReport | None:
+        """Pull now (one at a time); log and report a refused or unreachable repository."""
+        store, cfg = self._require(), self._box.config.courseware
+        async with self._pull_lock:
+            root = self.trusted_root_path()
+            try:
+                trusted = await asyncio.to_thread(root.read_bytes)
+                puller = Puller(
+                    store,
+                    cfg.repo_url,
+                    self.state_dir / "tuf",
+                    trusted,
+                    budget=self.budget,
+                    peers=self._peer_urls,
+                    concurrency=cfg.concurrency,
+                )
+                self.last_report = await puller.pull()
+                self.last_error = ""
+            except OSError as err:
+                self.last_error = f"trusted root {root}: {err.strerror}"
+            except (SyncError, BudgetExhausted) as err:
+                self.last_error = str(err)
+            if self.last_error:
+                log.error("courseware pull refused: %s (serving what the box has)", self.last_error)
+            self._report_health()
+            return self.last_report
+
+    def _peer_urls(self) -> list[str]:
+        if self.peers is None or not self._box.config.courseware.lan_peers:
+            return []
+        urls: list[str] = self.peers.urls()
+        return urls
+
+    def _report_health(self) -> None:
+        store = self._require()
+        report = self.last_report
+        metrics = {
+            "courseware_bytes": store.used_bytes,
+            "courseware_wan_bytes_month": self.budget.used_bytes if self.budget else 0,
+            "courseware_chunks_from_peers": report.chunks_from_peers if report else 0,
+            "courseware_chunks_from_origin": report.chunks_from_origin if report else 0,
+        }
+        if self.budget is not None and self.budget.exhausted():
+            self.set_health("degraded", "monthly WAN data cap reached: courseware sync paused", **metrics)
+        elif self.last_error:
+            self.set_health("degraded", self.last_error, **metrics)
+        else:
+            self.set_health("ok", f"version {report.version if report else '-'}", **metrics)
+
+    async def _lesson_started(self, lesson: Lesson) -> None:
+        if self.budget is not None:
+            self.budget.set_live_reservation(self._box.config.budget.live_lesson_kbps)
+
+    async def _lesson_stopped(self, lesson: Lesson) -> None:
+        if self.budget is not None:
+            self.budget.set_live_reservation(0)
+
+    # -- what doors ask for ---------------------------------------------------------------------
+
+    def _require(self) -> Store:
+        if self.store is None:
+            raise SyncError("the courseware store is not open")
+        return self.store
+
+    async def listing(self) -> dict[str, Any]:
+        """Courses and items with their cache state, the budget and the last pull."""
+        store = self._require()
+        courses = await asyncio.to_thread(store.courses)
+        report = self.last_report
+        return {
+            "courses": courses,
+            "used_bytes": store.used_bytes,
+            "quota_bytes": store.quota_bytes,
+            "budget": self.budget.status() if self.budget else None,
+            "last_pull": None if report is None else {**report.__dict__, "error": self.last_error},
+            "error": self.last_error,
+            "peers": self._peer_urls(),
+        }
+
+    async def item(self, course: str, path: str) -> StoredItem:
+        """The whole current version of an item (raise NotInStore); marks it used."""
+        store = self._require()
+        found = await asyncio.to_thread(store.item, course, path)
+        await asyncio.to_thread(store.touch, course, path)
+        return found
+
+    async def read(self, item: StoredItem, start: int, end: int) -> AsyncIterator[bytes]:
+        """The bytes [start, end) of an item, chunk by chunk, read in a thread."""
+        store = self._require()
+        pieces = store.read(item, start, end)
+        while True:
+            piece = await asyncio.to_thread(next, pieces, None)
+            if piece is None:
+                return
+            yield piece
+
+    async def chunk(self, digest: str) -> bytes | None:
+        """A stored chunk (for LAN peers), or None."""
+        return await asyncio.to_thread(self._require().get_chunk, digest)
+
+    async def pin(self, course: str, seconds: float, reason: str = "") -> None:
+        """Keep a course from eviction for `seconds` (an upcoming lesson uses it)."""
+        await asyncio.to_thread(self._require().pin, course, time.time() + seconds, reason)
