@@ -80,6 +80,9 @@ def create_app(box: Box) -> FastAPI:
     from edge.stream.whep import router as whep_router
 
     app.include_router(whep_router)
+    from edge.web.watch import router as watch_router
+
+    app.include_router(watch_router)
     from edge.web.courseware import router as courseware_router
 
     app.include_router(courseware_router)

@@ -1,0 +1,220 @@
+// Student page: plays the live lesson over WHEP (recvonly offer -> POST -> answer), shows the
+// lesson's state, and talks to the box over the "lesson" data channel (hand, data saver, events).
+"use strict";
+
+(function () {
+  const config = JSON.parse(document.getElementById("watch-config").textContent);
+  const t = config.strings;
+  const el = (id) => document.getElementById(id);
+  const video = el("video"), stateEl = el("state"), messageEl = el("message");
+  const handBtn = el("hand"), saverBox = el("data-saver"), soundBtn = el("sound");
+  const RETRY_MS = config.retry_ms;
+
+  const watch = { pc: null, channel: null, location: null, handRaised: false, ended: false, timer: null };
+  window.classboxWatch = watch; // for tests and debugging
+
+  function format(text, values) {
+    return text.replace(/\{(\w+)\}/g, (_, key) => (key in values ? values[key] : ""));
+  }
+
+  function showState(key, live) {
+    stateEl.textContent = t[key];
+    stateEl.classList.toggle("live", Boolean(live));
+  }
+
+  function showMessage(key, values) {
+    if (!key) {
+      messageEl.hidden = true;
+      return;
+    }
+    messageEl.textContent = format(t[key], values || {});
+    messageEl.hidden = false;
+    messageEl.dataset.key = key;
+  }
+
+  function setHand(raised) {
+    watch.handRaised = raised;
+    handBtn.textContent = raised ? t.lower_hand : t.raise_hand;
+    handBtn.classList.toggle("raised", raised);
+  }
+
+  function send(message) {
+    if (watch.channel && watch.channel.readyState === "open") {
+      watch.channel.send(JSON.stringify(message));
+    }
+  }
+
+  function onLessonEvent(event) {
+    const data = JSON.parse(event.data);
+    if (data.type === "welcome" && data.title) {
+      el("title").textContent = data.title;
+      document.title = data.title;
+    } else if (data.type === "hand") {
+      setHand(Boolean(data.raised));
+      showMessage(data.acknowledged ? "hand_acknowledged" : data.raised ? "hand_raised" : null);
+    } else if (data.type === "layer") {
+      showMessage(data.layer === "none" ? "audio_only" : data.layer === "low" && !saverBox.checked ? "quality_low" : null);
+    } else if (data.type === "lesson.ended") {
+      finish("ended");
+    }
+  }
+
+  function parseIceServers(response) {
+    const servers = [];
+    const header = response.headers.get("Link") || "";
+    for (const part of header.split(/,(?=\s*<)/)) {
+      const match = part.match(/<([^>]+)>(.*)/);
+      if (!match || !/rel="ice-server"/.test(match[2])) continue;
+      const server = { urls: match[1] };
+      const user = match[2].match(/username="((?:[^"\\]|\\.)*)"/);
+      const cred = match[2].match(/credential="((?:[^"\\]|\\.)*)"/);
+      if (user) server.username = user[1].replace(/\\(.)/g, "$1");
+      if (cred) server.credential = cred[1].replace(/\\(.)/g, "$1");
+      servers.push(server);
+    }
+    return servers;
+  }
+
+  function gathered(pc, ms) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => { if (pc.iceGatheringState === "complete") resolve(); };
+      pc.addEventListener("icegatheringstatechange", done);
+      setTimeout(resolve, ms);
+    });
+  }
+
+  async function playWithSound() {
+    video.muted = false;
+    try {
+      await video.play();
+      soundBtn.hidden = true;
+    } catch (err) {
+      video.muted = true; // autoplay rules: start muted, offer a button for sound
+      soundBtn.hidden = false;
+      video.play().catch(() => {});
+    }
+  }
+
+  async function lessonState() {
+    const response = await fetch(`/api/watch/${encodeURIComponent(config.join_code)}`);
+    return response.json();
+  }
+
+  async function connect() {
+    clearTimeout(watch.timer);
+    const status = await lessonState().catch(() => ({ state: "live" }));
+    if (status.state === "ended") return finish("ended");
+    if (status.state !== "live") {
+      showState("disconnected");
+      showMessage("not_started");
+      return retry(RETRY_MS);
+    }
+    if (status.title) el("title").textContent = status.title;
+    showState("connecting");
+    const url = `/whep/${encodeURIComponent(config.join_code)}`;
+    const preflight = await fetch(url, { method: "OPTIONS" }).catch(() => null);
+    const pc = new RTCPeerConnection({ iceServers: preflight ? parseIceServers(preflight) : [] });
+    watch.pc = pc;
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    watch.channel = pc.createDataChannel("lesson");
+    watch.channel.onmessage = onLessonEvent;
+    watch.channel.onopen = () => { handBtn.disabled = false; };
+    const stream = new MediaStream();
+    pc.ontrack = (event) => {
+      stream.addTrack(event.track);
+      video.srcObject = stream;
+      playWithSound();
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc !== watch.pc) return;
+      if (pc.connectionState === "connected") {
+        showState("connected", true);
+        if (messageEl.dataset.key !== "hand_raised") showMessage(null);
+      } else if (pc.connectionState === "failed" || pc.connectionState === "disconnected") {
+        showState("reconnecting");
+        if (pc.connectionState === "failed") reconnect();
+      }
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc, 2000);
+    const query = saverBox.checked ? "?data_saver=1" : "";
+    const response = await fetch(url + query, {
+      method: "POST",
+      headers: { "Content-Type": "application/sdp" },
+      body: pc.localDescription.sdp,
+    });
+    if (response.status !== 201) return refused(response);
+    watch.location = response.headers.get("Location");
+    await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+  }
+
+  async function refused(response) {
+    closePeer();
+    const reason = await response.json().then((body) => body.detail).catch(() => response.statusText);
+    if (response.status === 404) {
+      const status = await lessonState().catch(() => ({ state: "unknown" }));
+      if (status.state === "ended") return finish("ended");
+      showMessage("not_started");
+      return retry(RETRY_MS);
+    }
+    if (response.status === 503) {
+      showMessage("full");
+      return retry(RETRY_MS * 3);
+    }
+    showState("disconnected");
+    showMessage("failed", { reason });
+  }
+
+  function retry(ms) {
+    clearTimeout(watch.timer);
+    watch.timer = setTimeout(() => connect().catch(failed), ms);
+  }
+
+  function reconnect() {
+    leave();
+    retry(RETRY_MS);
+  }
+
+  function failed(err) {
+    showState("disconnected");
+    showMessage("failed", { reason: String(err && err.message ? err.message : err) });
+    retry(RETRY_MS * 2);
+  }
+
+  function closePeer() {
+    if (watch.pc) watch.pc.close();
+    watch.pc = null;
+    watch.channel = null;
+    handBtn.disabled = true;
+  }
+
+  function leave() {
+    if (watch.location) {
+      fetch(watch.location, { method: "DELETE", keepalive: true }).catch(() => {});
+      watch.location = null;
+    }
+    closePeer();
+  }
+
+  function finish(key) {
+    watch.ended = true;
+    clearTimeout(watch.timer);
+    watch.location = null; // the box already closed the session
+    closePeer();
+    video.srcObject = null;
+    showState("disconnected");
+    showMessage(key);
+  }
+
+  handBtn.addEventListener("click", () => send({ type: "hand", raised: !watch.handRaised }));
+  soundBtn.addEventListener("click", playWithSound);
+  saverBox.checked = localStorage.getItem("classbox.dataSaver") === "1";
+  saverBox.addEventListener("change", () => {
+    localStorage.setItem("classbox.dataSaver", saverBox.checked ? "1" : "0");
+    send({ type: "data_saver", on: saverBox.checked });
+  });
+  window.addEventListener("pagehide", leave);
+  connect().catch(failed);
+})();

@@ -1,0 +1,74 @@
+"""The student page `/watch/{join_code}`: a WHEP player that needs nothing but the link.
+
+Every string the student reads comes from a catalog (`locales/watch.<lang>.json`, English as the
+fallback); right-to-left languages get `dir="rtl"` and the CSS uses logical properties only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from edge.box import Box
+
+WEB = Path(__file__).resolve().parent
+RTL_LANGUAGES = {"ar", "fa", "he", "ur", "ps", "dv", "yi"}
+CODE_RE = re.compile(r"^[A-Za-z0-9]{4,16}$")
+RETRY_MS = 5000
+
+router = APIRouter()
+_templates = Environment(loader=FileSystemLoader(WEB / "templates"), autoescape=select_autoescape(["html"]))
+
+
+@cache
+def strings(language: str) -> dict[str, str]:
+    """The student page's strings in `language` (missing ones fall back to English)."""
+    english: dict[str, str] = json.loads((WEB / "locales" / "watch.en.json").read_text("utf-8"))
+    path = WEB / "locales" / f"watch.{language.split('-')[0]}.json"
+    if language != "en" and path.exists():
+        return {**english, **json.loads(path.read_text("utf-8"))}
+    return english
+
+
+def page(box: Box, join_code: str) -> str:
+    """The watch page for `join_code` in the box's language."""
+    language = box.config.box.language
+    catalog = strings(language)
+    lesson = box.lesson_by_code(join_code)
+    config = {"join_code": join_code.lower(), "strings": catalog, "retry_ms": RETRY_MS}
+    # </script> cannot appear inside the JSON island: escape the slash.
+    config_json = json.dumps(config, ensure_ascii=False).replace("</", "<\\/")
+    return _templates.get_template("watch.html").render(
+        lang=language,
+        direction="rtl" if language.split("-")[0] in RTL_LANGUAGES else "ltr",
+        strings=catalog,
+        title=lesson.title if lesson else "",
+        config_json=config_json,
+    )
+
+
+@router.get("/watch/{join_code}", response_class=HTMLResponse)
+async def watch_page(request: Request, join_code: str) -> HTMLResponse:
+    """The student page (any state: it shows 'not started' or 'ended' itself)."""
+    if not CODE_RE.match(join_code):
+        raise HTTPException(404, "not a join code")
+    box: Box = request.app.state.box
+    return HTMLResponse(page(box, join_code), headers={"Cache-Control": "no-store"})
+
+
+@router.get("/static/watch.js")
+async def watch_script() -> FileResponse:
+    """The student page's player."""
+    return FileResponse(WEB / "static" / "watch.js", media_type="text/javascript")
+
+
+@router.get("/static/watch.css")
+async def watch_style() -> FileResponse:
+    """The student page's style."""
+    return FileResponse(WEB / "static" / "watch.css", media_type="text/css")

@@ -1,0 +1,103 @@
+"""The student page in headless Chromium: plays video and audio, raises a hand, data saver, lesson end."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from edge.web.watch import strings
+from tests.stream_fixture import live_box, small_config, until
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+INBOUND = """async () => {
+  const pc = window.classboxWatch && window.classboxWatch.pc;
+  if (!pc) return {};
+  const out = {};
+  (await pc.getStats()).forEach((s) => {
+    if (s.type === 'inbound-rtp') out[s.kind] = {
+      frames: s.framesDecoded || 0, width: s.frameWidth || 0, samples: s.totalSamplesReceived || 0,
+      packets: s.packetsReceived || 0 };
+  });
+  return out;
+}"""
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def inbound(page: Page) -> dict[str, Any]:
+    result: dict[str, Any] = await page.evaluate(INBOUND)
+    return result
+
+
+async def wait_inbound(page: Page, ok: Any, within: float = 20.0) -> dict[str, Any]:
+    stats: dict[str, Any] = {}
+
+    async def check() -> bool:
+        nonlocal stats
+        stats = await inbound(page)
+        return bool(ok(stats))
+
+    for _ in range(int(within / 0.25)):
+        if await check():
+            return stats
+        await page.wait_for_timeout(250)
+    raise AssertionError(f"no media in the browser: {stats}")
+
+
+async def test_student_page_plays_the_lesson_and_talks_to_the_box(tmp_path: Path, browser: Browser) -> None:
+    text = strings("en")
+    async with live_box(small_config(tmp_path)) as live, httpx.AsyncClient(base_url=live.base) as client:
+        page = await browser.new_page()
+        code = "abcdef"
+        await page.goto(f"{live.base}/watch/{code}")
+        await page.wait_for_selector(f"text={text['not_started']}")
+        assert (await client.get("/watch/../etc")).status_code == 404
+
+        lesson = await live.start_lesson("Fractions")
+        await page.goto(f"{live.base}/watch/{lesson.join_code}")
+        assert await page.text_content("#title") == "Fractions"
+        stats = await wait_inbound(
+            page, lambda s: s.get("video", {}).get("frames", 0) > 5 and s.get("audio", {}).get("samples", 0) > 0
+        )
+        assert stats["video"]["width"] == 640
+        await page.wait_for_selector(f"#state:has-text('{text['connected']}')")
+
+        await page.click("#hand")
+        await until(lambda: live.hub.viewers() and live.hub.viewers()[0]["hand_raised"], what="hand raised")
+        await page.wait_for_selector(f"#hand:has-text('{text['lower_hand']}')")
+        live.hub.acknowledge_hand(live.hub.viewers()[0]["id"])
+        await page.wait_for_selector(f"text={text['hand_acknowledged']}")
+
+        await page.check("#data-saver")
+        await until(lambda: live.hub.viewers()[0]["layer"] == "low", what="data saver layer")
+        await wait_inbound(page, lambda s: s.get("video", {}).get("width") == 320)
+
+        await live.box.stop_lesson("panel")
+        await page.wait_for_selector(f"text={text['ended']}")
+        assert live.hub.count == 0
+        await page.close()
