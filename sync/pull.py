@@ -48,6 +48,9 @@ class Budget(Protocol):
     def observe(self, nbytes: int, seconds: float) -> None:
         """Feed the link estimate."""
 
+    def exhausted(self) -> bool:
+        """True when the monthly data cap is reached."""
+
 
 PeerList = Callable[[], Iterable[str]]
 
@@ -98,6 +101,8 @@ class Puller:
         began = time.monotonic()
         self.report = report = PullReport()
         repo = await asyncio.to_thread(TrustedRepo, self.repo_url, self.trust_dir, self.trusted_root)
+        if self.budget is not None and local_path(repo.base) is None and self.budget.exhausted():
+            raise BudgetExhausted("monthly WAN data cap reached: courseware sync waits")
         try:
             catalog = await asyncio.to_thread(repo.refresh)
             indexes = await asyncio.to_thread(self._apply_catalog, repo, catalog)
