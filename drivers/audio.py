@@ -52,6 +52,7 @@ RING_FRAMES = 50  # ~1 s
 LEVEL_FRAMES = 5  # 100 ms
 FLOOR_DBFS = -100.0
 FULL_SCALE = 32768.0
+PACE_SLACK_S = 0.04
 
 
 @dataclass(frozen=True)
@@ -231,10 +232,7 @@ class CapturingAudioSource(AudioSource):
         while not self._stopping.is_set():
             try:
                 self._open()
-                while not self._stopping.is_set():
-                    pcm = self._read()
-                    self._deliver(pcm, time.time() - FRAME_S)
-                    self._backoff.reset()
+                self._read_frames()
             except DriverError as err:
                 self._report(str(err))
             finally:
@@ -242,6 +240,17 @@ class CapturingAudioSource(AudioSource):
             if not self._stopping.is_set():
                 self._reconnects += 1
                 self._stopping.wait(self._backoff.next())
+
+    def _read_frames(self) -> None:
+        opened, count = time.monotonic(), 0
+        while not self._stopping.is_set():
+            pcm = self._read()
+            self._deliver(pcm, time.time() - FRAME_S)
+            self._backoff.reset()
+            count += 1
+            ahead = opened + count * FRAME_S - time.monotonic()
+            if ahead > PACE_SLACK_S:  # a device faster than real time (a file, a broken clock) is held back
+                self._stopping.wait(ahead)
 
     def _keep_loop(self) -> None:
         """Fill real-time silence while no device frame came for `silence_after_s`."""

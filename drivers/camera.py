@@ -41,7 +41,10 @@ __all__ = [
     "read_burned_clock",
 ]
 
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # drivers report problems in health
+# Drivers report device problems in their health; keep OpenCV's and FFmpeg's own chatter out of the logs.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")  # a dropped camera is noticed at once
 
 LOSS_TIMEOUT_S = 2.0
 URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
@@ -208,6 +211,7 @@ class CapturingVideoSource(VideoSource):
         self._index = 0
         self._started_at = time.monotonic()
         self._last_real: float | None = None  # monotonic time of the last device frame
+        self._previous: float | None = None  # the same, forgotten at each (re)open: gaps count as drops only within one
         self._real_times: deque[float] = deque()
         self._dropped = 0
         self._reconnects = 0
@@ -289,11 +293,11 @@ class CapturingVideoSource(VideoSource):
         return frame
 
     def _count_real(self, now: float) -> None:
-        if self._last_real is not None and self._expected_fps > 0:
-            gap = (now - self._last_real) * self._expected_fps
+        if self._previous is not None and self._expected_fps > 0:
+            gap = (now - self._previous) * self._expected_fps
             if gap > 1.5:
                 self._dropped += round(gap) - 1
-        self._last_real = now
+        self._last_real = self._previous = now
         self._problem = ""
         self._real_times.append(now)
         self._trim_rate_window(now)
@@ -320,6 +324,8 @@ class CapturingVideoSource(VideoSource):
                 self._report(str(err))
                 self._stopping.wait(self._backoff.next())
                 continue
+            with self._cond:
+                self._previous = None
             try:
                 self._read_frames()
             except DeviceEnded as err:
@@ -407,6 +413,9 @@ class SyntheticVideoSource(CapturingVideoSource):
         self._step = max(2, round(width / (4 * self.fps)) // 2 * 2)  # crosses the picture in ~4 s
         self._tick = 0
         self._next_at = 0.0
+        scale = max(width / 1280, 0.3)
+        text_height = cv2.getTextSize("#0", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][1]
+        self._text_place = (_clock_geometry(width)[1] + text_height + 10, scale)  # below the clock strip
 
     def _open(self) -> None:
         self._next_at = time.monotonic()
@@ -416,8 +425,7 @@ class SyntheticVideoSource(CapturingVideoSource):
         at = time.time()
         yuv = self._pattern(self._tick * self._step % self.width)
         burn_clock(yuv, self.width, at, self._index + 1)
-        text = f"{self.name}  #{self._index + 1}  {_clock_text(at)}"
-        _burn_text(yuv, self.height, text, _clock_geometry(self.width)[1] + int(40 * self.width / 1280) + 8, 1.0)
+        _burn_text(yuv, self.height, f"{self.name}  #{self._index + 1}  {_clock_text(at)}", *self._text_place)
         return yuv, at
 
     def _wait_tick(self) -> None:
@@ -553,8 +561,6 @@ class OpenCVVideoSource(CapturingVideoSource):
             real = os.path.realpath(self.device.value)  # /dev/v4l/by-id/... links to /dev/videoN
             numbered = re.fullmatch(r"/dev/video(\d+)", real)
             return cv2.VideoCapture(int(numbered.group(1)) if numbered else real, cv2.CAP_V4L2)
-        if self.device.value.lower().startswith("rtsp"):
-            os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
         return cv2.VideoCapture(self.device.value, cv2.CAP_FFMPEG, params)
 
     def _configure(self, cap: Any) -> None:
