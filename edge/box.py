@@ -28,6 +28,7 @@ from edge.events import EventBus
 if TYPE_CHECKING:
     from edge.component import Component
     from edge.daemon import Supervisor
+    from edge.stream.viewers import ViewerHub
 
 log = logging.getLogger(__name__)
 
@@ -267,3 +268,23 @@ class Box:
             except Exception:
                 # A failing part (recorder, stream) degrades the lesson; it never blocks it.
                 log.exception("lesson hook %s failed", getattr(hook, "__qualname__", hook))
+
+    # -- live viewers (the `stream` component) ----------------------------------------------------
+
+    def _viewer_hub(self) -> ViewerHub | None:
+        from edge.stream.viewers import ViewerHub
+
+        hub = self.component("stream")
+        return hub if isinstance(hub, ViewerHub) else None
+
+    def viewers(self) -> list[dict[str, Any]]:
+        """Every student watching the live lesson: name, layer, bitrate, loss, RTT, raised hand."""
+        hub = self._viewer_hub()
+        return hub.viewers() if hub else []
+
+    def acknowledge_hand(self, viewer_id: str) -> None:
+        """The teacher answered a student's raised hand; raise ViewerError if that student left."""
+        hub = self._viewer_hub()
+        if hub is None:
+            raise NoLiveLesson("live streaming is not running")
+        hub.acknowledge_hand(viewer_id)

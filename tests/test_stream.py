@@ -27,8 +27,19 @@ async def test_player_receives_decoded_video_and_audio_and_leaves_cleanly(tmp_pa
             await until(lambda: any(m["type"] == "welcome" for m in player.messages), what="welcome")
             welcome = next(m for m in player.messages if m["type"] == "welcome")
             assert welcome["title"] == "Fractions"
+            player.channel.send("{not json")
+            player.send("hand", raised=True)
+            await until(lambda: any(m["type"] == "hand" for m in player.messages), what="hand echo")
+            assert any(m["type"] == "error" and "refused" in m["message"] for m in player.messages)
+            assert live.hub.viewers()[0]["hand_raised"] is True
             assert live.hub.count == 1
             assert live.media.fanout.subscribers == 2
+            metrics = (await client.get("/metrics")).text
+            assert 'classbox_viewers{component="stream"} 1.0' in metrics
+            assert 'classbox_high_frames{component="media"}' in metrics
+            listed = (await client.get("/api/viewers")).json()["viewers"]
+            assert [v["layer"] for v in listed] == ["high"]
+            assert listed[0]["name"] == "Student 1"
         finally:
             await player.close(client)
         assert live.hub.count == 0

@@ -132,7 +132,7 @@ class ViewerHub(Component):
         super().__init__()
         self._box = box
         self._fanout = fanout
-        self._interval = monitor_interval_s
+        self.monitor_interval_s = monitor_interval_s
         self._viewers: dict[str, Viewer] = {}
         self.ended_grace_s = 0.3
         self.joined = 0
@@ -145,7 +145,7 @@ class ViewerHub(Component):
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(self._interval)
+            await asyncio.sleep(self.monitor_interval_s)
             await self.check_viewers()
 
     async def stop(self) -> None:
@@ -366,9 +366,9 @@ class ViewerHub(Component):
         elapsed = max(now - viewer._stats_at, 1e-3)
         viewer.kbps = (sent - viewer._bytes_sent) * 8 / 1000 / elapsed
         viewer._bytes_sent, viewer._stats_at = sent, now
-        if not received and not lost:
-            return None
         d_lost, d_recv = lost - viewer._lost_seen[0], received - viewer._lost_seen[1]
+        if d_lost == 0 and d_recv == 0:
+            return None  # no receiver report since the last look
         viewer._lost_seen = (lost, received)
         viewer.loss = max(d_lost, 0) / max(d_lost + d_recv, 1)
         viewer.rtt_s = max(rtts) if rtts else None

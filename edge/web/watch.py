@@ -10,12 +10,15 @@ import json
 import re
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from edge.box import Box
+from edge.errors import ViewerError
+from edge.web.app import BoxDep, TeacherDep
 
 WEB = Path(__file__).resolve().parent
 RTL_LANGUAGES = {"ar", "fa", "he", "ur", "ps", "dv", "yi"}
@@ -72,3 +75,19 @@ async def watch_script() -> FileResponse:
 async def watch_style() -> FileResponse:
     """The student page's style."""
     return FileResponse(WEB / "static" / "watch.css", media_type="text/css")
+
+
+@router.get("/api/viewers")
+async def viewers(box: BoxDep, who: TeacherDep) -> dict[str, Any]:
+    """The students watching, with their layer, bitrate, loss and raised hands (for the panel)."""
+    return {"viewers": box.viewers()}
+
+
+@router.post("/api/viewers/{viewer_id}/hand/acknowledge")
+async def acknowledge_hand(box: BoxDep, who: TeacherDep, viewer_id: str) -> dict[str, Any]:
+    """The teacher answers a raised hand; the student's page shows it."""
+    try:
+        box.acknowledge_hand(viewer_id)
+    except ViewerError as err:
+        raise HTTPException(404, str(err)) from err
+    return {"acknowledged": viewer_id}

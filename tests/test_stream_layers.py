@@ -1,0 +1,69 @@
+"""Layer choice per viewer: the policy on its own, and the real receiver-report path under packet loss."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edge.stream.layers import LayerPolicy, LinkReport
+from tests.stream_fixture import join, live_box, small_config, until
+
+GOOD = LinkReport(loss=0.0, rtt_s=0.02)
+LOSSY = LinkReport(loss=0.2, rtt_s=0.02)
+SLOW = LinkReport(loss=0.0, rtt_s=1.5)
+
+
+def test_policy_steps_down_at_once_and_up_only_after_good_reports() -> None:
+    policy = LayerPolicy(good_reports_to_rise=3)
+    assert policy.next_layer("high", LOSSY, data_saver=False) == "low"
+    assert policy.next_layer("low", SLOW, data_saver=False) == "none"
+    assert policy.next_layer("none", LOSSY, data_saver=False) == "none"
+    layers = [policy.next_layer("none", GOOD, data_saver=False) for _ in range(3)]
+    assert layers == ["none", "none", "low"]
+    assert policy.next_layer("low", None, data_saver=False) == "low"  # no news keeps the layer
+    assert policy.next_layer("low", LinkReport(0.05, 0.02), data_saver=False) == "low"  # in between: stay
+
+
+def test_data_saver_caps_at_the_low_layer() -> None:
+    policy = LayerPolicy(good_reports_to_rise=1)
+    assert policy.next_layer("high", None, data_saver=True) == "low"
+    assert policy.next_layer("low", GOOD, data_saver=True) == "low"
+    assert policy.next_layer("low", GOOD, data_saver=False) == "high"
+
+
+@pytest.mark.slow
+async def test_a_lossy_link_gets_a_lower_layer_then_climbs_back(tmp_path: Path) -> None:
+    async with live_box(small_config(tmp_path)) as live, httpx.AsyncClient(base_url=live.base) as client:
+        live.hub.monitor_interval_s = 0.3
+        lesson = await live.start_lesson()
+        player = await join(client, f"/whep/{lesson.join_code}")
+        try:
+            await until(lambda: player.frames["video"] >= 3, what="video")
+            viewer = live.hub.viewer(player.location.rsplit("/", 1)[1])
+            assert viewer is not None
+            assert viewer.video_sender is not None
+            viewer.policy.good_reports_to_rise = 2
+            transport = viewer.video_sender.transport
+            send_rtp = transport._send_rtp
+            count = itertools.count()
+
+            async def lossy(data: bytes) -> None:  # a link that loses one packet in three
+                if next(count) % 3:
+                    await send_rtp(data)
+
+            transport._send_rtp = lossy  # type: ignore[method-assign]
+            await until(lambda: viewer.layer == "none", 15.0, "the viewer dropped to audio only")
+            assert viewer.loss > 0.1
+            assert {"type": "layer", "layer": "low"} in player.messages
+            transport._send_rtp = send_rtp  # type: ignore[method-assign]
+            await until(lambda: viewer.layer == "high", 20.0, "the viewer climbed back")
+            player.sizes.clear()
+            await until(lambda: (640, 360) in player.sizes, what="high-layer pictures again")
+            stats = live.hub.viewers()[0]
+            assert stats["kbps"] > 0
+            assert stats["rtt_ms"] is not None
+        finally:
+            await player.close(client)
