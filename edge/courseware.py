@@ -17,9 +17,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zeroconf import Error as ZeroconfError
+
 from edge.component import Component
 from sync.budget import Budget, Window
 from sync.errors import BudgetExhausted, SyncError
+from sync.peers import PeerDirectory
 from sync.pull import Puller, PullReport
 from sync.store import Store, StoredItem
 
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ROOT_FILE = "courseware-root.json"
+PEER_SETTLE_S = 2.0
 
 
 def windows_of(box: Box) -> list[Window]:
@@ -46,7 +50,7 @@ class CoursewareComponent(Component):
         self._box = box
         self.store: Store | None = None
         self.budget: Budget | None = None
-        self.peers: Any = None
+        self.peers: PeerDirectory | None = None
         self.last_report: PullReport | None = None
         self.last_error = ""
         self._wake = asyncio.Event()
@@ -79,8 +83,21 @@ class CoursewareComponent(Component):
 
     async def _start_peers(self) -> None:
         """Advertise this box and browse for others (LAN peers); a failure only disables peers."""
+        cfg = self._box.config
+        if not cfg.discovery.enabled:
+            return
+        peers = PeerDirectory(self._box.id, cfg.web.port, cfg.discovery.interfaces)
+        try:
+            await peers.start()
+        except (OSError, ZeroconfError) as err:
+            log.warning("courseware: LAN discovery unavailable (%s); pulling from the repository only", err)
+            await peers.close()
+            return
+        self.peers = peers
 
     async def run(self) -> None:
+        if self.peers is not None:
+            await asyncio.sleep(PEER_SETTLE_S)  # let LAN peers answer before the first pull
         while True:
             if self._box.config.courseware.repo_url:
                 await self.pull_once()
@@ -134,8 +151,7 @@ class CoursewareComponent(Component):
     def _peer_urls(self) -> list[str]:
         if self.peers is None or not self._box.config.courseware.lan_peers:
             return []
-        urls: list[str] = self.peers.urls()
-        return urls
+        return self.peers.urls()
 
     def _report_health(self) -> None:
         store = self._require()

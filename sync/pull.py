@@ -191,9 +191,9 @@ class Puller:
     async def _from_peer(self, session: aiohttp.ClientSession, peer: str, digest: str, length: int) -> bytes | None:
         try:
             async with session.get(f"{peer.rstrip('/')}/api/chunks/{digest}") as response:
-                if response.status != 200:
+                if response.status != 200 or (response.content_length or 0) > length:
                     return None
-                data = await response.content.read(length + 1)
+                data = await response.read()
             _check(digest, length, data, peer)
             return data
         except CorruptChunk as err:

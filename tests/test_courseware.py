@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -24,12 +25,13 @@ from edge.courseware import CoursewareComponent
 from edge.daemon import Supervisor
 from edge.events import EventBus
 from edge.web.app import create_app
+from edge.web.server import WebDoor
 from sync.chunks import ItemIndex
 from sync.errors import TrustError
 from sync.publish import publish
 from sync.pull import Puller
 from sync.store import Store
-from tests.helpers import REPO, wait_for
+from tests.helpers import REPO, free_port, wait_for
 from tests.nginx_server import Nginx
 
 
@@ -81,6 +83,8 @@ async def running_box(config: BoxConfig) -> AsyncIterator[tuple[CoursewareCompon
     box.attach(supervisor)
     component = CoursewareComponent(box)
     supervisor.add(component)
+    if config.discovery.enabled:  # a peer must really answer HTTP on loopback
+        supervisor.add(WebDoor(box))
     await supervisor.start_all()
     transport = httpx.ASGITransport(app=create_app(box))
     try:
@@ -324,3 +328,43 @@ async def test_expired_metadata_is_refused(tmp_path: Path) -> None:
         assert store.courses() == []
     finally:
         store.close()
+
+
+def lan_box(state: Path, box_id: str, repo_url: str, root: Path) -> BoxConfig:
+    config = box_config(state, repo_url, root)
+    config.box.id = box_id
+    config.web.host = "127.0.0.1"
+    config.web.port = free_port()
+    config.discovery.enabled = True
+    config.discovery.interfaces = ["127.0.0.1"]
+    return config
+
+
+async def test_a_second_box_gets_every_chunk_from_its_lan_peer_and_none_from_the_cloud(
+    tmp_path: Path, repo: tuple[Path, Path, Nginx]
+) -> None:
+    src, out, cloud = repo
+    root = out / "metadata" / "1.root.json"
+    first = lan_box(tmp_path / "a", "box-a", "", root)  # no pulls of their own: the test says when
+    second = lan_box(tmp_path / "b", "box-b", "", root)
+    async with running_box(first) as (cw_a, _), running_box(second) as (cw_b, client_b):
+        first.courseware.repo_url = second.courseware.repo_url = cloud.url
+        report_a = await cw_a.pull_once()
+        assert report_a is not None
+        assert report_a.chunks_from_origin > 0
+        for _ in range(100):
+            if cw_b.peers and cw_b.peers.urls() == [f"http://127.0.0.1:{first.web.port}"]:
+                break
+            await asyncio.sleep(0.05)
+        assert cw_b.peers is not None
+        assert cw_b.peers.urls() == [f"http://127.0.0.1:{first.web.port}"]
+        mark = cloud.mark()
+        report_b = await cw_b.pull_once()
+        assert report_b is not None
+        cloud_hits = cloud.hits_since(mark)
+        assert [h for h in cloud_hits if h.uri.startswith("/chunks/")] == []
+        assert report_b.chunks_from_origin == 0
+        assert report_b.chunks_from_peers == report_a.chunks_from_origin
+        assert report_b.items_complete == 4
+        video = (src / "math/lesson-1/video.mp4").read_bytes()
+        assert await _served(client_b, "math/lesson-1/video.mp4") == sha(video)
