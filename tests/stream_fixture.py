@@ -56,6 +56,8 @@ def small_config(tmp_path: Path, **lesson: Any) -> BoxConfig:
     config.cameras[0].width, config.cameras[0].height, config.cameras[0].fps = 640, 360, 15
     config.stream.high = VideoLayerConfig(width=640, height=360, fps=15, kbps=600)
     config.stream.low = VideoLayerConfig(width=320, height=180, fps=10, kbps=150)
+    config.recording.enabled = False  # the recorder's own tests cover it; here it would only be one more subscriber
+    config.discovery.enabled = False
     for key, value in lesson.items():
         setattr(config.lesson, key, value)
     return config
