@@ -106,8 +106,15 @@ def devices(box: Box) -> list[Component]:
 @contextlib.asynccontextmanager
 async def live_box(config: BoxConfig, with_devices: bool = True) -> AsyncIterator[LiveBox]:
     """Run a daemon in this loop until the block ends."""
-    factories = [devices] if with_devices else []
-    daemon = Daemon(config, [*factories, standard_components])
+
+    def components(box: Box) -> list[Component]:
+        standard = standard_components(box)
+        names = {component.name for component in standard}
+        # Capture's own camera/mic components take precedence once standard_components has them.
+        extra = [d for d in devices(box) if d.name not in names] if with_devices else []
+        return [*extra, *standard]
+
+    daemon = Daemon(config, [components])
     task = asyncio.create_task(daemon.run(), name="test:daemon")
     try:
         while daemon.box.component("web") is None or daemon.box.component("web").health().status != "ok":  # type: ignore[union-attr]
