@@ -499,7 +499,7 @@ def _check_url(spec: str, scheme: str) -> str:
     except ValueError as err:
         raise DeviceSpecError(f"not a valid URL: {err}") from err
     if not spec[len(scheme) + 1 :].startswith("//") or not parts.hostname:
-        raise DeviceSpecError(f"a {scheme} URL needs a host, e.g. {scheme}://192.168.1.20/stream")
+        raise DeviceSpecError(f"the URL needs a host, e.g. {scheme}://192.168.1.20/stream")
     return spec
 
 

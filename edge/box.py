@@ -178,6 +178,17 @@ class Box:
             "components": components,
         }
 
+    async def devices(self) -> dict[str, Any]:
+        """The cameras and microphones this machine has (names, modes, channels) and which ones are configured."""
+        from edge.media.capture import list_devices
+
+        found = await asyncio.to_thread(list_devices)
+        configured = {
+            "cameras": [c.model_dump() for c in self.config.cameras],
+            "microphones": [m.model_dump() for m in self.config.microphones],
+        }
+        return {**found, "configured": configured}
+
     # -- teacher credential ---------------------------------------------------------------------
 
     def is_panel_address(self, address: str | None) -> bool:

@@ -120,7 +120,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
-    load_config(args.file)
+    from edge.media.capture import device_problems
+
+    config = load_config(args.file)
+    problems = device_problems(config)  # the form was checked at load; this looks for the devices themselves
+    if problems:
+        return _report(ConfigError(str(args.file), problems))
     print(f"{args.file}: ok")
     return 0
 

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from drivers.camera import parse_video_device
 from edge.errors import ConfigError
 from sync.atomic import write_atomic
 
@@ -87,12 +88,19 @@ class CameraConfig(Section):
 
     name: Name = "teacher"
     source: Literal["synthetic", "opencv"] = "synthetic"
-    device: str = ""
-    width: int = Field(default=1280, ge=160, le=3840)
-    height: int = Field(default=720, ge=120, le=2160)
+    device: str = Field(default="", validate_default=True)  # opencv: an index, a /dev path, an rtsp/http URL, a file
+    width: int = Field(default=1280, ge=160, le=3840, multiple_of=2)
+    height: int = Field(default=720, ge=120, le=2160, multiple_of=2)
     fps: int = Field(default=30, ge=1, le=60)
     fourcc: str = Field(default="", pattern=r"^([A-Z0-9 ]{4})?$")
     loop: bool = True
+
+    @field_validator("device")
+    @classmethod
+    def _device_form(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("source") == "opencv":
+            parse_video_device(value)  # its DeviceSpecError is a ValueError: reported under this key
+        return value
 
 
 class MicrophoneConfig(Section):

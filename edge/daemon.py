@@ -249,8 +249,10 @@ class Daemon:
 def standard_components(box: Box) -> list[Component]:
     """The box's components in start order: devices, media, sync, then the doors."""
     from edge.courseware import CoursewareComponent
+    from edge.media.capture import capture_components
     from edge.media.live import LessonMedia
     from edge.stream.viewers import ViewerHub
     from edge.web.server import WebDoor
 
-    return [LessonMedia(box), ViewerHub(box), CoursewareComponent(box), WebDoor(box)]
+    devices = capture_components(box)  # cameras and microphones first: media reads their sources
+    return [*devices, LessonMedia(box), ViewerHub(box), CoursewareComponent(box), WebDoor(box)]

@@ -89,4 +89,7 @@ def create_app(box: Box) -> FastAPI:
     from edge.web.recordings import router as recordings_router
 
     app.include_router(recordings_router)
+    from edge.web.devices import router as devices_router
+
+    app.include_router(devices_router)
     return app

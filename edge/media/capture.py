@@ -1,0 +1,182 @@
+"""Capture components: each configured camera and microphone as a supervised part of the daemon.
+
+`camera:<name>` and `mic:<name>` own their driver source (started with the daemon, stopped with
+it) and mirror its health into /healthz; microphones publish `audio.level` on the bus at 10 Hz.
+The media pipeline reads frames from `component.source`: the first configured camera is the
+lesson's picture, the first microphone its sound. A missing device never stops the daemon: its
+component reports "down" while the driver sends a slate (or silence) and retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from drivers.audio import CapturingAudioSource, list_microphones, open_audio_source, probe_audio_device
+from drivers.camera import (
+    CapturingVideoSource,
+    list_cameras,
+    open_video_source,
+    parse_video_device,
+    probe_video_device,
+)
+from drivers.capture import CaptureStats
+from drivers.errors import DriverError
+from edge.box import Box
+from edge.component import Component
+from edge.config import BoxConfig, CameraConfig, MicrophoneConfig
+
+log = logging.getLogger(__name__)
+
+HEALTH_PERIOD_S = 0.5
+LEVEL_PERIOD_S = 0.1  # audio.level at 10 Hz
+
+
+def _metrics(stats: CaptureStats) -> dict[str, Any]:
+    age = None if stats.last_frame_age_s is None else round(stats.last_frame_age_s, 3)
+    return {
+        "fps": stats.fps,
+        "dropped": stats.dropped,
+        "last_frame_age_s": age,
+        "delivered": stats.delivered,
+        "reconnects": stats.reconnects,
+    }
+
+
+class _CaptureComponent(Component):
+    """Starts/stops a driver source and keeps the component's health in step with the source's stats."""
+
+    def __init__(self, box: Box, kind: str) -> None:
+        super().__init__()
+        self._box = box
+        self._kind = kind
+        self._last_status = ""
+
+    def _source_stats(self) -> CaptureStats:
+        raise NotImplementedError
+
+    def _extra_metrics(self) -> dict[str, Any]:
+        return {}
+
+    async def run(self) -> None:
+        """Refresh health twice a second until cancelled."""
+        while True:
+            self.refresh()
+            await asyncio.sleep(HEALTH_PERIOD_S)
+
+    def refresh(self) -> None:
+        """Copy the source's stats into this component's health; announce status changes on the bus."""
+        stats = self._source_stats()
+        self.set_health(stats.status, stats.detail, **_metrics(stats), **self._extra_metrics())
+        if stats.status != self._last_status:
+            if stats.status == "down" or self._last_status == "down":
+                log.warning("%s is %s%s", self.name, stats.status, f": {stats.detail}" if stats.detail else "")
+            self._box.bus.publish(
+                "device.status", device=self.name, kind=self._kind, status=stats.status, detail=stats.detail
+            )
+            self._last_status = stats.status
+
+
+class CameraComponent(_CaptureComponent):
+    """One configured camera (`camera:<name>`); `source` is the VideoSource consumers read from."""
+
+    def __init__(self, box: Box, config: CameraConfig, **timing: Any) -> None:
+        super().__init__(box, "camera")
+        self.name = f"camera:{config.name}"
+        self.config = config
+        self.source: CapturingVideoSource = open_video_source(
+            config.name, config.source, config.device, config.width, config.height, config.fps, config.fourcc,
+            config.loop, **timing,
+        )  # fmt: skip
+
+    async def start(self) -> None:
+        """Start the driver's threads (a missing device is reported, never raised)."""
+        self.source.start()
+        self.refresh()
+
+    async def stop(self) -> None:
+        """Stop and join the driver's threads (idempotent)."""
+        await asyncio.to_thread(self.source.stop)
+
+    def _source_stats(self) -> CaptureStats:
+        return self.source.stats()
+
+
+class MicrophoneComponent(_CaptureComponent):
+    """One configured microphone (`mic:<name>`); `source` is the AudioSource consumers read from."""
+
+    def __init__(
+        self, box: Box, config: MicrophoneConfig, level_period_s: float = LEVEL_PERIOD_S, **timing: Any
+    ) -> None:
+        super().__init__(box, "microphone")
+        self.name = f"mic:{config.name}"
+        self.config = config
+        self.source: CapturingAudioSource = open_audio_source(
+            config.name, config.source, config.device, config.channels, config.tone_hz, **timing
+        )
+        self._level_period_s = level_period_s
+        self._level_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the driver's threads and the level meter task."""
+        self.source.start()
+        self.refresh()
+        self._level_task = asyncio.create_task(self._meter(), name=f"{self.name}:level")
+
+    async def stop(self) -> None:
+        """Cancel the level meter, stop and join the driver's threads (idempotent)."""
+        task, self._level_task = self._level_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.to_thread(self.source.stop)
+
+    async def _meter(self) -> None:
+        while True:
+            rms, peak = self.source.level()
+            self._box.bus.publish("audio.level", mic=self.config.name, rms_dbfs=round(rms, 2), peak_dbfs=round(peak, 2))
+            await asyncio.sleep(self._level_period_s)
+
+    def _source_stats(self) -> CaptureStats:
+        return self.source.stats()
+
+    def _extra_metrics(self) -> dict[str, Any]:
+        rms, peak = self.source.level()
+        return {"rms_dbfs": round(rms, 2), "peak_dbfs": round(peak, 2)}
+
+
+def capture_components(box: Box) -> list[Component]:
+    """A component per configured camera, then per microphone, in config order."""
+    cameras: list[Component] = [CameraComponent(box, cfg) for cfg in box.config.cameras]
+    mics: list[Component] = [MicrophoneComponent(box, cfg) for cfg in box.config.microphones]
+    return cameras + mics
+
+
+# -- what the admin page and `config check` ask about devices -----------------------------------
+
+
+def list_devices() -> dict[str, list[dict[str, Any]]]:
+    """The cameras and microphones this machine has (blocking: PortAudio init; call from a thread)."""
+    try:
+        microphones = list_microphones()
+    except (OSError, DriverError) as err:
+        log.warning("cannot list microphones: %s", err)
+        microphones = []
+    return {"cameras": list_cameras(), "microphones": microphones}
+
+
+def device_problems(config: BoxConfig) -> list[str]:
+    """One line per configured device that does not exist here (blocking; for `classbox config check`)."""
+    problems = []
+    for index, camera in enumerate(config.cameras):
+        if camera.source == "opencv":
+            problem = probe_video_device(parse_video_device(camera.device))
+            if problem:
+                problems.append(f"cameras.{index}.device ({camera.name}): {problem}")
+    for index, mic in enumerate(config.microphones):
+        if mic.source == "pyaudio":
+            problem = probe_audio_device(mic.device, mic.channels)
+            if problem:
+                problems.append(f"microphones.{index}.device ({mic.name}): {problem}")
+    return problems
