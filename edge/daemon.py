@@ -251,8 +251,12 @@ def standard_components(box: Box) -> list[Component]:
     from edge.courseware import CoursewareComponent
     from edge.media.capture import capture_components
     from edge.media.live import LessonMedia
+    from edge.media.recorder import Recorder
     from edge.stream.viewers import ViewerHub
+    from edge.uploads import Uploads
     from edge.web.server import WebDoor
 
     devices = capture_components(box)  # cameras and microphones first: media reads their sources
-    return [*devices, LessonMedia(box), ViewerHub(box), CoursewareComponent(box), WebDoor(box)]
+    # The recorder after media: its lesson hooks run after the encoders start and before they stop.
+    media = [LessonMedia(box), ViewerHub(box), Recorder(box)]
+    return [*devices, *media, CoursewareComponent(box), Uploads(box), WebDoor(box)]

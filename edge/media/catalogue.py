@@ -139,7 +139,7 @@ class Catalogue:
 
     def add_segment(self, segment: Segment) -> None:
         """Catalogue a closed segment (idempotent)."""
-        self._segments.upsert(asdict(segment), pk=("recording_id", "seq"))
+        self._segments.insert(asdict(segment), replace=True)
 
     def segments(self, recording_id: str) -> list[Segment]:
         """A recording's closed segments in order."""

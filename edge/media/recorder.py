@@ -1,0 +1,287 @@
+"""The `recorder` component: records each live lesson from the shared packets, survives power cuts.
+
+While a lesson is live it subscribes to the media fan-out (high layer + audio) and to the bus
+(`lesson.`, `board.` events for the ink log) and hands both to a `SegmentWriter` thread. When the
+lesson stops it joins the segments into one MP4 in the background, catalogues it and publishes
+`recording.finished` (the uploads component queues it). On start it finalises recordings a crash
+or power cut left open, from their closed segments, marked interrupted. It also runs the disk
+policy and raises the `storage.low` alarm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from edge.box import Box, Lesson
+from edge.component import Component
+from edge.events import Subscription
+from edge.media.catalogue import Catalogue, Recording, Segment
+from edge.media.packets import AUDIO_LAYER, PacketFanout, PacketSubscription
+from edge.media.segments import FINAL_NAME, INK_LOG, ClosedSegment, SegmentWriter, closed_segments, join_segments
+from edge.media.storage import MB, DiskPolicy, StorageReport
+from sync.atomic import fsync_dir
+from sync.push import file_sha256
+
+log = logging.getLogger(__name__)
+
+RECORDED_TOPICS = ("lesson.", "board.")
+
+
+class RecordingSession:
+    """One live lesson being recorded: the packet and event pumps plus the writer thread."""
+
+    def __init__(self, recording: Recording, writer: SegmentWriter) -> None:
+        self.recording = recording
+        self.writer = writer
+        self._tasks: list[asyncio.Task[None]] = []
+        self._packets: PacketSubscription | None = None
+        self._fanout: PacketFanout | None = None
+        self._events: Subscription | None = None
+
+    def start(self, fanout: PacketFanout | None, events: Subscription) -> None:
+        """Start the writer thread and the pumps."""
+        self.writer.start()
+        self._events = events
+        name = self.recording.id[:8]
+        self._tasks.append(asyncio.create_task(self._pump_events(events), name=f"recorder:events:{name}"))
+        if fanout is not None:
+            self._fanout = fanout
+            self._packets = fanout.subscribe([self.writer.video_layer, AUDIO_LAYER])
+            self._tasks.append(asyncio.create_task(self._pump_packets(self._packets), name=f"recorder:packets:{name}"))
+
+    async def _pump_packets(self, packets: PacketSubscription) -> None:
+        async for packet in packets:
+            self.writer.put_packet(packet)
+
+    async def _pump_events(self, events: Subscription) -> None:
+        async for event in events:
+            if event.topic.startswith(RECORDED_TOPICS):
+                self.writer.put_event(event.at, event.topic, event.data)
+
+    async def stop(self) -> None:
+        """Stop the pumps, then let the writer finish and fsync (idempotent)."""
+        if self._packets is not None and self._fanout is not None:
+            self._fanout.unsubscribe(self._packets)
+        if self._events is not None:
+            self._events.close()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.to_thread(self.writer.close)
+
+
+class Recorder(Component):
+    """Records lessons into segments, finalises them (also after a power cut), keeps the disk in check."""
+
+    name = "recorder"
+
+    def __init__(self, box: Box, storage_check_s: float = 30.0, free_bytes: Any = None) -> None:
+        super().__init__()
+        self._box = box
+        self._session: RecordingSession | None = None
+        self._to_finalise: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
+        self._storage_check_s = storage_check_s
+        self._storage = StorageReport(0, 0, 0, 0, 0, 0)
+        self._alarm = False
+        cfg = box.config.recording
+        self.policy = DiskPolicy(
+            lambda: self.catalogue,
+            self.root,
+            cfg.quota_mb * MB,
+            cfg.min_free_mb * MB,
+            **({"free_bytes": free_bytes} if free_bytes is not None else {}),
+        )
+        box.on_lesson_start(self._lesson_started)
+        box.on_lesson_stop(self._lesson_stopped)
+
+    @property
+    def root(self) -> Path:
+        """Where recordings live."""
+        return self._box.config.box.state_dir / "recordings"
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The recordings catalogue."""
+        return Catalogue(self._box.db)
+
+    # -- component ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        current = self._box.current_lesson()
+        for recording in self.catalogue.unfinished():
+            if current is None or recording.lesson_id != current.id:
+                self._to_finalise.put_nowait((recording.id, True))
+        if current is not None and self._box.config.recording.enabled:
+            await self._lesson_started(current)  # the supervisor restarted us mid-lesson: carry on
+        await self._check_storage()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._finaliser(), name="recorder:finaliser")
+            group.create_task(self._storage_watch(), name="recorder:storage")
+
+    async def stop(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.stop()
+
+    # -- lessons --------------------------------------------------------------------------------
+
+    def _fanout(self) -> PacketFanout | None:
+        fanout = getattr(self._box.component("media"), "fanout", None)
+        return fanout if isinstance(fanout, PacketFanout) else None
+
+    async def _lesson_started(self, lesson: Lesson) -> None:
+        if not self._box.config.recording.enabled or self._session is not None:
+            return
+        directory = self.root / lesson.id
+        recording = self.catalogue.begin(lesson.id, lesson.id, lesson.title, lesson.started_at, directory)
+        existing = self.catalogue.segments(recording.id)
+        writer = SegmentWriter(
+            directory,
+            self._box.config.recording.segment_seconds,
+            self._segment_closed_threadsafe(recording.id),
+            audio_channels=self._box.config.microphones[0].channels if self._box.config.microphones else 1,
+            first_seq=_next_seq(directory, existing),
+        )
+        self._session = RecordingSession(recording, writer)
+        self._session.start(self._fanout(), self._box.bus.subscribe(""))
+        origin = {"lesson": lesson.to_json(), "media_origin": lesson.started_at}  # pts 0 is this wall-clock time
+        writer.put_event(time.time(), "recording.started", origin)
+        log.info("recording lesson %s into %s", lesson.id, directory)
+        self._report()
+
+    async def _lesson_stopped(self, lesson: Lesson) -> None:
+        session, self._session = self._session, None
+        if session is None:
+            return
+        session.writer.put_event(time.time(), "recording.stopped", {"lesson": lesson.id})
+        await session.stop()
+        if session.writer.error:
+            log.error("recording of %s had an error: %s", lesson.id, session.writer.error)
+        self._to_finalise.put_nowait((session.recording.id, False))
+        self._report()
+
+    def _segment_closed_threadsafe(self, recording_id: str) -> Any:
+        loop = asyncio.get_running_loop()
+
+        def closed(segment: ClosedSegment) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: recovery re-reads the files
+                loop.call_soon_threadsafe(self._segment_closed, recording_id, segment)
+
+        return closed
+
+    def _segment_closed(self, recording_id: str, segment: ClosedSegment) -> None:
+        row = Segment(recording_id, segment.seq, str(segment.path), segment.size, segment.sha256, segment.duration_s)
+        self.catalogue.add_segment(Segment(**{**row.__dict__, "closed_at": time.time()}))
+        self._box.bus.publish("recording.segment", recording=recording_id, seq=segment.seq, size=segment.size)
+
+    # -- finalising -----------------------------------------------------------------------------
+
+    async def _finaliser(self) -> None:
+        while True:
+            recording_id, interrupted = await self._to_finalise.get()
+            try:
+                await self.finalise(recording_id, interrupted)
+            except Exception:
+                log.exception("finalising recording %s failed", recording_id)
+                self.catalogue.update(recording_id, state="failed", error="finalising failed; segments kept")
+            await self._check_storage()
+
+    async def finalise(self, recording_id: str, interrupted: bool) -> Recording:
+        """Join the closed segments into the final MP4, catalogue it, announce it for upload."""
+        recording = self.catalogue.require(recording_id)
+        directory = Path(recording.dir)
+        segments = await asyncio.to_thread(closed_segments, directory)
+        if not segments:
+            log.warning("recording %s has no closed segment; nothing to keep", recording_id)
+            return self.catalogue.update(recording_id, state="failed", interrupted=int(interrupted), error="empty")
+        if interrupted:
+            await self._catalogue_segments(recording_id, segments)
+        final = directory / FINAL_NAME
+        duration = await asyncio.to_thread(join_segments, segments, final)
+        size, digest = final.stat().st_size, await asyncio.to_thread(file_sha256, final)
+        ink = directory / INK_LOG
+        ink_sha = await asyncio.to_thread(file_sha256, ink) if ink.is_file() else None
+        lesson = self._box.get_lesson(recording.lesson_id)
+        ended = (lesson.ended_at if lesson else None) or recording.started_at + duration
+        self.catalogue.update(
+            recording_id,
+            interrupted=int(interrupted),
+            ink_path=str(ink) if ink_sha else None,
+            ink_size=ink.stat().st_size if ink_sha else None,
+            ink_sha256=ink_sha,
+        )
+        done = self.catalogue.finished(
+            recording_id, path=final, size=size, sha256=digest, duration_s=duration, ended_at=ended
+        )
+        await asyncio.to_thread(_remove_segments, segments)
+        log.info("recording %s finalised: %.1f s, %d bytes, interrupted=%s", recording_id, duration, size, interrupted)
+        self._box.bus.publish("recording.finished", recording=done.to_json())
+        return done
+
+    async def _catalogue_segments(self, recording_id: str, segments: list[Path]) -> None:
+        known = {s.seq for s in self.catalogue.segments(recording_id)}
+        for path in segments:
+            seq = int(path.name[4:9])
+            if seq not in known:
+                digest = await asyncio.to_thread(file_sha256, path)
+                self.catalogue.add_segment(Segment(recording_id, seq, str(path), path.stat().st_size, digest))
+
+    # -- storage --------------------------------------------------------------------------------
+
+    async def _storage_watch(self) -> None:
+        with self._box.bus.subscribe("recording.uploaded") as uploaded:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(uploaded.get(), self._storage_check_s)
+                await self._check_storage()
+
+    async def _check_storage(self) -> None:
+        self._storage = await self.policy.enforce()
+        if self._storage.low and not self._alarm:
+            self._box.bus.publish("storage.low", detail=self._storage.detail, unsent=self._storage.unsent)
+        elif self._alarm and not self._storage.low:
+            self._box.bus.publish("storage.ok", detail=self._storage.detail)
+        self._alarm = self._storage.low
+        self._report()
+
+    def _report(self) -> None:
+        storage = self._storage
+        ready = self.catalogue.ready()
+        metrics = {
+            "recording": int(self._session is not None),
+            "recordings_on_disk": len(ready),
+            "recordings_unsent": storage.unsent,
+            "recording_bytes": storage.used_bytes,
+            "recording_quota_bytes": storage.quota_bytes,
+            "disk_free_bytes": storage.free_bytes,
+            "storage_low": int(storage.low),
+            "recorder_dropped_packets": self._session.writer.dropped if self._session else 0,
+        }
+        if storage.low:
+            self.set_health("degraded", storage.detail, **metrics)
+        elif self._session is not None and self._fanout() is None:
+            self.set_health("degraded", "recording the lesson's events only: no media component", **metrics)
+        else:
+            self.set_health("ok", "recording" if self._session else storage.detail, **metrics)
+
+
+def _remove_segments(segments: list[Path]) -> None:
+    """Drop the segments once the joined file is durable (their rows stay in the catalogue)."""
+    for path in segments:
+        path.unlink(missing_ok=True)
+    if segments:
+        fsync_dir(segments[0].parent)
+
+
+def _next_seq(directory: Path, known: list[Segment]) -> int:
+    on_disk = [int(p.name[4:9]) for p in closed_segments(directory)]
+    return max([s.seq for s in known] + on_disk + [0]) + 1
