@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,19 @@ log = logging.getLogger(__name__)
 
 ROOT_FILE = "courseware-root.json"
 PEER_SETTLE_S = 2.0
+SERVE_BATCH_BYTES = 1024 * 1024  # bytes read per thread hop when serving
+
+
+def _take(pieces: Iterator[bytes], limit: int) -> bytes:
+    """Up to about `limit` bytes from `pieces`, joined (b"" at the end)."""
+    out: list[bytes] = []
+    size = 0
+    for piece in pieces:
+        out.append(piece)
+        size += len(piece)
+        if size >= limit:
+            break
+    return b"".join(out)
 
 
 def windows_of(box: Box) -> list[Window]:
@@ -211,10 +224,10 @@ class CoursewareComponent(Component):
         store = self._require()
         pieces = store.read(item, start, end)
         while True:
-            piece = await asyncio.to_thread(next, pieces, None)
-            if piece is None:
+            batch = await asyncio.to_thread(_take, pieces, SERVE_BATCH_BYTES)
+            if not batch:
                 return
-            yield piece
+            yield batch
 
     async def chunk(self, digest: str) -> bytes | None:
         """A stored chunk (for LAN peers), or None."""
