@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,21 +24,21 @@ from drivers.camera import (
 )
 from drivers.errors import DeviceSpecError
 from drivers.v4l2 import describe_device, list_v4l2_devices
-from tests.helpers import free_port, wait_for
-
-SERVERS = Path(__file__).parent / "servers"
+from tests.capture_helpers import RtspCamera, make_clip
+from tests.helpers import wait_for
 
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 1 s 320x240 15 fps H.264 clip with a keyframe every second."""
-    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15", "-t", "1",
-         "-c:v", "libx264", "-preset", "ultrafast", "-g", "15", "-pix_fmt", "yuv420p", str(path)],
-        check=True,
-    )  # fmt: skip
-    return path
+    return make_clip(tmp_path_factory.mktemp("clip"))
+
+
+@pytest.fixture
+def rtsp(clip: Path) -> Iterator[RtspCamera]:
+    camera = RtspCamera(clip)
+    camera.start()
+    yield camera
+    camera.kill()
 
 
 @pytest.fixture
@@ -58,41 +54,6 @@ def _run(sources: list[CapturingVideoSource], source: CapturingVideoSource) -> C
     sources.append(source)
     source.start()
     return source
-
-
-class RtspCamera:
-    """tests/servers/rtsp_camera.py as a process group: `kill()` unplugs it, `start()` plugs it back."""
-
-    def __init__(self, clip: Path) -> None:
-        self.clip = clip
-        self.port = free_port()
-        self.url = f"rtsp://127.0.0.1:{self.port}/cam"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(SERVERS / "rtsp_camera.py"), str(self.clip), str(self.port)],
-            stdout=subprocess.PIPE,
-            start_new_session=True,
-        )
-        assert self.proc.stdout is not None
-        assert b"ready" in self.proc.stdout.readline()
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        if self.proc is not None and self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self.proc = None
-
-
-@pytest.fixture
-def rtsp(clip: Path) -> Iterator[RtspCamera]:
-    camera = RtspCamera(clip)
-    camera.start()
-    yield camera
-    camera.kill()
 
 
 # -- the synthetic pattern ---------------------------------------------------------------------
