@@ -162,3 +162,23 @@ async def test_uploads_component_delivers_recording_and_ink_then_confirms(box: B
     health = uploads.health()
     assert health.metrics["uploads_done"] == 2
     assert health.metrics["upload_queue"] == 0
+
+
+async def test_recorder_raises_the_low_disk_alarm_and_keeps_unsent_recordings(box: Box) -> None:
+    from edge.media.recorder import Recorder
+
+    unsent = finished_recording(box, "unsent", 1000, 100.0)
+    alarms = box.bus.subscribe("storage.")
+    recorder = Recorder(box, free_bytes=lambda _: 10 * 1024 * 1024)  # 10 MB free, the floor is 500 MB
+    await recorder.start()
+    await recorder.stop()
+    health = recorder.health()
+    assert health.status == "degraded"
+    assert "storage low" in health.detail
+    assert "not uploaded yet" in health.detail
+    assert health.metrics["storage_low"] == 1
+    assert health.metrics["recordings_unsent"] == 1
+    event = await asyncio.wait_for(alarms.get(), 1)
+    assert event.topic == "storage.low"
+    assert await asyncio.to_thread(Path(unsent.path or "").exists)
+    assert Catalogue(box.db).require("unsent").state == "ready"

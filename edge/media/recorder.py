@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from edge.events import Subscription
 from edge.media.catalogue import Catalogue, Recording, Segment
 from edge.media.packets import AUDIO_LAYER, PacketFanout, PacketSubscription
 from edge.media.segments import FINAL_NAME, INK_LOG, ClosedSegment, SegmentWriter, closed_segments, join_segments
-from edge.media.storage import MB, DiskPolicy, StorageReport
+from edge.media.storage import MB, DiskPolicy, StorageReport, disk_free
 from sync.atomic import fsync_dir
 from sync.push import file_sha256
 
@@ -81,7 +82,7 @@ class Recorder(Component):
 
     name = "recorder"
 
-    def __init__(self, box: Box, storage_check_s: float = 30.0, free_bytes: Any = None) -> None:
+    def __init__(self, box: Box, storage_check_s: float = 30.0, free_bytes: Callable[[Path], int] = disk_free) -> None:
         super().__init__()
         self._box = box
         self._session: RecordingSession | None = None
@@ -95,7 +96,7 @@ class Recorder(Component):
             self.root,
             cfg.quota_mb * MB,
             cfg.min_free_mb * MB,
-            **({"free_bytes": free_bytes} if free_bytes is not None else {}),
+            free_bytes,
         )
         box.on_lesson_start(self._lesson_started)
         box.on_lesson_stop(self._lesson_stopped)
