@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiohttp import web
 
 from edge.box import Box
 from edge.config import BoxConfig
@@ -83,10 +84,11 @@ async def running_box(config: BoxConfig) -> AsyncIterator[tuple[CoursewareCompon
     box.attach(supervisor)
     component = CoursewareComponent(box)
     supervisor.add(component)
+    app = await asyncio.to_thread(create_app, box)  # first imports of the doors are slow: not on the loop
     if config.discovery.enabled:  # a peer must really answer HTTP on loopback
-        supervisor.add(WebDoor(box))
+        supervisor.add(WebDoor(box, app))
     await supervisor.start_all()
-    transport = httpx.ASGITransport(app=create_app(box))
+    transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://box") as client:
             yield component, client
@@ -368,3 +370,32 @@ async def test_a_second_box_gets_every_chunk_from_its_lan_peer_and_none_from_the
         assert report_b.items_complete == 4
         video = (src / "math/lesson-1/video.mp4").read_bytes()
         assert await _served(client_b, "math/lesson-1/video.mp4") == sha(video)
+
+
+async def test_a_lying_peer_is_ignored_and_the_cloud_supplies_the_chunks(
+    tmp_path: Path, repo: tuple[Path, Path, Nginx], caplog: pytest.LogCaptureFixture
+) -> None:
+    src, out, cloud = repo
+
+    async def garbage(request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * 1000)
+
+    app = web.Application()
+    app.router.add_get("/api/chunks/{digest}", garbage)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    store = Store(tmp_path / "cw.db")
+    try:
+        root = (out / "metadata" / "1.root.json").read_bytes()
+        puller = Puller(store, cloud.url, tmp_path / "tuf", root, peers=lambda: [f"http://127.0.0.1:{port}"])
+        report = await puller.pull()
+        assert report.chunks_from_peers == 0
+        assert report.items_complete == 4
+        assert "does not match its sha256, refused" in caplog.text
+        item = store.item("math", "lesson-1/video.mp4")
+        assert sha(b"".join(store.read(item))) == sha((src / "math/lesson-1/video.mp4").read_bytes())
+    finally:
+        store.close()
+        await runner.cleanup()
