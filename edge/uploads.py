@@ -116,6 +116,7 @@ class Uploads(Component):
                 self.outbox.add(Path(path), ref=recording.id, kind=kind, sha256=sha256, metadata=meta)
         if recording.upload_state == "local":
             self.catalogue.update(recording.id, upload_state="queued")
+        self._maybe_confirmed(recording.id)  # delivered before a crash kept the catalogue from hearing it
         self._report()
 
     def _on_outbox(self, event: str, item: OutboxItem) -> None:
