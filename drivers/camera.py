@@ -542,6 +542,7 @@ class OpenCVVideoSource(CapturingVideoSource):
         self._bgr: np.ndarray | None = None
         self._next_at = 0.0
         self.conversions = 0  # full-frame conversions done (the bench checks: one per delivered device frame)
+        self.decode_buffers = 0  # BGR buffers OpenCV allocated (the first, plus one per size change)
 
     def _open(self) -> None:
         cap = self._capture()
@@ -584,6 +585,8 @@ class OpenCVVideoSource(CapturingVideoSource):
         if not ok or bgr is None:
             raise DeviceUnavailable(f"{self._describe()} stopped sending frames")
         captured_at = time.time()
+        if bgr is not self._bgr:
+            self.decode_buffers += 1  # OpenCV decoded into a new array instead of the one handed back
         self._bgr = bgr
         if bgr.shape[:2] != (self.height, self.width):
             bgr = cv2.resize(bgr, (self.width, self.height), interpolation=cv2.INTER_AREA)
