@@ -25,7 +25,7 @@ from typing import Protocol
 import aiohttp
 
 from sync.chunks import ItemIndex, ManifestError
-from sync.errors import BudgetExhausted, CorruptChunk, FetchError, SyncError, TrustError
+from sync.errors import BudgetExhausted, CorruptChunk, FetchError, QuotaExceeded, SyncError, TrustError
 from sync.repo import Catalog, TrustedRepo, local_path
 from sync.store import Store
 
@@ -159,7 +159,7 @@ class Puller:
             async with asyncio.TaskGroup() as group:
                 for n in range(min(self.concurrency, len(missing))):
                     group.create_task(self._worker(session, repo, queue), name=f"courseware-pull:{n}")
-        except* BudgetExhausted as stopped:
+        except* (BudgetExhausted, QuotaExceeded) as stopped:
             raise stopped.exceptions[0] from None
 
     async def _worker(

@@ -222,8 +222,9 @@ class Store:
             )
             if absent:
                 return False
-            self._db.execute(
-                "UPDATE items SET current = pending, pending = NULL WHERE course = ? AND path = ?", [course, path]
+            self._db.execute(  # new content counts as just used: it is not the first to be evicted
+                "UPDATE items SET current = pending, pending = NULL, last_used = ? WHERE course = ? AND path = ?",
+                [self._clock(), course, path],
             )
         self.collect_garbage()
         return True
