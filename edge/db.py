@@ -68,7 +68,15 @@ def _v2_recordings(db: sqlite_utils.Database) -> None:
     )
     table(db, "recordings").create_index(["state"])
     table(db, "recording_segments").create(
-        {"recording_id": str, "seq": int, "path": str, "size": int, "sha256": str, "duration_s": float, "closed_at": float},
+        {
+            "recording_id": str,
+            "seq": int,
+            "path": str,
+            "size": int,
+            "sha256": str,
+            "duration_s": float,
+            "closed_at": float,
+        },
         pk=("recording_id", "seq"),
         not_null={"recording_id", "seq", "path", "size", "sha256"},
     )

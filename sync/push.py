@@ -357,6 +357,8 @@ class Outbox:
         try:
             location = await aiotus.creation.create(session, self.url, handle, metadata, headers=self._headers)
         except aiohttp.ClientResponseError as err:
+            if err.status == 413:
+                raise UploadError(f"the server refuses a file of {item.size} bytes (413)") from err
             raise _Refused(err.status, "creating the upload") from err
         url = self.url.join(location) if not location.is_absolute() else location
         log.info("created upload %s for %s %s", url, item.kind, item.ref)
@@ -396,6 +398,8 @@ class Outbox:
             raise _Restart(f"checksum mismatch reported by the server at offset {offset}")
         if status in GONE:
             raise _Restart(f"the server no longer has {url} ({status})")
+        if status == 413:
+            raise UploadError(f"the server refuses a file of {item.size} bytes (413)")
         raise _Refused(status, "PATCH")
 
     async def _check_unchanged(self, item: OutboxItem) -> None:

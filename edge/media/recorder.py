@@ -118,7 +118,9 @@ class Recorder(Component):
         current = self._box.current_lesson()
         for recording in self.catalogue.unfinished():
             if current is None or recording.lesson_id != current.id:
-                self._to_finalise.put_nowait((recording.id, True))
+                lesson = self._box.get_lesson(recording.lesson_id)
+                cut = lesson is None or lesson.state != "ended"  # else only the finalising was cut short
+                self._to_finalise.put_nowait((recording.id, cut))
         if current is not None and self._box.config.recording.enabled:
             await self._lesson_started(current)  # the supervisor restarted us mid-lesson: carry on
         await self._check_storage()
@@ -269,6 +271,8 @@ class Recorder(Component):
         }
         if storage.low:
             self.set_health("degraded", storage.detail, **metrics)
+        elif self._session is not None and self._session.writer.error:
+            self.set_health("degraded", f"recording stopped: {self._session.writer.error}", **metrics)
         elif self._session is not None and self._fanout() is None:
             self.set_health("degraded", "recording the lesson's events only: no media component", **metrics)
         else:
