@@ -291,3 +291,23 @@ def test_sigkill_mid_upload_resumes_from_the_servers_offset(tmp_path: Path, tus_
     assert not [r for r in tus.requests()[mark:] if r.get("method") == "POST"]
     assert tus.uploads() == [stored]
     assert sha256_of(stored) == sha256_of(path)
+
+
+async def test_every_chunk_goes_through_the_wan_budget_and_its_cap(tmp_path: Path, tus: TusServer) -> None:
+    from sync.budget import Budget
+
+    path = make_file(tmp_path / "lesson.mp4", 3 * CHUNK + 10)
+    budget = Budget(tmp_path / "wan-budget.json", monthly_cap_bytes=2 * CHUNK)
+    outbox = outbox_for(tmp_path, tus, budget=budget)
+    retried = asyncio.Event()
+    outbox.listen(lambda event, item: retried.set() if event == "retry" and "cap" in item.error else None)
+    queue(outbox, path)
+    delivery = asyncio.create_task(outbox.drain(), name="test:drain")
+    await asyncio.wait_for(retried.wait(), 10)
+    assert not delivery.done(), "the cap holds the upload back; it is not given up"
+    assert tus.patched_bytes() == 2 * CHUNK
+    budget.configure([], monthly_cap_bytes=0)  # the admin lifts the cap
+    await asyncio.wait_for(delivery, 10)
+    outbox.close()
+    assert budget.used_bytes == path.stat().st_size
+    assert sha256_of(tus.uploads()[0]) == sha256_of(path)
