@@ -86,3 +86,28 @@ async def test_lesson_is_recorded_in_segments_and_joined_to_mp4(tmp_path: Path) 
     assert ink[0]["data"]["media_origin"] == lesson.started_at
     stroke = next(line for line in ink if line["topic"] == "board.stroke")
     assert lesson.started_at < stroke["at"] < (recording.ended_at or 0)
+
+
+@pytest.mark.slow
+async def test_recorder_restarted_mid_lesson_carries_on_into_the_same_recording(tmp_path: Path) -> None:
+    async with live_box(recording_config(tmp_path)) as live:
+        box = live.box
+        events = box.bus.subscribe("recording.")
+        lesson = await live.start_lesson("Geometry")
+        recorder = box.component("recorder")
+        assert isinstance(recorder, Recorder)
+        await next_event(events, "recording.segment")
+        await recorder.stop()  # what the supervisor does before a restart
+        await recorder.start()
+        assert recorder.health().metrics["recording"] == 1
+        await next_event(events, "recording.segment")
+        await next_event(events, "recording.segment")
+        await box.stop_lesson("panel")
+        await next_event(events, "recording.finished")
+        recording = Catalogue(box.db).require(lesson.id)
+        seqs = [s.seq for s in Catalogue(box.db).segments(lesson.id)]
+    assert recording.state == "ready"
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert len(seqs) >= 3
+    probe = await asyncio.to_thread(ffprobe, Path(recording.path or ""))
+    assert float(probe["format"]["duration"]) >= 2.0
