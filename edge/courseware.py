@@ -99,7 +99,10 @@ class CoursewareComponent(Component):
         cfg = self._box.config
         if not cfg.discovery.enabled:
             return
-        peers = PeerDirectory(self._box.id, cfg.web.port, cfg.discovery.interfaces)
+        interfaces = list(cfg.discovery.interfaces)
+        if not interfaces and cfg.web.host not in ("0.0.0.0", "::", ""):
+            interfaces = [cfg.web.host]  # advertise only where the web door listens
+        peers = PeerDirectory(self._box.id, cfg.web.port, interfaces)
         try:
             await peers.start()
         except (OSError, ZeroconfError) as err:
@@ -112,6 +115,7 @@ class CoursewareComponent(Component):
         if self.peers is not None:
             await asyncio.sleep(PEER_SETTLE_S)  # let LAN peers answer before the first pull
         while True:
+            self.apply_settings()
             if self._box.config.courseware.repo_url:
                 await self.pull_once()
             with contextlib.suppress(TimeoutError):
@@ -127,6 +131,16 @@ class CoursewareComponent(Component):
         store, self.store = self.store, None
         if store is not None:
             await asyncio.to_thread(store.close)
+
+    def apply_settings(self) -> None:
+        """Take the budget and quota settings from the config again (the admin page changed them)."""
+        cfg = self._box.config
+        if self.budget is not None:
+            self.budget.configure(
+                windows_of(self._box), cfg.budget.monthly_cap_mb * 1_000_000, cfg.budget.link_kbps or None
+            )
+        if self.store is not None:
+            self.store.quota_bytes = cfg.courseware.quota_mb * 1024 * 1024
 
     # -- pulls ----------------------------------------------------------------------------------
 
