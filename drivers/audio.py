@@ -118,7 +118,7 @@ class CapturingAudioSource(AudioSource):
         name: str,
         channels: int = 1,
         *,
-        silence_after_s: float = 0.1,
+        silence_after_s: float = 0.25,
         loss_timeout_s: float = 1.0,
         backoff_first_s: float = 0.5,
         backoff_max_s: float = 10.0,
@@ -137,7 +137,8 @@ class CapturingAudioSource(AudioSource):
         self._index = 0
         self._started_at = time.monotonic()
         self._last_real: float | None = None
-        self._last_any = 0.0
+        self._last_any = 0.0  # the media clock: monotonic time of the end of the last frame delivered
+        self._device_open = False
         self._real_times: deque[float] = deque()
         self._dropped = 0
         self._reconnects = 0
@@ -217,7 +218,8 @@ class CapturingAudioSource(AudioSource):
             self._index += 1
             self._ring.append(AudioFrame(pcm, SAMPLE_RATE, self.channels, self._index, captured_at, silent))
             now = time.monotonic()
-            self._last_any = now
+            # Silence advances the media clock by one frame; a device frame sets it to now.
+            self._last_any = self._last_any + FRAME_S if silent else now
             if not silent:
                 self._last_real = now
                 self._problem = ""
@@ -232,14 +234,16 @@ class CapturingAudioSource(AudioSource):
         while not self._stopping.is_set():
             try:
                 self._open()
+                self._device_open = True
                 self._read_frames()
             except DriverError as err:
                 self._report(str(err))
             finally:
                 self._close()
-            if not self._stopping.is_set():
+            if self._device_open and not self._stopping.is_set():
                 self._reconnects += 1
-                self._stopping.wait(self._backoff.next())
+            self._device_open = False
+            self._stopping.wait(self._backoff.next())
 
     def _read_frames(self) -> None:
         opened, count = time.monotonic(), 0
@@ -253,13 +257,20 @@ class CapturingAudioSource(AudioSource):
                 self._stopping.wait(ahead)
 
     def _keep_loop(self) -> None:
-        """Fill real-time silence while no device frame came for `silence_after_s`."""
-        while not self._stopping.wait(FRAME_S / 2):
-            with self._cond:
-                behind = time.monotonic() - self._last_any
-                missing = int(behind / FRAME_S) if behind > self.silence_after_s else 0
-            for _ in range(min(missing, RING_FRAMES)):
-                self._deliver(self._silence, time.time() - FRAME_S, silent=True)
+        """Fill real-time silence while the device is closed, or open but silent for `silence_after_s`."""
+        while not self._stopping.wait(FRAME_S / 4):
+            for _ in range(min(self._missing_frames(), RING_FRAMES)):
+                with self._cond:
+                    captured_at = time.time() - (time.monotonic() - self._last_any)
+                self._deliver(self._silence, captured_at, silent=True)
+
+    def _missing_frames(self) -> int:
+        with self._cond:
+            now = time.monotonic()
+            quiet = now - (self._last_real if self._last_real is not None else self._started_at)
+            # An open device may pause briefly (a busy machine); a closed one is filled in at once.
+            threshold = self.silence_after_s if self._device_open else 2 * FRAME_S
+            return int((now - self._last_any) / FRAME_S) if quiet > threshold else 0
 
     # -- the backend
 

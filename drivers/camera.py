@@ -45,6 +45,7 @@ __all__ = [
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")  # a dropped camera is noticed at once
+os.environ.setdefault("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", "2")  # seconds a V4L2 read may wait (default 10)
 
 LOSS_TIMEOUT_S = 2.0
 URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
@@ -531,8 +532,8 @@ class OpenCVVideoSource(CapturingVideoSource):
         fourcc: str = "",
         loop: bool = True,
         *,
-        open_timeout_s: float = 5.0,
-        read_timeout_s: float = 5.0,
+        open_timeout_s: float = 3.0,
+        read_timeout_s: float = 2.0,
         **timing: Any,
     ) -> None:
         super().__init__(name, width, height, fps, **timing)
@@ -573,7 +574,7 @@ class OpenCVVideoSource(CapturingVideoSource):
             cap.set(cv2.CAP_PROP_FPS, self.fps)
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         native = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        self._expected_fps = native if 0 < native <= 120 and self.device.kind == "file" else self.fps
+        self._expected_fps = native if 0 < native <= 120 and self.device.kind in ("file", "url") else self.fps
 
     def _describe(self) -> str:
         return {"index": "camera index ", "path": "", "url": "", "file": "file "}[self.device.kind] + self.device.value
