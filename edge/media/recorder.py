@@ -31,6 +31,7 @@ from sync.push import file_sha256
 log = logging.getLogger(__name__)
 
 RECORDED_TOPICS = ("lesson.", "board.")
+RECORDER_QUEUE = 1000  # packets; a recording should not skip to the next keyframe on a busy loop
 
 
 class RecordingSession:
@@ -52,7 +53,7 @@ class RecordingSession:
         self._tasks.append(asyncio.create_task(self._pump_events(events), name=f"recorder:events:{name}"))
         if fanout is not None:
             self._fanout = fanout
-            self._packets = fanout.subscribe([self.writer.video_layer, AUDIO_LAYER])
+            self._packets = fanout.subscribe([self.writer.video_layer, AUDIO_LAYER], maxsize=RECORDER_QUEUE)
             self._tasks.append(asyncio.create_task(self._pump_packets(self._packets), name=f"recorder:packets:{name}"))
 
     async def _pump_packets(self, packets: PacketSubscription) -> None:
