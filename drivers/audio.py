@@ -346,8 +346,15 @@ def _quiet_native_libraries() -> None:
                 getattr(jack, setter)(handler)
 
 
+# PortAudio's initialise/terminate/open/close touch global state and are not thread-safe: every
+# driver thread does them under this lock (reads and writes on an open stream run outside it).
+# Initialisation is reference-counted, so devices are rescanned (a replugged microphone found) only
+# when no other PortAudio stream is open at that moment.
+_PA_LOCK = threading.RLock()
+
+
 def _portaudio() -> Any:
-    """A fresh PortAudio instance (rescans devices, so a replugged microphone is found)."""
+    """A fresh PortAudio instance; call with _PA_LOCK held."""
     _quiet_native_libraries()
     import pyaudio
 
@@ -394,11 +401,26 @@ def _find_device(pa: Any, wanted: str, channels: int, direction: str) -> dict[st
 
 
 def _list(direction: str) -> list[dict[str, Any]]:
-    pa = _portaudio()
-    try:
-        return _devices(pa, direction)
-    finally:
-        pa.terminate()
+    with _PA_LOCK:
+        pa = _portaudio()
+        try:
+            devices = _devices(pa, direction)
+            for device in devices:
+                device["rates"] = _rates(pa, device, direction)
+            return devices
+        finally:
+            pa.terminate()
+
+
+def _rates(pa: Any, device: dict[str, Any], direction: str) -> list[int]:
+    """The usual rates the device accepts as 16-bit mono."""
+    ok = []
+    for rate in (16_000, 44_100, SAMPLE_RATE):
+        where = {f"{direction}_device": device["index"], f"{direction}_channels": 1, f"{direction}_format": 8}
+        with contextlib.suppress(ValueError, OSError):
+            if pa.is_format_supported(rate, **where):
+                ok.append(rate)
+    return ok
 
 
 def list_microphones() -> list[dict[str, Any]]:
@@ -413,13 +435,14 @@ def list_speakers() -> list[dict[str, Any]]:
 
 def probe_audio_device(device: str, channels: int = 1) -> str | None:
     """A problem finding the input device `device` names (a substring; empty = default), or None."""
-    pa = _portaudio()
-    try:
-        _find_device(pa, device, channels, "input")
-    except DeviceUnavailable as err:
-        return str(err)
-    finally:
-        pa.terminate()
+    with _PA_LOCK:
+        pa = _portaudio()
+        try:
+            _find_device(pa, device, channels, "input")
+        except DeviceUnavailable as err:
+            return str(err)
+        finally:
+            pa.terminate()
     return None
 
 
@@ -433,19 +456,20 @@ class PyAudioSource(CapturingAudioSource):
         self._stream: Any = None
 
     def _open(self) -> None:
-        self._pa = _portaudio()
-        info = _find_device(self._pa, self.device, self.channels, "input")
-        try:
-            self._stream = self._pa.open(
-                format=8,  # paInt16
-                channels=self.channels,
-                rate=SAMPLE_RATE,
-                input=True,
-                input_device_index=info["index"],
-                frames_per_buffer=FRAME_SAMPLES,
-            )
-        except (OSError, ValueError) as err:
-            raise DeviceUnavailable(f"cannot open {info['name']!r} at {SAMPLE_RATE} Hz: {err}") from err
+        with _PA_LOCK:
+            self._pa = _portaudio()
+            info = _find_device(self._pa, self.device, self.channels, "input")
+            try:
+                self._stream = self._pa.open(
+                    format=8,  # paInt16
+                    channels=self.channels,
+                    rate=SAMPLE_RATE,
+                    input=True,
+                    input_device_index=info["index"],
+                    frames_per_buffer=FRAME_SAMPLES,
+                )
+            except (OSError, ValueError) as err:
+                raise DeviceUnavailable(f"cannot open {info['name']!r} at {SAMPLE_RATE} Hz: {err}") from err
 
     def _read(self) -> np.ndarray:
         try:
@@ -458,15 +482,16 @@ class PyAudioSource(CapturingAudioSource):
         return pcm.reshape(FRAME_SAMPLES, self.channels)
 
     def _close(self) -> None:
-        stream, self._stream = self._stream, None
-        pa, self._pa = self._pa, None
-        if stream is not None:
-            with contextlib.suppress(OSError):
-                stream.stop_stream()
-            with contextlib.suppress(OSError):
-                stream.close()
-        if pa is not None:
-            pa.terminate()
+        with _PA_LOCK:
+            stream, self._stream = self._stream, None
+            pa, self._pa = self._pa, None
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.stop_stream()
+                with contextlib.suppress(OSError):
+                    stream.close()
+            if pa is not None:
+                pa.terminate()
 
 
 # -- sinks -------------------------------------------------------------------------------------
@@ -601,19 +626,20 @@ class PyAudioSink(_QueueSink):
         self._stream: Any = None
 
     def _open(self) -> None:
-        self._pa = _portaudio()
-        info = _find_device(self._pa, self.device, self.channels, "output")
-        try:
-            self._stream = self._pa.open(
-                format=8,
-                channels=self.channels,
-                rate=SAMPLE_RATE,
-                output=True,
-                output_device_index=info["index"],
-                frames_per_buffer=FRAME_SAMPLES,
-            )
-        except (OSError, ValueError) as err:
-            raise DeviceUnavailable(f"cannot open speaker {info['name']!r}: {err}") from err
+        with _PA_LOCK:
+            self._pa = _portaudio()
+            info = _find_device(self._pa, self.device, self.channels, "output")
+            try:
+                self._stream = self._pa.open(
+                    format=8,
+                    channels=self.channels,
+                    rate=SAMPLE_RATE,
+                    output=True,
+                    output_device_index=info["index"],
+                    frames_per_buffer=FRAME_SAMPLES,
+                )
+            except (OSError, ValueError) as err:
+                raise DeviceUnavailable(f"cannot open speaker {info['name']!r}: {err}") from err
 
     def _write(self, frame: AudioFrame) -> None:
         pcm = frame.pcm
@@ -625,13 +651,14 @@ class PyAudioSink(_QueueSink):
             raise DeviceUnavailable(f"speaker write failed: {err}") from err
 
     def _close(self) -> None:
-        stream, self._stream = self._stream, None
-        pa, self._pa = self._pa, None
-        if stream is not None:
-            with contextlib.suppress(OSError):
-                stream.close()
-        if pa is not None:
-            pa.terminate()
+        with _PA_LOCK:
+            stream, self._stream = self._stream, None
+            pa, self._pa = self._pa, None
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+            if pa is not None:
+                pa.terminate()
 
 
 # -- factories ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from drivers.camera import read_burned_clock
 from edge.box import Box
 from edge.cli import main
 from edge.config import BoxConfig, CameraConfig, MicrophoneConfig, parse_config
@@ -88,6 +89,28 @@ async def test_synthetic_devices_start_with_metrics_and_levels(box: Box) -> None
     assert {"fps", "dropped", "last_frame_age_s"} <= set(camera.health().metrics)
     assert {"rms_dbfs", "peak_dbfs", "fps"} <= set(mic.health().metrics)
     assert camera.source.latest() is not None
+
+
+async def test_several_cameras_each_named_with_its_own_source(box: Box, tmp_path: Path) -> None:
+    clip = await asyncio.to_thread(make_clip, tmp_path)
+    box.config.cameras = [
+        CameraConfig(name="teacher", width=320, height=240, fps=10),
+        CameraConfig(name="board", source="opencv", device=str(clip), width=320, height=240, fps=15),
+    ]
+    box.config.microphones = []
+    cameras = capture_components(box)
+    assert [c.name for c in cameras] == ["camera:teacher", "camera:board"]
+    for camera in cameras:
+        await camera.start()
+    try:
+        sources = [c.source for c in cameras if isinstance(c, CameraComponent)]
+        await _until(lambda: all((f := s.latest()) is not None and not f.slate for s in sources), within=10)
+        assert sources[0] is not sources[1]
+        assert read_burned_clock(sources[0].latest().yuv) is not None  # type: ignore[union-attr]  # the pattern
+        assert read_burned_clock(sources[1].latest().yuv) is None  # type: ignore[union-attr]  # the clip
+    finally:
+        for camera in cameras:
+            await camera.stop()
 
 
 @pytest.mark.slow
