@@ -40,6 +40,9 @@ class LoopBlockWatch:
     def _watch(self) -> None:
         reported = False
         while not self._stop.wait(0.05):
+            if not self._loop.is_running():  # between fixture set-up and the test: pytest's time, not the loop's
+                self._beat = time.monotonic()
+                continue
             stalled = time.monotonic() - self._beat
             if stalled > BLOCK_LIMIT_S and not reported:
                 frame = sys._current_frames().get(self._loop_thread.ident or 0)
