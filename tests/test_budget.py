@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from datetime import datetime
@@ -106,7 +107,7 @@ async def test_a_pull_at_256_kbit_stays_within_ten_percent_of_it(tmp_path: Path)
     src, out = tmp_path / "src", tmp_path / "repo"
     (src / "reading").mkdir(parents=True)
     (src / "reading" / "book.pdf").write_bytes(random.Random(3).randbytes(170_000))
-    publish(src, out, tmp_path / "keys")
+    await asyncio.to_thread(publish, src, out, tmp_path / "keys")
     nginx = Nginx(tmp_path / "nginx", out)
     store = Store(tmp_path / "box" / "courseware.db")
     budget = Budget(tmp_path / "box" / "wan.json", [Window("00:00", "24:00", 256)])
@@ -128,7 +129,7 @@ async def test_a_pull_at_256_kbit_stays_within_ten_percent_of_it(tmp_path: Path)
 async def test_at_the_data_cap_pulling_stops_and_the_admin_listing_says_so(tmp_path: Path) -> None:
     src, out = tmp_path / "src", tmp_path / "repo"
     make_course(src, video_mb=1.0)
-    publish(src, out, tmp_path / "keys")
+    await asyncio.to_thread(publish, src, out, tmp_path / "keys")
     nginx = Nginx(tmp_path / "nginx", out)
     config = box_config(tmp_path / "box", nginx.url, out / "metadata" / "1.root.json")
     config.budget.monthly_cap_mb = 1  # 1 MB: less than the course

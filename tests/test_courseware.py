@@ -168,7 +168,7 @@ def _index_bytes(out: Path, course: str, path: str) -> bytes:
 async def test_one_percent_change_moves_only_the_changed_chunks(tmp_path: Path) -> None:
     src, out = tmp_path / "src", tmp_path / "repo"
     make_course(src, video_mb=6)
-    publish(src, out, tmp_path / "keys")
+    await asyncio.to_thread(publish, src, out, tmp_path / "keys")
     nginx = Nginx(tmp_path / "nginx", out)
     store = Store(tmp_path / "box" / "courseware.db")
     root = (out / "metadata" / "1.root.json").read_bytes()
@@ -180,7 +180,7 @@ async def test_one_percent_change_moves_only_the_changed_chunks(tmp_path: Path) 
         middle = len(data) // 2
         data[middle : middle + len(data) // 100] = random.Random(9).randbytes(len(data) // 100)
         video.write_bytes(bytes(data))
-        publish(src, out, tmp_path / "keys")
+        await asyncio.to_thread(publish, src, out, tmp_path / "keys")
         new = ItemIndex.from_bytes(_index_bytes(out, "math", "lesson-1/video.mp4"))
         changed = {h: n for h, n in new.chunks if h not in {o for o, _ in old.chunks}}
         changed_bytes = sum(changed.values())
@@ -272,7 +272,7 @@ async def test_tampered_chunk_is_refused_and_the_old_version_kept(
         await cw.pull_once()
         _change_video(src)
         before = {p for p in (out / "chunks").rglob("*") if p.is_file()}
-        publish(src, out, tmp_path / "keys")
+        await asyncio.to_thread(publish, src, out, tmp_path / "keys")
         added = sorted({p for p in (out / "chunks").rglob("*") if p.is_file()} - before)
         added[0].write_bytes(b"evil" + added[0].read_bytes()[4:])
         with caplog.at_level(logging.ERROR):
@@ -293,7 +293,7 @@ async def test_tampered_metadata_is_refused_and_the_old_version_kept(
     async with running_box(config) as (cw, client):
         await cw.pull_once()
         _change_video(src)
-        publish(src, out, tmp_path / "keys")
+        await asyncio.to_thread(publish, src, out, tmp_path / "keys")
         targets = out / "metadata" / "2.targets.json"
         signed = json.loads(targets.read_text())
         signed["signed"]["expires"] = "2099-01-01T00:00:00Z"  # any change breaks the signature
@@ -313,7 +313,7 @@ async def test_replayed_older_metadata_is_refused(tmp_path: Path, repo: tuple[Pa
     config = box_config(tmp_path / "box", nginx.url, out / "metadata" / "1.root.json")
     async with running_box(config) as (cw, client):
         new = _change_video(src)
-        publish(src, out, tmp_path / "keys")
+        await asyncio.to_thread(publish, src, out, tmp_path / "keys")
         await cw.pull_once()
         assert await _served(client, "math/lesson-1/video.mp4") == sha(new)
         shutil.copy(saved / "timestamp.json", out / "metadata" / "timestamp.json")  # an attacker replays v1
@@ -325,7 +325,9 @@ async def test_replayed_older_metadata_is_refused(tmp_path: Path, repo: tuple[Pa
 async def test_expired_metadata_is_refused(tmp_path: Path) -> None:
     src, out = tmp_path / "src", tmp_path / "repo"
     make_course(src, video_mb=0.1)
-    publish(src, out, tmp_path / "keys", now=datetime.now(UTC) - timedelta(days=10), timestamp_days=3)
+    await asyncio.to_thread(
+        publish, src, out, tmp_path / "keys", now=datetime.now(UTC) - timedelta(days=10), timestamp_days=3
+    )
     store = Store(tmp_path / "courseware.db")
     try:
         with pytest.raises(TrustError, match="expired"):
