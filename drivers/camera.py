@@ -224,11 +224,14 @@ class CapturingVideoSource(VideoSource):
     # -- lifecycle
 
     def start(self) -> None:
-        """Start the reader and keeper threads (no-op if running)."""
+        """Start the reader and keeper threads (no-op if running); a stopped source starts afresh."""
         if self._threads:
             return
         self._stopping.clear()
-        self._started_at = time.monotonic()
+        with self._cond:
+            self._started_at = time.monotonic()
+            self._last_real = self._previous = None
+            self._ended, self._problem = False, ""
         for role, target in (("reader", self._read_loop), ("keeper", self._keep_loop)):
             thread = threading.Thread(target=target, name=f"camera:{self.name}:{role}", daemon=True)
             self._threads.append(thread)
@@ -574,7 +577,11 @@ class OpenCVVideoSource(CapturingVideoSource):
             cap.set(cv2.CAP_PROP_FPS, self.fps)
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         native = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        self._expected_fps = native if 0 < native <= 120 and self.device.kind in ("file", "url") else self.fps
+        self._expected_fps = self.fps
+        if 0 < native <= 120 and self.device.kind == "file":
+            self._expected_fps = native  # a file plays at its own rate
+        elif 0 < native < self.fps and self.device.kind == "url":
+            self._expected_fps = native  # an IP camera set to a lower rate than configured (MJPEG streams guess 25)
 
     def _describe(self) -> str:
         return {"index": "camera index ", "path": "", "url": "", "file": "file "}[self.device.kind] + self.device.value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from drivers.camera import (
 from drivers.errors import DeviceSpecError
 from drivers.v4l2 import describe_device, list_v4l2_devices
 from tests.capture_helpers import RtspCamera, make_clip
-from tests.helpers import wait_for
+from tests.helpers import free_port, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +182,34 @@ def test_rtsp_loss_with_a_short_timeout(sources: list[CapturingVideoSource], rts
     rtsp.kill()
     wait_for(lambda: source.stats().status == "down", timeout=5, what="health down")
     wait_for(lambda: (f := source.latest()) and f.slate, timeout=1, what="the slate with the red health")
+
+
+def test_an_http_mjpeg_camera_and_its_loss(sources: list[CapturingVideoSource], clip: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/cam.mjpg"
+    server = subprocess.Popen(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(clip), "-an",
+         "-c:v", "mjpeg", "-q:v", "8", "-f", "mpjpeg", "-listen", "1", url],
+    )  # fmt: skip
+    try:
+        source = open_video_source("ip", "opencv", url, 320, 240, 15, loss_timeout_s=0.5, backoff_first_s=0.1)
+        _run(sources, source)
+        wait_for(lambda: source.stats().status == "ok", timeout=10, what="frames over HTTP")
+        server.kill()
+        wait_for(lambda: source.stats().status == "down", timeout=5, what="health down")
+        wait_for(lambda: (f := source.latest()) and f.slate, timeout=1, what="the slate")
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_a_restarted_source_starts_afresh(sources: list[CapturingVideoSource], clip: Path) -> None:
+    device = VideoDevice("file", str(clip))
+    source = _run(sources, OpenCVVideoSource("board", device, 320, 240, fps=15, loop=False, loss_timeout_s=0.3))
+    wait_for(lambda: "ended" in source.stats().detail, timeout=10, what="the end of the file")
+    source.stop()
+    source.start()
+    frame = wait_for(lambda: (f := source.latest()) and not f.slate and f, timeout=10, what="the file again")
+    assert frame.index > 15
 
 
 # -- device specs and enumeration --------------------------------------------------------------
