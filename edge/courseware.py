@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 ROOT_FILE = "courseware-root.json"
 PEER_SETTLE_S = 2.0
+TOUCH_EVERY_S = 60.0
 SERVE_BATCH_BYTES = 1024 * 1024  # bytes read per thread hop when serving
 
 
@@ -67,6 +68,7 @@ class CoursewareComponent(Component):
         self.last_report: PullReport | None = None
         self.last_error = ""
         self._wake = asyncio.Event()
+        self._touched: dict[tuple[str, str], float] = {}
         self._pull_lock = asyncio.Lock()
         box.on_lesson_start(self._lesson_started)
         box.on_lesson_stop(self._lesson_stopped)
@@ -230,7 +232,10 @@ class CoursewareComponent(Component):
         """The whole current version of an item (raise NotInStore); marks it used."""
         store = self._require()
         found = await asyncio.to_thread(store.item, course, path)
-        await asyncio.to_thread(store.touch, course, path)
+        now = time.monotonic()
+        if now - self._touched.get((course, path), -TOUCH_EVERY_S) >= TOUCH_EVERY_S:  # players send many Ranges
+            self._touched[(course, path)] = now
+            await asyncio.to_thread(store.touch, course, path)
         return found
 
     async def read(self, item: StoredItem, start: int, end: int) -> AsyncIterator[bytes]:

@@ -370,6 +370,8 @@ async def test_a_second_box_gets_every_chunk_from_its_lan_peer_and_none_from_the
         assert report_b is not None
         cloud_hits = cloud.hits_since(mark)
         assert [h for h in cloud_hits if h.uri.startswith("/chunks/")] == []
+        assert all(h.uri.startswith(("/metadata/", "/targets/")) for h in cloud_hits)  # signed metadata, indexes
+        assert sum(h.bytes for h in cloud_hits) < 20_000
         assert report_b.chunks_from_origin == 0
         assert report_b.chunks_from_peers == report_a.chunks_from_origin
         assert report_b.items_complete == 4
