@@ -180,10 +180,12 @@ async def test_one_percent_change_moves_only_the_changed_chunks(tmp_path: Path) 
         middle = len(data) // 2
         data[middle : middle + len(data) // 100] = random.Random(9).randbytes(len(data) // 100)
         video.write_bytes(bytes(data))
-        await asyncio.to_thread(publish, src, out, tmp_path / "keys")
+        republished = await asyncio.to_thread(publish, src, out, tmp_path / "keys")
         new = ItemIndex.from_bytes(_index_bytes(out, "math", "lesson-1/video.mp4"))
         changed = {h: n for h, n in new.chunks if h not in {o for o, _ in old.chunks}}
         changed_bytes = sum(changed.values())
+        assert republished.chunks_written == len(changed)  # re-publishing adds only the new chunks
+        assert republished.changed_items == ["math/lesson-1/video.mp4"]
         assert 0 < changed_bytes < len(data) * 0.1
 
         mark = nginx.mark()
