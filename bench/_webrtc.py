@@ -66,7 +66,9 @@ def classbox(log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     with tempfile.TemporaryDirectory(prefix="bench-box-") as state:
         config = Path(state) / "classbox.toml"
         config.write_text(BOX_CONFIG.format(port=port))
-        argv = [sys.executable, "-m", "edge", "demo", "--config", str(config), "--state-dir", f"{state}/state"]
+        profile = os.environ.get("BENCH_PROFILE")  # a path: write the box's cProfile there
+        python = [sys.executable, *(["-m", "cProfile", "-o", profile] if profile else [])]
+        argv = [*python, "-m", "edge", "demo", "--config", str(config), "--state-dir", f"{state}/state"]
         argv += ["--port", str(port), "--host", "127.0.0.1"]
         with log.open("wb") as out:
             proc = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)

@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -55,51 +57,90 @@ async def receive(url: str, n: int, seconds: float, settle: float) -> None:
         await asyncio.gather(*(p.leave(session, base) for p in players))
 
 
+PER_RECEIVER = 60  # viewers per receiver process
+
+
+def sender_drops(url: str) -> int | None:
+    """Packets the box's fan-out dropped for slow viewers so far (None for the baseline sender)."""
+    if "/whep/" not in url:  # the baseline sender has no health report
+        return None
+    try:
+        with urllib.request.urlopen(url.split("/whep/")[0] + "/healthz", timeout=20) as response:
+            health = json.loads(response.read())
+    except OSError:
+        return None  # the box was too busy to answer in time
+    return int(health["components"]["stream"].get("viewers_dropped_packets", 0))
+
+
 def measure(sender: subprocess.Popen[bytes], url: str, n: int, seconds: float, settle: float) -> dict[str, Any]:
-    """Run a receiver process for `n` viewers; sample the sender's CPU over the counting window."""
+    """Receiver processes for `n` viewers; sample sender and receiver CPU over the counting window."""
     if n == 0:
         time.sleep(settle)
         c0, t0 = cpu_seconds(sender.pid), time.monotonic()
         time.sleep(seconds)
-        return {"cpu": (cpu_seconds(sender.pid) - c0) / (time.monotonic() - t0), "fps": [], "kbps": [], "audio_pps": []}
-    argv = [sys.executable, str(SCRIPT), "receive", url, str(n), str(seconds), str(settle)]
-    receiver = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-    assert receiver.stdout is not None
-    c0 = t0 = 0.0
-    result: dict[str, Any] = {}
-    for line in receiver.stdout:
-        if line.startswith("window-start"):
-            c0, t0 = cpu_seconds(sender.pid), time.monotonic()
-        elif line.startswith("window-end"):
-            result["cpu"] = (cpu_seconds(sender.pid) - c0) / (time.monotonic() - t0)
-        elif line.startswith("{"):
-            result.update(json.loads(line))
-    receiver.wait(60)
-    if "fps" not in result:
-        raise RuntimeError(f"the receiver for {n} viewers failed (exit {receiver.returncode})")
+        cpu = (cpu_seconds(sender.pid) - c0) / (time.monotonic() - t0)
+        return {"cpu": cpu, "rx_cpu": 0.0, "fps": [], "kbps": [], "audio_pps": [], "drops": 0}
+    sizes = [min(PER_RECEIVER, n - i) for i in range(0, n, PER_RECEIVER)]
+    receivers = [
+        subprocess.Popen(
+            [sys.executable, str(SCRIPT), "receive", url, str(k), str(seconds), str(settle)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for k in sizes
+    ]
+    outs = [iter(r.stdout) for r in receivers if r.stdout is not None]
+    for out in outs:  # every receiver has joined and settled
+        while not next(out).startswith("window-start"):
+            pass
+    c0, t0, d0 = cpu_seconds(sender.pid), time.monotonic(), sender_drops(url)
+    r0 = sum(cpu_seconds(r.pid) for r in receivers)
+    result: dict[str, Any] = {"fps": [], "kbps": [], "audio_pps": []}
+    for i, out in enumerate(outs):
+        for line in out:
+            if line.startswith("window-end") and i == 0:
+                result["cpu"] = (cpu_seconds(sender.pid) - c0) / (time.monotonic() - t0)
+                result["rx_cpu"] = (sum(cpu_seconds(r.pid) for r in receivers) - r0) / (time.monotonic() - t0)
+                d1 = sender_drops(url)
+                result["drops"] = None if d0 is None or d1 is None else d1 - d0
+            elif line.startswith("{"):
+                for key, values in json.loads(line).items():
+                    result[key] += values
+    for receiver in receivers:
+        receiver.wait(60)
+    if len(result["fps"]) != n:
+        raise RuntimeError(f"the receivers for {n} viewers failed")
     return result
 
 
 def row(mode: str, n: int, r: dict[str, Any]) -> str:
     fps = r["fps"]
+    head = f"{mode:<11} {n:>4} {r['cpu'] * 100:>8.1f}% {r['rx_cpu'] * 100:>8.1f}%"
     if not fps:
-        return f"{mode:<11} {n:>4} {r['cpu'] * 100:>8.1f}% {'-':>8} {'-':>8} {'-':>8} {'-':>9}"
+        return head
+    drops = "-" if r["drops"] is None else str(r["drops"])
     return (
-        f"{mode:<11} {n:>4} {r['cpu'] * 100:>8.1f}% {min(fps):>8.1f} {statistics.median(fps):>8.1f}"
-        f" {sum(f >= 28 for f in fps):>4}/{len(fps):<3} {statistics.median(r['kbps']):>9.0f}"
+        f"{head} {min(fps):>7.1f} {statistics.median(fps):>7.1f} {sum(f >= 28 for f in fps):>4}/{len(fps):<3}"
+        f" {statistics.median(r['kbps']):>9.0f} {drops:>8}"
     )
 
 
-def run(viewers: list[int], baseline: list[int], seconds: float, settle: float) -> None:
+def run(viewers: list[int], baseline: list[int], low_viewers: list[int], seconds: float, settle: float) -> None:
     """Both modes, every viewer count; prints a table."""
-    print(f"sender: synthetic 1280x720 @ 30 fps + 48 kHz tone; {seconds:.0f} s per step; CPU = % of one core")
-    print(f"{'mode':<11} {'N':>4} {'senderCPU':>9} {'minFPS':>8} {'medFPS':>8} {'>=28fps':>8} {'kbps/view':>9}")
+    print(f"sender: synthetic 1280x720 @ 30 fps + 48 kHz tone; {seconds:.0f} s per step; {os.cpu_count()} cores")
+    print("CPU = % of one core over the counting window; rxCPU = all receiver processes; drops = packets the")
+    print("box's fan-out dropped for viewers that fell behind (then resumed at a keyframe)")
+    head = f"{'mode':<11} {'N':>4} {'sndCPU':>9} {'rxCPU':>9} {'minFPS':>7} {'medFPS':>7} {'>=28fps':>8}"
+    print(f"{head} {'kbps/view':>9} {'drops':>8}")
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
         results: dict[str, dict[int, dict[str, Any]]] = {"encode-once": {}, "per-viewer": {}}
         with classbox(Path(tmp) / "box.log") as (proc, url):
             for n in [0, *viewers]:
                 results["encode-once"][n] = r = measure(proc, url, n, seconds, settle)
                 print(row("encode-once", n, r), flush=True)
+            for n in low_viewers:  # data saver: every viewer on the low layer (640x360 @ 15 fps)
+                r = measure(proc, url + "?data_saver=1", n, seconds, settle)
+                print(row("once-low", n, r), flush=True)
         with per_viewer_sender(SCRIPT, Path(tmp) / "baseline.log") as (proc, url):
             for n in [0, *baseline]:
                 results["per-viewer"][n] = r = measure(proc, url, n, seconds, settle)
@@ -133,6 +174,7 @@ def main() -> None:
     serve.add_argument("port", type=int)
     parser.add_argument("--viewers", default="1,5,10,20,40,60")
     parser.add_argument("--baseline-viewers", default="1,5,10")
+    parser.add_argument("--low-viewers", default="60", help="viewer counts on the low layer (data saver)")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--settle", type=float, default=3.0)
     args = parser.parse_args()
@@ -143,7 +185,8 @@ def main() -> None:
     else:
         counts = [int(x) for x in args.viewers.split(",") if x]
         baseline = [int(x) for x in args.baseline_viewers.split(",") if x]
-        run(counts, baseline, args.seconds, args.settle)
+        low = [int(x) for x in args.low_viewers.split(",") if x]
+        run(counts, baseline, low, args.seconds, args.settle)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge.stream.layers import LayerPolicy, LinkReport
+from edge.stream.layers import LayerPolicy, LinkReport, SendCapacity
 from tests.stream_fixture import join, live_box, small_config, until
 
 GOOD = LinkReport(loss=0.0, rtt_s=0.02)
@@ -65,5 +65,47 @@ async def test_a_lossy_link_gets_a_lower_layer_then_climbs_back(tmp_path: Path) 
             stats = live.hub.viewers()[0]
             assert stats["kbps"] > 0
             assert stats["rtt_ms"] is not None
+        finally:
+            await player.close(client)
+
+
+def test_send_capacity_sheds_a_tenth_while_the_loop_lags_and_regrows_when_calm() -> None:
+    capacity = SendCapacity(overload_lag_s=0.1, calm_lag_s=0.03, calm_checks_to_grow=2)
+    assert capacity.allows_high(50)
+    capacity.note_lag(0.01, high_viewers=40, viewers=40)
+    assert capacity.cap is None
+    capacity.note_lag(0.3, high_viewers=40, viewers=40)
+    assert capacity.cap == 36
+    capacity.note_lag(0.3, high_viewers=36, viewers=40)
+    assert capacity.cap == 33
+    assert not capacity.allows_high(33)
+    capacity.note_lag(0.05, high_viewers=33, viewers=40)  # neither lagging nor calm: hold
+    capacity.note_lag(0.01, high_viewers=33, viewers=40)
+    assert capacity.cap == 33
+    capacity.note_lag(0.01, high_viewers=33, viewers=40)
+    assert capacity.cap == 34
+    assert capacity.allows_high(33)
+    capacity.note_lag(0.01, high_viewers=34, viewers=3)  # viewers left: no cap any more
+    assert capacity.cap is None
+
+
+async def test_a_lagging_box_moves_viewers_to_the_low_layer(tmp_path: Path) -> None:
+    async with live_box(small_config(tmp_path)) as live, httpx.AsyncClient(base_url=live.base) as client:
+        lesson = await live.start_lesson()
+        player = await join(client, f"/whep/{lesson.join_code}")
+        try:
+            viewer = live.hub.viewer(player.location.rsplit("/", 1)[1])
+            assert viewer is not None
+            assert viewer.layer == "high"
+            live.hub.loop_lag_s = 0.5  # as the run loop measures it when sending falls behind
+            await live.hub.check_viewers()
+            assert viewer.layer == "low"
+            assert live.box.health()["components"]["stream"]["stream_high_cap"] == 0
+            second = await join(client, f"/whep/{lesson.join_code}")
+            try:
+                assert [v["layer"] for v in live.hub.viewers()] == ["low", "low"]
+                await until(lambda: (320, 180) in second.sizes, what="low-layer pictures")
+            finally:
+                await second.close(client)
         finally:
             await player.close(client)

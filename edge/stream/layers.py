@@ -46,3 +46,38 @@ class LayerPolicy:
             self._good = 0
             return LADDER[LADDER.index(current) + 1]
         return current
+
+
+@dataclass
+class SendCapacity:
+    """How many viewers the box itself can feed the high layer: shrinks while its event loop lags, regrows slowly.
+
+    Every viewer costs the one event loop per packet sent; a lagging loop delays every viewer, so
+    the box moves a tenth of its high-layer viewers to the low layer (fewer packets) until it keeps up.
+    """
+
+    overload_lag_s: float = 0.1
+    calm_lag_s: float = 0.03
+    calm_checks_to_grow: int = 10
+    cap: int | None = None
+    _calm: int = 0
+
+    def note_lag(self, lag_s: float, high_viewers: int, viewers: int) -> None:
+        """Feed one measurement of the loop's lag with the current viewer counts."""
+        if lag_s >= self.overload_lag_s and high_viewers:
+            current = high_viewers if self.cap is None else min(self.cap, high_viewers)
+            self.cap = max(0, current - max(1, current // 10))
+            self._calm = 0
+        elif lag_s <= self.calm_lag_s and self.cap is not None:
+            self._calm += 1
+            if self._calm >= self.calm_checks_to_grow:
+                self._calm = 0
+                self.cap += 1
+        else:
+            self._calm = 0
+        if self.cap is not None and self.cap >= viewers:
+            self.cap = None
+
+    def allows_high(self, high_viewers: int) -> bool:
+        """True when one more viewer may get the high layer."""
+        return self.cap is None or high_viewers < self.cap

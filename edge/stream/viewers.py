@@ -26,7 +26,7 @@ from edge.box import Box, Lesson
 from edge.component import Component
 from edge.errors import BadOffer, LessonFull, LessonNotFound, ViewerError
 from edge.media.packets import AUDIO_LAYER, PacketFanout
-from edge.stream.layers import LayerPolicy, LinkReport
+from edge.stream.layers import LayerPolicy, LinkReport, SendCapacity
 from edge.stream.tracks import PacketTrack, prefer_codecs, route_keyframe_requests
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ class Viewer:
             "rtt_ms": None if self.rtt_s is None else round(self.rtt_s * 1000, 1),
             "keyframe_requests": self.keyframe_requests,
             "video_packets": self.video.packets,
+            "dropped_packets": self.video.subscription.dropped + self.audio.subscription.dropped,
             "audio_packets": self.audio.packets,
         }
 
@@ -135,6 +136,9 @@ class ViewerHub(Component):
         self.monitor_interval_s = monitor_interval_s
         self._viewers: dict[str, Viewer] = {}
         self.ended_grace_s = 0.3
+        self.capacity = SendCapacity()
+        self.loop_lag_s = 0.0
+        self._dropped_by_leavers = 0
         self.joined = 0
         box.on_lesson_stop(self._lesson_stopped)
 
@@ -144,8 +148,11 @@ class ViewerHub(Component):
         self._report()
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            began = loop.time()
             await asyncio.sleep(self.monitor_interval_s)
+            self.loop_lag_s = max(0.0, loop.time() - began - self.monitor_interval_s)
             await self.check_viewers()
 
     async def stop(self) -> None:
@@ -196,7 +203,7 @@ class ViewerHub(Component):
 
     def _new_viewer(self, lesson: Lesson, name: str, data_saver: bool) -> Viewer:
         fanout = self.fanout()
-        layer = "low" if data_saver else "high"
+        layer = "low" if data_saver or not self.capacity.allows_high(self._high_count()) else "high"
         pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(self._box)))
         clean = name.strip() if NAME_RE.match(name.strip() or "-") else ""
         viewer = Viewer(
@@ -243,6 +250,7 @@ class ViewerHub(Component):
             if isinstance(fanout, PacketFanout):
                 fanout.unsubscribe(track.subscription)
             track.stop()
+        self._dropped_by_leavers += viewer.video.subscription.dropped + viewer.audio.subscription.dropped
         await viewer.pc.close()
         log.info("viewer %s %s (%d watching)", viewer.id, reason, len(self._viewers))
         self._box.bus.publish("viewer.left", viewer=viewer.id, reason=reason)
@@ -346,8 +354,27 @@ class ViewerHub(Component):
             report = await self._read_stats(viewer)
             if self._box.config.stream.adaptive_layers or viewer.data_saver:
                 layer = viewer.policy.next_layer(viewer.layer, report, viewer.data_saver)
+                if layer == "high" and viewer.layer != "high" and not self.capacity.allows_high(self._high_count()):
+                    layer = viewer.layer  # the box is at capacity: the link could take more, the box cannot
                 self.set_layer(viewer, layer)
+        self._shed_load()
         self._report()
+
+    def _high_count(self) -> int:
+        return sum(v.layer == "high" for v in self._viewers.values())
+
+    def _shed_load(self) -> None:
+        """Move the latest high-layer viewers to the low layer while the box's loop lags."""
+        self.capacity.note_lag(self.loop_lag_s, self._high_count(), len(self._viewers))
+        cap = self.capacity.cap
+        high = [v for v in self._viewers.values() if v.layer == "high"]
+        if cap is None or len(high) <= cap:
+            return
+        log.warning(
+            "the box is behind (loop lag %.0f ms): %d viewers to the low layer", self.loop_lag_s * 1000, len(high) - cap
+        )
+        for viewer in sorted(high, key=lambda v: v.joined_at)[cap:]:
+            self.set_layer(viewer, "low")
 
     async def _read_stats(self, viewer: Viewer) -> LinkReport | None:
         sent, lost, received, rtts = 0, 0, 0, []
@@ -396,5 +423,9 @@ class ViewerHub(Component):
             viewers_audio_only=layers.count("none"),
             viewers_hands_raised=sum(v.hand_raised for v in self._viewers.values()),
             viewers_kbps=round(sum(v.kbps for v in self._viewers.values()), 1),
+            viewers_dropped_packets=self._dropped_by_leavers
+            + sum(v.video.subscription.dropped + v.audio.subscription.dropped for v in self._viewers.values()),
             viewers_joined_total=self.joined,
+            stream_loop_lag_ms=round(self.loop_lag_s * 1000, 1),
+            stream_high_cap=-1 if self.capacity.cap is None else self.capacity.cap,
         )
