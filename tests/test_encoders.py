@@ -1,0 +1,84 @@
+"""The shared encoders on their own: H.264 layers from real driver frames, keyframes on request, Opus."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import av
+
+from drivers.audio import SyntheticAudioSource
+from drivers.camera import SyntheticVideoSource
+from edge.media.encoders import AudioEncoder, KeyframeGate, VideoLayer, VideoLayerEncoder
+from edge.media.packets import EncodedPacket
+
+
+def test_keyframe_requests_are_rate_limited_but_never_lost() -> None:
+    gate = KeyframeGate(min_gap_s=0.5)
+    for _ in range(20):  # a flood of PLIs from one bad link
+        gate.request()
+    assert gate.take(now=10.0)
+    assert not gate.take(now=10.1)
+    gate.request()
+    assert not gate.take(now=10.2)  # inside the quiet period: kept for later
+    assert gate.take(now=10.5)
+    assert not gate.take(now=11.5)  # nothing asked since
+    assert gate.requests == 21
+
+
+def collect(layer: VideoLayer, seconds: float, ask_at: float | None = None) -> tuple[list[EncodedPacket], int]:
+    camera = SyntheticVideoSource("test", 640, 360, 30)
+    packets: list[EncodedPacket] = []
+    lock = threading.Lock()
+
+    def publish(packet: EncodedPacket) -> None:
+        with lock:
+            packets.append(packet)
+
+    encoder = VideoLayerEncoder(layer, lambda: camera, publish, origin=time.time(), keyframe_interval_s=10)
+    camera.start()
+    encoder.start()
+    try:
+        began = time.monotonic()
+        if ask_at is not None:
+            time.sleep(ask_at)
+            encoder.request_keyframe()
+        time.sleep(max(0.0, seconds - (time.monotonic() - began)))
+    finally:
+        encoder.stop()
+        camera.stop()
+    return packets, encoder.forced_keyframes
+
+
+def test_layer_encodes_at_its_own_size_and_rate_with_a_keyframe_on_request() -> None:
+    low = VideoLayer("low", 320, 180, 10, 150)
+    packets, forced = collect(low, 1.6, ask_at=0.8)
+    assert 10 <= len(packets) <= 20  # ~10 fps from a 30 fps camera
+    assert packets[0].keyframe  # a stream starts with one
+    assert forced == 1
+    assert sum(p.keyframe for p in packets) == 2  # the first and the requested one; the GOP is 10 s
+    assert all(b.pts > a.pts for a, b in zip(packets, packets[1:], strict=False))
+    decoder = av.CodecContext.create("h264", "r")
+    sizes = {(f.width, f.height) for p in packets for f in decoder.decode(av.Packet(p.data))}
+    assert sizes == {(320, 180)}
+
+
+def test_opus_packets_follow_the_capture_clock() -> None:
+    mic = SyntheticAudioSource("test")
+    packets: list[EncodedPacket] = []
+    encoder = AudioEncoder(lambda: mic, packets.append, origin=time.time())
+    mic.start()
+    encoder.start()
+    try:
+        time.sleep(0.5)
+    finally:
+        encoder.stop()
+        mic.stop()
+    assert len(packets) >= 15
+    assert {p.layer for p in packets} == {"audio"}
+    steps = [b.pts - a.pts for a, b in zip(packets, packets[1:], strict=False)]
+    assert min(steps) >= 960  # never backwards; a stalled machine may re-anchor forwards once
+    assert steps.count(960) >= len(steps) - 1
+    decoder = av.CodecContext.create("opus", "r")
+    samples = sum(f.samples for p in packets[:5] for f in decoder.decode(av.Packet(p.data)))
+    assert samples == 5 * 960
