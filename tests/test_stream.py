@@ -200,3 +200,26 @@ async def test_cors_preflight_and_ice_servers_in_link_headers(tmp_path: Path) ->
         )
         patch = await client.patch("/whep/abcdef/123")
         assert patch.status_code == 405
+
+
+@pytest.mark.slow
+async def test_recorder_and_viewers_share_the_same_packets(tmp_path: Path) -> None:
+    config = small_config(tmp_path)
+    config.recording.enabled = True
+    config.recording.segment_seconds = 1.0
+    async with live_box(config) as live, httpx.AsyncClient(base_url=live.base) as client:
+        lesson = await live.start_lesson()
+        player = await join(client, f"/whep/{lesson.join_code}")
+        try:
+            await until(lambda: player.frames["video"] >= 10, what="video")
+            assert live.media.fanout.subscribers == 3  # the viewer's video and audio, the recorder's high + audio
+            encoders = sorted(t.name for t in threading.enumerate() if t.name.startswith("encoder:"))
+            assert encoders == ["encoder:audio", "encoder:high", "encoder:low"]  # one per layer, for everyone
+        finally:
+            await player.close(client)
+        segments = live.box.bus.subscribe("recording.")
+        await live.box.stop_lesson("panel")
+        assert live.media.fanout.subscribers == 0
+        event = await asyncio.wait_for(segments.get(), 10)
+        assert event.topic.startswith("recording.")
+        segments.close()
