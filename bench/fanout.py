@@ -36,6 +36,11 @@ async def receive(url: str, n: int, seconds: float, settle: float) -> None:
     base = url.split("/whep")[0]
     async with aiohttp.ClientSession() as session:
         players = await join_all(url, n, session)
+        deadline = time.monotonic() + 30
+        # aiortc offers no "all connected" event: poll.
+        while time.monotonic() < deadline and any(p.pc.connectionState != "connected" for p in players):  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+        connected = sum(p.pc.connectionState == "connected" for p in players)
         print("joined", flush=True)
         await asyncio.sleep(settle)
         before = {k: list(v) for k, v in counts.items()}
@@ -53,15 +58,15 @@ async def receive(url: str, n: int, seconds: float, settle: float) -> None:
             fps.append((v1[1] - v0[1]) / elapsed)
             kbps.append((v1[2] - v0[2]) * 8 / 1000 / elapsed)
             audio.append((a1[0] - a0[0]) / elapsed)
-        print(json.dumps({"fps": fps, "kbps": kbps, "audio_pps": audio}), flush=True)
+        print(json.dumps({"fps": fps, "kbps": kbps, "audio_pps": audio, "connected": [connected]}), flush=True)
         await asyncio.gather(*(p.leave(session, base) for p in players))
 
 
 PER_RECEIVER = 60  # viewers per receiver process
 
 
-def sender_drops(url: str) -> int | None:
-    """Packets the box's fan-out dropped for slow viewers so far (None for the baseline sender)."""
+def box_stream(url: str) -> dict[str, Any] | None:
+    """The box's `stream` health (viewers per layer, drops); None for the baseline sender."""
     if "/whep/" not in url:  # the baseline sender has no health report
         return None
     try:
@@ -69,7 +74,8 @@ def sender_drops(url: str) -> int | None:
             health = json.loads(response.read())
     except OSError:
         return None  # the box was too busy to answer in time
-    return int(health["components"]["stream"].get("viewers_dropped_packets", 0))
+    stream: dict[str, Any] = health["components"]["stream"]
+    return stream
 
 
 def measure(sender: subprocess.Popen[bytes], url: str, n: int, seconds: float, settle: float) -> dict[str, Any]:
@@ -79,7 +85,7 @@ def measure(sender: subprocess.Popen[bytes], url: str, n: int, seconds: float, s
         c0, t0 = cpu_seconds(sender.pid), time.monotonic()
         time.sleep(seconds)
         cpu = (cpu_seconds(sender.pid) - c0) / (time.monotonic() - t0)
-        return {"cpu": cpu, "rx_cpu": 0.0, "fps": [], "kbps": [], "audio_pps": [], "drops": 0}
+        return {"cpu": cpu, "rx_cpu": 0.0, "fps": [], "kbps": [], "audio_pps": [], "drops": 0, "connected": []}
     sizes = [min(PER_RECEIVER, n - i) for i in range(0, n, PER_RECEIVER)]
     receivers = [
         subprocess.Popen(
@@ -93,16 +99,20 @@ def measure(sender: subprocess.Popen[bytes], url: str, n: int, seconds: float, s
     for out in outs:  # every receiver has joined and settled
         while not next(out).startswith("window-start"):
             pass
-    c0, t0, d0 = cpu_seconds(sender.pid), time.monotonic(), sender_drops(url)
+    c0, t0, s0 = cpu_seconds(sender.pid), time.monotonic(), box_stream(url)
     r0 = sum(cpu_seconds(r.pid) for r in receivers)
-    result: dict[str, Any] = {"fps": [], "kbps": [], "audio_pps": []}
+    result: dict[str, Any] = {"fps": [], "kbps": [], "audio_pps": [], "connected": []}
     for i, out in enumerate(outs):
         for line in out:
             if line.startswith("window-end") and i == 0:
                 result["cpu"] = (cpu_seconds(sender.pid) - c0) / (time.monotonic() - t0)
                 result["rx_cpu"] = (sum(cpu_seconds(r.pid) for r in receivers) - r0) / (time.monotonic() - t0)
-                d1 = sender_drops(url)
-                result["drops"] = None if d0 is None or d1 is None else d1 - d0
+                s1 = box_stream(url)
+                result["stream"] = s1
+                drops = (
+                    None if s0 is None or s1 is None else s1["viewers_dropped_packets"] - s0["viewers_dropped_packets"]
+                )
+                result["drops"] = drops
             elif line.startswith("{"):
                 for key, values in json.loads(line).items():
                     result[key] += values
@@ -119,9 +129,11 @@ def row(mode: str, n: int, r: dict[str, Any]) -> str:
     if not fps:
         return head
     drops = "-" if r["drops"] is None else str(r["drops"])
+    stream = r.get("stream")
+    layers = f"{stream['viewers_high']}/{stream['viewers_low']}" if stream else "-"
     return (
         f"{head} {min(fps):>7.1f} {statistics.median(fps):>7.1f} {sum(f >= 28 for f in fps):>4}/{len(fps):<3}"
-        f" {statistics.median(r['kbps']):>9.0f} {drops:>8}"
+        f" {statistics.median(r['kbps']):>9.0f} {drops:>8} {sum(r['connected']):>5} {layers:>7}"
     )
 
 
@@ -129,9 +141,10 @@ def run(viewers: list[int], baseline: list[int], low_viewers: list[int], seconds
     """Both modes, every viewer count; prints a table."""
     print(f"sender: synthetic 1280x720 @ 30 fps + 48 kHz tone; {seconds:.0f} s per step; {os.cpu_count()} cores")
     print("CPU = % of one core over the counting window; rxCPU = all receiver processes; drops = packets the")
-    print("box's fan-out dropped for viewers that fell behind (then resumed at a keyframe)")
+    print("box's fan-out dropped for viewers that fell behind (then resumed at a keyframe); conn = ICE+DTLS")
+    print("connected before counting; hi/low = viewers per layer at the end (the box sheds to low when it lags)")
     head = f"{'mode':<11} {'N':>4} {'sndCPU':>9} {'rxCPU':>9} {'minFPS':>7} {'medFPS':>7} {'>=28fps':>8}"
-    print(f"{head} {'kbps/view':>9} {'drops':>8}")
+    print(f"{head} {'kbps/view':>9} {'drops':>8} {'conn':>5} {'hi/low':>7}")
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
         results: dict[str, dict[int, dict[str, Any]]] = {"encode-once": {}, "per-viewer": {}}
         with classbox(Path(tmp) / "box.log") as (proc, url):
