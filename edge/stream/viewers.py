@@ -192,8 +192,17 @@ class ViewerHub(Component):
         self._viewers[viewer.id] = viewer
         try:
             answer = await self._negotiate(viewer, offer_sdp)
+        except ViewerError:
+            await self.close_viewer(viewer.id, "refused")
+            raise
+        except Exception as err:
+            ended = viewer.id not in self._viewers  # the lesson stopped while we were answering
+            await self.close_viewer(viewer.id, "failed")
+            if ended:
+                raise LessonNotFound("this lesson has ended") from err
+            raise
         except BaseException:
-            await self.close_viewer(viewer.id)
+            await self.close_viewer(viewer.id, "cancelled")
             raise
         self.joined += 1
         log.info("viewer %s joined lesson %s (%d watching)", viewer.id, lesson.id, len(self._viewers))
