@@ -223,3 +223,20 @@ async def test_recorder_and_viewers_share_the_same_packets(tmp_path: Path) -> No
         event = await asyncio.wait_for(segments.get(), 10)
         assert event.topic.startswith("recording.")
         segments.close()
+
+
+async def test_board_events_reach_every_viewer_on_the_data_channel(tmp_path: Path) -> None:
+    async with live_box(small_config(tmp_path)) as live, httpx.AsyncClient(base_url=live.base) as client:
+        lesson = await live.start_lesson()
+        player = await join(client, f"/whep/{lesson.join_code}", data_saver=True)
+        try:
+            await until(lambda: any(m["type"] == "welcome" for m in player.messages), what="welcome")
+            live.box.bus.publish("board.stroke", points=[[0.1, 0.2], [0.3, 0.4]], colour="#d00")
+            live.box.bus.publish("camera.preset", preset=2)  # not a lesson event for students
+            await until(lambda: any(m["type"] == "board.stroke" for m in player.messages), what="stroke")
+            stroke = next(m for m in player.messages if m["type"] == "board.stroke")
+            assert stroke["points"] == [[0.1, 0.2], [0.3, 0.4]]
+            assert stroke["at"] > lesson.started_at
+            assert not any(m["type"] == "camera.preset" for m in player.messages)
+        finally:
+            await player.close(client)

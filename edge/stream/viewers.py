@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MAX_OFFER_BYTES = 64 * 1024
 MAX_MESSAGE_BYTES = 2048
+FORWARDED_TOPICS = "board."  # bus topics every viewer receives (the board's ink, page changes)
 NAME_RE = re.compile(r"^[\w .,'()-]{1,40}$", re.UNICODE)
 
 
@@ -64,9 +65,13 @@ class Viewer:
 
     def send(self, kind: str, **data: Any) -> None:
         """Send a lesson event on the data channel (dropped if it is not open)."""
+        self.send_text(json.dumps({**data, "type": kind}))
+
+    def send_text(self, text: str) -> None:
+        """Send an already-encoded message on the data channel (dropped if it is not open)."""
         channel = self.channel
         if channel is not None and channel.readyState == "open":
-            channel.send(json.dumps({"type": kind, **data}))
+            channel.send(text)
 
     def to_json(self) -> dict[str, Any]:
         """The viewer as the panel and the API see it."""
@@ -148,12 +153,32 @@ class ViewerHub(Component):
         self._report()
 
     async def run(self) -> None:
+        forwarding = asyncio.create_task(self._forward_lesson_events(), name="stream:lesson-events")
+        try:
+            await self._monitor()
+        finally:
+            forwarding.cancel()
+            await asyncio.gather(forwarding, return_exceptions=True)
+
+    async def _monitor(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             began = loop.time()
             await asyncio.sleep(self.monitor_interval_s)
             self.loop_lag_s = max(0.0, loop.time() - began - self.monitor_interval_s)
             await self.check_viewers()
+
+    async def _forward_lesson_events(self) -> None:
+        """Board ink and other lesson events on the bus go to every viewer's data channel."""
+        with self._box.bus.subscribe(FORWARDED_TOPICS) as events:
+            async for event in events:
+                try:
+                    text = json.dumps({**event.data, "type": event.topic, "at": event.at})
+                except (TypeError, ValueError):
+                    log.warning("lesson event %s is not JSON; not sent to viewers", event.topic)
+                    continue
+                for viewer in list(self._viewers.values()):
+                    viewer.send_text(text)
 
     async def stop(self) -> None:
         await self.close_all("the box is shutting down")
