@@ -33,8 +33,11 @@ async def receive(url: str, seconds: float, settle: float) -> None:
 
     async with aiohttp.ClientSession() as session:
         player = Player()
+        asked = time.monotonic()
         await player.join(session, url)
         track = player.video_receiver.track
+        await track.recv()
+        first_picture_s = time.monotonic() - asked
         latencies: list[float] = []
         unreadable = 0
         began = time.monotonic()
@@ -48,7 +51,8 @@ async def receive(url: str, seconds: float, settle: float) -> None:
                 unreadable += 1
             else:
                 latencies.append((arrived - clock) * 1000)
-        print(json.dumps({"latencies": latencies, "unreadable": unreadable, "size": [frame.width, frame.height]}))
+        size = [frame.width, frame.height]
+        print(json.dumps({"latencies": latencies, "unreadable": unreadable, "size": size, "first": first_picture_s}))
         await player.leave(session, url.split("/whep")[0])
 
 
@@ -68,7 +72,7 @@ def line(name: str, r: dict[str, Any]) -> str:
     size = "x".join(map(str, r["size"]))
     return (
         f"{name:<12} {size:>9} frames={len(values):>4} unreadable={r['unreadable']:>3} "
-        f"p50={p50:6.1f} ms  p95={p95:6.1f} ms  max={values[-1]:6.1f} ms"
+        f"p50={p50:6.1f} ms  p95={p95:6.1f} ms  max={values[-1]:6.1f} ms  join->first picture {r['first']:.2f} s"
     )
 
 

@@ -61,6 +61,7 @@ async def test_pli_gets_a_keyframe_within_a_second(tmp_path: Path) -> None:
             encoder = live.media.encoder("high")
             assert encoder is not None
             await until(lambda: encoder.keyframes_sent >= 1)
+            assert encoder.forced_keyframes >= 1  # the viewer's arrival asked for one (the GOP is 10 s)
             before = encoder.forced_keyframes
             receiver = next(t.receiver for t in player.pc.getTransceivers() if t.kind == "video")
             ssrc = next(iter(receiver._RTCRtpReceiver__remote_streams))  # type: ignore[attr-defined]
