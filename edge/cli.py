@@ -13,6 +13,7 @@ from pathlib import Path
 from edge import __version__
 from edge.config import BoxConfig, config_path, load_config, save_config
 from edge.daemon import Daemon, standard_components
+from edge.demo import prepare_demo_courseware
 from edge.errors import ConfigError
 from edge.logs import setup_logging
 
@@ -112,9 +113,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         config.web.host = args.host
     if args.state_dir is not None:
         config.box.state_dir = args.state_dir
+        prepare_demo_courseware(config)
         return _serve(config, args.fault)
     with tempfile.TemporaryDirectory(prefix="classbox-demo-") as state:
         config.box.state_dir = Path(state)
+        prepare_demo_courseware(config)
         print(f"classbox demo: http://localhost:{config.web.port}/  (state in {state})", file=sys.stderr)
         return _serve(config, args.fault)
 
