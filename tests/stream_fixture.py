@@ -125,6 +125,16 @@ async def live_box(config: BoxConfig, with_devices: bool = True) -> AsyncIterato
     finally:
         daemon.request_stop()
         await task
+        forget_mdns_resolver()
+
+
+def forget_mdns_resolver() -> None:
+    """aioice keeps its mDNS resolver in a per-thread global bound to the loop that made it; each test has its own."""
+    import aioice.ice
+
+    for name in ("lock", "protocol", "subscribers"):
+        if hasattr(aioice.ice._mdns, name):
+            delattr(aioice.ice._mdns, name)
 
 
 @dataclass

@@ -24,6 +24,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
     "--autoplay-policy=no-user-gesture-required",
+    # Plain IP host candidates instead of mDNS names: resolving those would send multicast queries to the LAN.
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--allow-loopback-in-peer-connection",
 ]
 
 INBOUND = """async () => {
@@ -66,7 +69,10 @@ async def wait_inbound(page: Page, ok: Any, within: float = 20.0) -> dict[str, A
         if await check():
             return stats
         await page.wait_for_timeout(250)
-    raise AssertionError(f"no media in the browser: {stats}")
+    shown = await page.evaluate(
+        "[document.getElementById('state').textContent, document.getElementById('message').textContent]"
+    )
+    raise AssertionError(f"no media in the browser: {stats}; the page shows {shown}")
 
 
 async def test_student_page_plays_the_lesson_and_talks_to_the_box(tmp_path: Path, browser: Browser) -> None:
@@ -101,3 +107,26 @@ async def test_student_page_plays_the_lesson_and_talks_to_the_box(tmp_path: Path
         await page.wait_for_selector(f"text={text['ended']}")
         assert live.hub.count == 0
         await page.close()
+
+
+async def test_phone_sized_touch_screen_plays_with_controls_in_reach(tmp_path: Path, browser: Browser) -> None:
+    async with live_box(small_config(tmp_path)) as live:
+        phone = await browser.new_context(
+            viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, device_scale_factor=2
+        )
+        try:
+            page = await phone.new_page()
+            lesson = await live.start_lesson("Biology")
+            await page.goto(f"{live.base}/watch/{lesson.join_code}")
+            await wait_inbound(page, lambda s: s.get("video", {}).get("frames", 0) > 3)
+            for selector in ("video", "#hand", "#data-saver"):
+                box = await page.locator(selector).bounding_box()
+                assert box is not None
+                assert box["x"] >= 0
+                assert box["x"] + box["width"] <= 390
+                assert box["y"] + box["height"] <= 844
+            await page.wait_for_selector("#hand:not([disabled])")
+            await page.tap("#hand")
+            await until(lambda: live.hub.viewers() and live.hub.viewers()[0]["hand_raised"], what="hand raised")
+        finally:
+            await phone.close()
