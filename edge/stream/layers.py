@@ -59,12 +59,15 @@ class SendCapacity:
     overload_lag_s: float = 0.1
     calm_lag_s: float = 0.03
     calm_checks_to_grow: int = 10
+    lagging_checks_to_shed: int = 2  # one pause (a GC, a slow disk) is not an overload
     cap: int | None = None
     _calm: int = 0
+    _lagging: int = 0
 
     def note_lag(self, lag_s: float, high_viewers: int, viewers: int) -> None:
         """Feed one measurement of the loop's lag with the current viewer counts."""
-        if lag_s >= self.overload_lag_s and high_viewers:
+        self._lagging = self._lagging + 1 if lag_s >= self.overload_lag_s else 0
+        if self._lagging >= self.lagging_checks_to_shed and high_viewers:
             current = high_viewers if self.cap is None else min(self.cap, high_viewers)
             self.cap = max(0, current - max(1, current // 10))
             self._calm = 0
