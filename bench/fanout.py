@@ -59,6 +59,7 @@ async def receive(url: str, n: int, seconds: float, settle: float) -> None:
             kbps.append((v1[2] - v0[2]) * 8 / 1000 / elapsed)
             audio.append((a1[0] - a0[0]) / elapsed)
         print(json.dumps({"fps": fps, "kbps": kbps, "audio_pps": audio, "connected": [connected]}), flush=True)
+        await asyncio.to_thread(sys.stdin.readline)  # stay until the orchestrator has read the box's figures
         await asyncio.gather(*(p.leave(session, base) for p in players))
 
 
@@ -90,6 +91,7 @@ def measure(sender: subprocess.Popen[bytes], url: str, n: int, seconds: float, s
     receivers = [
         subprocess.Popen(
             [sys.executable, str(SCRIPT), "receive", url, str(k), str(seconds), str(settle)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -116,7 +118,11 @@ def measure(sender: subprocess.Popen[bytes], url: str, n: int, seconds: float, s
             elif line.startswith("{"):
                 for key, values in json.loads(line).items():
                     result[key] += values
+                break  # the receiver now waits for "done" on its stdin
     for receiver in receivers:
+        assert receiver.stdin is not None
+        receiver.stdin.write("done\n")
+        receiver.stdin.close()
         receiver.wait(60)
     if len(result["fps"]) != n:
         raise RuntimeError(f"the receivers for {n} viewers failed")
