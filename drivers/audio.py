@@ -446,30 +446,57 @@ def probe_audio_device(device: str, channels: int = 1) -> str | None:
     return None
 
 
+class _PortAudioStream:
+    """One PortAudio instance and stream, opened and closed under the process-wide PortAudio lock."""
+
+    def __init__(self) -> None:
+        self._pa: Any = None
+        self._stream: Any = None
+
+    def open(self, device: str, channels: int, direction: str) -> Any:
+        """Open a 48 kHz int16 stream of 20 ms buffers on the device whose name contains `device`."""
+        with _PA_LOCK:
+            self._pa = _portaudio()
+            info = _find_device(self._pa, device, channels, direction)
+            try:
+                self._stream = self._pa.open(
+                    format=8,  # paInt16
+                    channels=channels,
+                    rate=SAMPLE_RATE,
+                    input=direction == "input",
+                    output=direction == "output",
+                    frames_per_buffer=FRAME_SAMPLES,
+                    **{f"{direction}_device_index": info["index"]},
+                )
+            except (OSError, ValueError) as err:
+                raise DeviceUnavailable(f"cannot open {info['name']!r} at {SAMPLE_RATE} Hz: {err}") from err
+            return self._stream
+
+    def close(self) -> None:
+        """Stop and close the stream and terminate PortAudio (idempotent)."""
+        with _PA_LOCK:
+            stream, self._stream = self._stream, None
+            pa, self._pa = self._pa, None
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.stop_stream()
+                with contextlib.suppress(OSError):
+                    stream.close()
+            if pa is not None:
+                pa.terminate()
+
+
 class PyAudioSource(CapturingAudioSource):
     """A microphone through PortAudio, chosen by a substring of its name, 48 kHz int16 in 20 ms frames."""
 
     def __init__(self, name: str, device: str = "", channels: int = 1, **timing: Any) -> None:
         super().__init__(name, channels, **timing)
         self.device = device
-        self._pa: Any = None
+        self._port = _PortAudioStream()
         self._stream: Any = None
 
     def _open(self) -> None:
-        with _PA_LOCK:
-            self._pa = _portaudio()
-            info = _find_device(self._pa, self.device, self.channels, "input")
-            try:
-                self._stream = self._pa.open(
-                    format=8,  # paInt16
-                    channels=self.channels,
-                    rate=SAMPLE_RATE,
-                    input=True,
-                    input_device_index=info["index"],
-                    frames_per_buffer=FRAME_SAMPLES,
-                )
-            except (OSError, ValueError) as err:
-                raise DeviceUnavailable(f"cannot open {info['name']!r} at {SAMPLE_RATE} Hz: {err}") from err
+        self._stream = self._port.open(self.device, self.channels, "input")
 
     def _read(self) -> np.ndarray:
         try:
@@ -482,16 +509,8 @@ class PyAudioSource(CapturingAudioSource):
         return pcm.reshape(FRAME_SAMPLES, self.channels)
 
     def _close(self) -> None:
-        with _PA_LOCK:
-            stream, self._stream = self._stream, None
-            pa, self._pa = self._pa, None
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.stop_stream()
-                with contextlib.suppress(OSError):
-                    stream.close()
-            if pa is not None:
-                pa.terminate()
+        self._stream = None
+        self._port.close()
 
 
 # -- sinks -------------------------------------------------------------------------------------
@@ -622,24 +641,11 @@ class PyAudioSink(_QueueSink):
     def __init__(self, name: str, device: str = "", channels: int = 1, **timing: Any) -> None:
         super().__init__(name, channels, **timing)
         self.device = device
-        self._pa: Any = None
+        self._port = _PortAudioStream()
         self._stream: Any = None
 
     def _open(self) -> None:
-        with _PA_LOCK:
-            self._pa = _portaudio()
-            info = _find_device(self._pa, self.device, self.channels, "output")
-            try:
-                self._stream = self._pa.open(
-                    format=8,
-                    channels=self.channels,
-                    rate=SAMPLE_RATE,
-                    output=True,
-                    output_device_index=info["index"],
-                    frames_per_buffer=FRAME_SAMPLES,
-                )
-            except (OSError, ValueError) as err:
-                raise DeviceUnavailable(f"cannot open speaker {info['name']!r}: {err}") from err
+        self._stream = self._port.open(self.device, self.channels, "output")
 
     def _write(self, frame: AudioFrame) -> None:
         pcm = frame.pcm
@@ -651,14 +657,8 @@ class PyAudioSink(_QueueSink):
             raise DeviceUnavailable(f"speaker write failed: {err}") from err
 
     def _close(self) -> None:
-        with _PA_LOCK:
-            stream, self._stream = self._stream, None
-            pa, self._pa = self._pa, None
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
-            if pa is not None:
-                pa.terminate()
+        self._stream = None
+        self._port.close()
 
 
 # -- factories ---------------------------------------------------------------------------------
