@@ -241,3 +241,22 @@ async def test_board_events_reach_every_viewer_on_the_data_channel(tmp_path: Pat
             assert not any(m["type"] == "camera.preset" for m in player.messages)
         finally:
             await player.close(client)
+
+
+async def test_viewers_are_asked_to_rejoin_when_the_shared_packets_stop_mid_lesson(tmp_path: Path) -> None:
+    async with live_box(small_config(tmp_path)) as live, httpx.AsyncClient(base_url=live.base) as client:
+        lesson = await live.start_lesson()
+        player = await join(client, f"/whep/{lesson.join_code}", data_saver=True)
+        try:
+            await until(lambda: any(m["type"] == "welcome" for m in player.messages), what="welcome")
+            live.media.fanout.close()  # what a restart of the media component does to open subscriptions
+            await live.hub.check_viewers()
+            assert {"type": "reconnect"} in player.messages
+            assert live.hub.count == 0
+            again = await join(client, f"/whep/{lesson.join_code}", data_saver=True)
+            try:
+                await until(lambda: again.frames["video"] >= 2, what="video after rejoining")
+            finally:
+                await again.close(client)
+        finally:
+            await player.close()

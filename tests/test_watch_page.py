@@ -103,6 +103,13 @@ async def test_student_page_plays_the_lesson_and_talks_to_the_box(tmp_path: Path
         await until(lambda: live.hub.viewers()[0]["layer"] == "low", what="data saver layer")
         await wait_inbound(page, lambda s: s.get("video", {}).get("width") == 320)
 
+        first_pc = await page.evaluate_handle("window.classboxWatch.pc")
+        live.media.fanout.close()  # as a restart of the media component would
+        await live.hub.check_viewers()
+        await page.wait_for_function("pc => window.classboxWatch.pc && window.classboxWatch.pc !== pc", arg=first_pc)
+        await wait_inbound(page, lambda s: s.get("video", {}).get("frames", 0) > 3)
+        assert live.hub.count == 1
+
         await live.box.stop_lesson("panel")
         await page.wait_for_selector(f"text={text['ended']}")
         assert live.hub.count == 0

@@ -381,6 +381,7 @@ class ViewerHub(Component):
 
     async def check_viewers(self) -> None:
         """Drop dead connections, read receiver reports, adjust layers (the run loop calls this)."""
+        await self._rejoin_stale_viewers()
         for viewer in list(self._viewers.values()):
             if viewer.pc.connectionState in ("failed", "closed"):
                 await self.close_viewer(viewer.id, f"connection {viewer.pc.connectionState}")
@@ -393,6 +394,16 @@ class ViewerHub(Component):
                 self.set_layer(viewer, layer)
         self._shed_load()
         self._report()
+
+    async def _rejoin_stale_viewers(self) -> None:
+        """Viewers whose shared packets stopped mid-lesson (the media component restarted) join again."""
+        stale = [v for v in self._viewers.values() if v.video.subscription.closed or v.audio.subscription.closed]
+        if not stale:
+            return
+        for viewer in stale:
+            viewer.send("reconnect")
+        await asyncio.sleep(self.ended_grace_s)  # let the data channels carry the request
+        await asyncio.gather(*(self.close_viewer(v.id, "media restarted") for v in stale))
 
     def _high_count(self) -> int:
         return sum(v.layer == "high" for v in self._viewers.values())

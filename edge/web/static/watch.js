@@ -56,6 +56,11 @@
       showMessage(data.layer === "none" ? "audio_only" : data.layer === "low" && !saverBox.checked ? "quality_low" : null);
     } else if (data.type === "lesson.ended") {
       finish("ended");
+    } else if (data.type === "reconnect") {
+      watch.location = null; // the box closes this session itself
+      showState("reconnecting");
+      closePeer();
+      retry(300 + Math.random() * 1000); // spread the class's rejoins over a second
     }
   }
 
