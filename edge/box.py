@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
@@ -22,7 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from edge.config import BoxConfig
 from edge.db import open_db, table
-from edge.errors import LessonAlreadyLive, NoLiveLesson, NotAllowed
+from edge.errors import LessonAlreadyLive, NoLiveLesson, NotAllowed, RecordingNotFound, RecordingNotReady
 from edge.events import EventBus
 
 if TYPE_CHECKING:
@@ -299,3 +300,30 @@ class Box:
         if hub is None:
             raise NoLiveLesson("live streaming is not running")
         hub.acknowledge_hand(viewer_id)
+
+    # -- recordings -----------------------------------------------------------------------------
+
+    def recordings(self) -> dict[str, Any]:
+        """Every recording, newest first, with its upload state, and the recorder's storage figures."""
+        from edge.media.catalogue import Catalogue
+
+        component = self.component("recorder")
+        storage = component.health().metrics if component is not None else {}
+        return {"recordings": [r.to_json() for r in Catalogue(self.db).recent()], "storage": storage}
+
+    def recording_file(self, recording_id: str, kind: str) -> tuple[Path, str]:
+        """(path, download name) of a finished recording's `video` (MP4) or `ink` log."""
+        from edge.media.catalogue import Catalogue
+
+        recording = Catalogue(self.db).get(recording_id)
+        if recording is None:
+            raise RecordingNotFound("no such recording")
+        if recording.state != "ready":
+            raise RecordingNotReady(f"the recording is {recording.state}, not ready to download")
+        if kind == "ink":
+            path, name = recording.ink_path, f"lesson-{recording.id[:8]}-ink.jsonl"
+        else:
+            path, name = recording.path, f"lesson-{recording.started_at:.0f}-{recording.id[:8]}.mp4"
+        if not path or not Path(path).is_file():
+            raise RecordingNotFound("the file is no longer on the box")
+        return Path(path), name

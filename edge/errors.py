@@ -46,3 +46,15 @@ class BadOffer(ViewerError):
 
 class LessonFull(ViewerError):
     """The lesson has as many viewers as the box may serve."""
+
+
+class RecordingError(ClassboxError):
+    """A recording operation is not possible."""
+
+
+class RecordingNotFound(RecordingError):
+    """No such recording, or its file is no longer on the box."""
+
+
+class RecordingNotReady(RecordingError):
+    """The recording is still being made or has failed."""
