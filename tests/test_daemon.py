@@ -186,3 +186,28 @@ def test_cli_version_and_help() -> None:
         )
         assert result.returncode == 0
         assert "usage: classbox" in result.stdout
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_live_lesson_exits_cleanly_and_keeps_the_recording(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with DaemonProcess(state) as daemon:
+        daemon.wait_healthy()
+        status, body = http_json(daemon.url + "/api/lessons", "POST", {"title": "Live at shutdown"})
+        assert status == 201
+        wait_for(lambda: (daemon.health() or {}).get("components", {}).get("recorder", {}).get("recording"), 10)
+        time.sleep(1.0)
+        began = time.monotonic()
+        assert daemon.terminate(timeout=5) == 0
+        assert time.monotonic() - began < 5
+    with DaemonProcess(state) as daemon:
+        daemon.wait_healthy()
+
+        def recovered() -> list[dict[str, object]] | None:
+            status, listing = http_json(daemon.url + "/api/recordings")
+            ready = [r for r in listing.get("recordings", []) if r.get("state") == "ready"] if status == 200 else []
+            return ready or None
+
+        recordings = wait_for(recovered, 20, 0.2, "the recording to be finalised after the restart")
+        assert recordings[0]["title"] == "Live at shutdown"
+        assert daemon.terminate() == 0
