@@ -15,14 +15,14 @@ import math
 import os
 import threading
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from drivers.capture import Backoff, CaptureStats, CaptureStatus
+from drivers.capture import Backoff, CaptureStats, CaptureStatus, Device
 from drivers.errors import DeviceSpecError, DeviceUnavailable, DriverError
 
 __all__ = [
@@ -67,18 +67,8 @@ class AudioFrame:
     silent: bool = False  # generated silence while the device is gone
 
 
-class AudioSource(ABC):
+class AudioSource(Device):
     """A microphone: start it, follow its frames by index, read its level, stop it."""
-
-    name: str
-
-    @abstractmethod
-    def start(self) -> None:
-        """Start the source's own threads; never raises for a missing or broken device."""
-
-    @abstractmethod
-    def stop(self) -> None:
-        """Stop and join the threads (idempotent)."""
 
     @abstractmethod
     def read_after(self, after_index: int, timeout: float) -> AudioFrame | None:
@@ -87,10 +77,6 @@ class AudioSource(ABC):
     @abstractmethod
     def level(self) -> tuple[float, float]:
         """(rms_dbfs, peak_dbfs) over the last 100 ms."""
-
-    @abstractmethod
-    def stats(self) -> CaptureStats:
-        """Health and counters of this source."""
 
 
 def dbfs(pcm: np.ndarray) -> tuple[float, float]:
@@ -516,26 +502,14 @@ class PyAudioSource(CapturingAudioSource):
 # -- sinks -------------------------------------------------------------------------------------
 
 
-class AudioSink(ABC):
+class AudioSink(Device):
     """A speaker: frames handed to `play` are heard in order; a slow device drops the oldest."""
-
-    name: str
-
-    @abstractmethod
-    def start(self) -> None:
-        """Start the sink's own thread; never raises for a missing device."""
-
-    @abstractmethod
-    def stop(self) -> None:
-        """Stop and join the thread (idempotent)."""
 
     @abstractmethod
     def play(self, frame: AudioFrame) -> None:
         """Queue a frame (never blocks; keeps at most ~200 ms queued)."""
 
-    @abstractmethod
-    def stats(self) -> CaptureStats:
-        """Health and counters (`delivered` = frames played, `dropped` = frames thrown away)."""
+    # stats(): `delivered` = frames played, `dropped` = frames thrown away.
 
 
 class _QueueSink(AudioSink):

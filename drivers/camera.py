@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from drivers.capture import Backoff, CaptureStats, CaptureStatus
+from drivers.capture import Backoff, CaptureStats, CaptureStatus, Device
 from drivers.errors import DeviceEnded, DeviceSpecError, DeviceUnavailable, DriverError
 
 __all__ = [
@@ -66,18 +66,8 @@ class VideoFrame:
     slate: bool = False  # True for "camera offline" frames
 
 
-class VideoSource(ABC):
+class VideoSource(Device):
     """A camera: start it, read the newest frame (or wait for a newer one), stop it."""
-
-    name: str
-
-    @abstractmethod
-    def start(self) -> None:
-        """Start the source's own threads; never raises for a missing or broken device."""
-
-    @abstractmethod
-    def stop(self) -> None:
-        """Stop and join the threads (idempotent)."""
 
     @abstractmethod
     def latest(self) -> VideoFrame | None:
@@ -86,10 +76,6 @@ class VideoSource(ABC):
     @abstractmethod
     def wait_newer(self, after_index: int, timeout: float) -> VideoFrame | None:
         """Block until a frame with index > `after_index` exists (the newest one), or None on timeout/stop."""
-
-    @abstractmethod
-    def stats(self) -> CaptureStats:
-        """Health and counters of this source."""
 
 
 # -- the machine-readable clock ----------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""What every capture driver shares: the health report of a source and the reconnect backoff."""
+"""What every capture driver shares: the device interface, the health report and the reconnect backoff."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,3 +39,21 @@ class Backoff:
     def reset(self) -> None:
         """Start again from the first delay (the device worked)."""
         self._next = self.first
+
+
+class Device(ABC):
+    """A camera, microphone or speaker: it owns its threads, reports its health, never raises for a missing device."""
+
+    name: str
+
+    @abstractmethod
+    def start(self) -> None:
+        """Start the device's own threads; never raises for a missing or broken device."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop and join the threads (idempotent)."""
+
+    @abstractmethod
+    def stats(self) -> CaptureStats:
+        """Health and counters of this device."""
