@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from drivers.capture import Backoff, CaptureStats, CaptureStatus, Device
+from drivers.capture import Backoff, CaptureStats, CaptureStatus, Device, start_threads, stop_threads
 from drivers.errors import DeviceSpecError, DeviceUnavailable, DriverError
 
 __all__ = [
@@ -140,19 +140,12 @@ class CapturingAudioSource(AudioSource):
             return
         self._stopping.clear()
         self._started_at = self._last_any = time.monotonic()
-        for role, target in (("reader", self._read_loop), ("keeper", self._keep_loop)):
-            thread = threading.Thread(target=target, name=f"mic:{self.name}:{role}", daemon=True)
-            self._threads.append(thread)
-            thread.start()
+        self._threads = start_threads(f"mic:{self.name}", {"reader": self._read_loop, "keeper": self._keep_loop})
 
     def stop(self) -> None:
         """Stop and join both threads (idempotent)."""
-        self._stopping.set()
-        with self._cond:
-            self._cond.notify_all()
         threads, self._threads = self._threads, []
-        for thread in threads:
-            thread.join()
+        stop_threads(self._stopping, self._cond, threads)
 
     # -- consumers
 

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from drivers.capture import Backoff, CaptureStats, CaptureStatus, Device
+from drivers.capture import Backoff, CaptureStats, CaptureStatus, Device, start_threads, stop_threads
 from drivers.errors import DeviceEnded, DeviceSpecError, DeviceUnavailable, DriverError
 
 __all__ = [
@@ -218,19 +218,12 @@ class CapturingVideoSource(VideoSource):
             self._started_at = time.monotonic()
             self._last_real = self._previous = None
             self._ended, self._problem = False, ""
-        for role, target in (("reader", self._read_loop), ("keeper", self._keep_loop)):
-            thread = threading.Thread(target=target, name=f"camera:{self.name}:{role}", daemon=True)
-            self._threads.append(thread)
-            thread.start()
+        self._threads = start_threads(f"camera:{self.name}", {"reader": self._read_loop, "keeper": self._keep_loop})
 
     def stop(self) -> None:
         """Stop and join both threads (idempotent)."""
-        self._stopping.set()
-        with self._cond:
-            self._cond.notify_all()
         threads, self._threads = self._threads, []
-        for thread in threads:
-            thread.join()
+        stop_threads(self._stopping, self._cond, threads)
 
     # -- consumers
 

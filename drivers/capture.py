@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -57,3 +59,22 @@ class Device(ABC):
     @abstractmethod
     def stats(self) -> CaptureStats:
         """Health and counters of this device."""
+
+
+def start_threads(prefix: str, targets: dict[str, Callable[[], None]]) -> list[threading.Thread]:
+    """Start one named daemon thread per role (`<prefix>:<role>`) and return them for `stop_threads`."""
+    threads = [
+        threading.Thread(target=target, name=f"{prefix}:{role}", daemon=True) for role, target in targets.items()
+    ]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def stop_threads(stopping: threading.Event, cond: threading.Condition, threads: list[threading.Thread]) -> None:
+    """Set the stop flag, wake every waiting consumer and join the device's threads."""
+    stopping.set()
+    with cond:
+        cond.notify_all()
+    for thread in threads:
+        thread.join()
