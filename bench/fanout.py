@@ -52,7 +52,7 @@ async def receive(url: str, n: int, seconds: float, settle: float) -> None:
         print("window-end", flush=True)
         fps, kbps, audio = [], [], []
         for player in players:
-            v, a = id(player.video_receiver), id(player.audio_receiver)
+            v, a = player.video_ssrc, player.audio_ssrc
             v0, v1 = before.get(v, [0, 0, 0]), after.get(v, [0, 0, 0])
             a0, a1 = before.get(a, [0, 0, 0]), after.get(a, [0, 0, 0])
             fps.append((v1[1] - v0[1]) / elapsed)

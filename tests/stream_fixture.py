@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,30 @@ class Player:
 
     def send(self, kind: str, **data: Any) -> None:
         self.channel.send(json.dumps({"type": kind, **data}))
+
+    @contextlib.contextmanager
+    def lossy_link(self, lose_one_in: int = 3) -> Iterator[None]:
+        """Lose one incoming RTP datagram in `lose_one_in` at the player's UDP sockets, as a bad link would.
+
+        STUN, DTLS, the data channel and RTCP still arrive; the player's receiver reports then tell
+        the box about the loss.
+        """
+        protocols = list(self.pc.getTransceivers()[0].receiver.transport.transport._connection._protocols)
+        count = itertools.count()
+        for protocol in protocols:
+            deliver = protocol.datagram_received
+
+            def lossy(data: bytes, addr: Any, deliver: Any = deliver) -> None:
+                is_rtp = len(data) > 1 and 128 <= data[0] <= 191 and not 192 <= data[1] <= 223
+                if not (is_rtp and next(count) % lose_one_in == 0):
+                    deliver(data, addr)
+
+            protocol.datagram_received = lossy
+        try:
+            yield
+        finally:
+            for protocol in protocols:
+                del protocol.datagram_received
 
     async def close(self, client: httpx.AsyncClient | None = None) -> None:
         if client is not None and self.location:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import httpx
@@ -46,19 +45,10 @@ async def test_a_lossy_link_gets_a_lower_layer_then_climbs_back(tmp_path: Path) 
             assert viewer is not None
             assert viewer.video_sender is not None
             viewer.policy.good_reports_to_rise = 2
-            transport = viewer.video_sender.transport
-            send_rtp = transport._send_rtp
-            count = itertools.count()
-
-            async def lossy(data: bytes) -> None:  # a link that loses one packet in three
-                if next(count) % 3:
-                    await send_rtp(data)
-
-            transport._send_rtp = lossy  # type: ignore[method-assign]
-            await until(lambda: viewer.layer == "none", 15.0, "the viewer dropped to audio only")
-            assert viewer.loss > 0.1
-            assert {"type": "layer", "layer": "low"} in player.messages
-            transport._send_rtp = send_rtp  # type: ignore[method-assign]
+            with player.lossy_link(lose_one_in=3):
+                await until(lambda: viewer.layer == "none", 15.0, "the viewer dropped to audio only")
+                assert viewer.loss > 0.1
+                assert {"type": "layer", "layer": "low"} in player.messages
             await until(lambda: viewer.layer == "high", 20.0, "the viewer climbed back")
             player.sizes.clear()
             await until(lambda: (640, 360) in player.sizes, what="high-layer pictures again")

@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import TypeVar
 
 VIDEO_LAYERS = ("high", "low")
 AUDIO_LAYER = "audio"
@@ -95,6 +96,7 @@ class PacketSubscription:
 
 
 KeyframeRequest = Callable[[str], None]
+Subscriber = TypeVar("Subscriber", bound=PacketSubscription)
 
 
 class PacketFanout:
@@ -113,7 +115,10 @@ class PacketFanout:
 
     def subscribe(self, layers: Iterable[str], maxsize: int = 240) -> PacketSubscription:
         """A new subscription; asks the encoders for a keyframe so video starts promptly."""
-        subscription = PacketSubscription(frozenset(layers), maxsize)
+        return self.add(PacketSubscription(frozenset(layers), maxsize))
+
+    def add(self, subscription: Subscriber) -> Subscriber:
+        """Start delivering to `subscription` (e.g. a viewer's feed); asks for a keyframe as `subscribe` does."""
         self._subscriptions.append(subscription)
         for layer in subscription.layers:
             if layer != AUDIO_LAYER:

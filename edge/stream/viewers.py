@@ -26,8 +26,8 @@ from edge.box import Box, Lesson
 from edge.component import Component
 from edge.errors import BadOffer, LessonFull, LessonNotFound, ViewerError
 from edge.media.packets import AUDIO_LAYER, PacketFanout
+from edge.stream.feeds import SharedPacketizer, ViewerFeed, prefer_codecs, route_keyframe_requests
 from edge.stream.layers import LayerPolicy, LinkReport, SendCapacity
-from edge.stream.tracks import PacketTrack, prefer_codecs, route_keyframe_requests
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,8 @@ class Viewer:
     lesson_id: str
     name: str
     pc: RTCPeerConnection
-    video: PacketTrack
-    audio: PacketTrack
+    video: ViewerFeed
+    audio: ViewerFeed
     video_sender: RTCRtpSender | None = None
     audio_sender: RTCRtpSender | None = None
     channel: RTCDataChannel | None = None
@@ -88,7 +88,8 @@ class Viewer:
             "rtt_ms": None if self.rtt_s is None else round(self.rtt_s * 1000, 1),
             "keyframe_requests": self.keyframe_requests,
             "video_packets": self.video.packets,
-            "dropped_packets": self.video.subscription.dropped + self.audio.subscription.dropped,
+            "dropped_packets": self.video.dropped + self.audio.dropped,
+            "retransmitted_packets": self.video.retransmitted + self.audio.retransmitted,
             "audio_packets": self.audio.packets,
         }
 
@@ -144,6 +145,7 @@ class ViewerHub(Component):
         self.capacity = SendCapacity()
         self.loop_lag_s = 0.0
         self._dropped_by_leavers = 0
+        self._packetizer = SharedPacketizer()
         self.joined = 0
         box.on_lesson_stop(self._lesson_stopped)
 
@@ -245,16 +247,18 @@ class ViewerHub(Component):
             lesson_id=lesson.id,
             name=clean or f"Student {self.joined + 1}",
             pc=pc,
-            video=PacketTrack("video", fanout.subscribe([layer])),
-            audio=PacketTrack("audio", fanout.subscribe([AUDIO_LAYER])),
+            video=fanout.add(ViewerFeed("video", [layer], self._packetizer, self._feed_ready)),
+            audio=fanout.add(ViewerFeed("audio", [AUDIO_LAYER], self._packetizer)),
             layer=layer,
             data_saver=data_saver,
         )
-        video = pc.addTransceiver(viewer.video, direction="sendonly")
+        video = pc.addTransceiver(viewer.video.track(), direction="sendonly")
         prefer_codecs(video, "video/H264")
-        audio = pc.addTransceiver(viewer.audio, direction="sendonly")
+        audio = pc.addTransceiver(viewer.audio.track(), direction="sendonly")
         prefer_codecs(audio, "audio/opus")
         viewer.video_sender, viewer.audio_sender = video.sender, audio.sender
+        viewer.video.attach(video.sender)
+        viewer.audio.attach(audio.sender)
         route_keyframe_requests(video.sender, lambda: self._keyframe_wanted(viewer))
         pc.on("datachannel", lambda channel: self._attach_channel(viewer, channel))
         return viewer
@@ -280,11 +284,11 @@ class ViewerHub(Component):
         if viewer is None:
             return False
         fanout = self._fanout or getattr(self._box.component("media"), "fanout", None)
-        for track in (viewer.video, viewer.audio):
+        for feed in (viewer.video, viewer.audio):
             if isinstance(fanout, PacketFanout):
-                fanout.unsubscribe(track.subscription)
-            track.stop()
-        self._dropped_by_leavers += viewer.video.subscription.dropped + viewer.audio.subscription.dropped
+                fanout.unsubscribe(feed)
+            feed.close()
+        self._dropped_by_leavers += viewer.video.dropped + viewer.audio.dropped
         await viewer.pc.close()
         log.info("viewer %s %s (%d watching)", viewer.id, reason, len(self._viewers))
         self._box.bus.publish("viewer.left", viewer=viewer.id, reason=reason)
@@ -305,6 +309,11 @@ class ViewerHub(Component):
 
     # -- per viewer: keyframes, layers, data channel -------------------------------------------
 
+    def _feed_ready(self, feed: ViewerFeed) -> None:
+        """A viewer's video is connected: its first picture needs a keyframe."""
+        for layer in feed.layers:
+            self.fanout().request_keyframe(layer)
+
     def _keyframe_wanted(self, viewer: Viewer) -> None:
         viewer.keyframe_requests += 1
         if viewer.layer != "none":
@@ -315,7 +324,7 @@ class ViewerHub(Component):
         if layer == viewer.layer:
             return
         viewer.layer = layer
-        viewer.video.subscription.switch([] if layer == "none" else [layer])
+        viewer.video.switch([] if layer == "none" else [layer])
         if layer != "none":
             self.fanout().request_keyframe(layer)
         viewer.send("layer", layer=layer)
@@ -397,7 +406,7 @@ class ViewerHub(Component):
 
     async def _rejoin_stale_viewers(self) -> None:
         """Viewers whose shared packets stopped mid-lesson (the media component restarted) join again."""
-        stale = [v for v in self._viewers.values() if v.video.subscription.closed or v.audio.subscription.closed]
+        stale = [v for v in self._viewers.values() if v.video.closed or v.audio.closed]
         if not stale:
             return
         for viewer in stale:
@@ -469,7 +478,7 @@ class ViewerHub(Component):
             viewers_hands_raised=sum(v.hand_raised for v in self._viewers.values()),
             viewers_kbps=round(sum(v.kbps for v in self._viewers.values()), 1),
             viewers_dropped_packets=self._dropped_by_leavers
-            + sum(v.video.subscription.dropped + v.audio.subscription.dropped for v in self._viewers.values()),
+            + sum(v.video.dropped + v.audio.dropped for v in self._viewers.values()),
             viewers_joined_total=self.joined,
             stream_loop_lag_ms=round(self.loop_lag_s * 1000, 1),
             stream_high_cap=-1 if self.capacity.cap is None else self.capacity.cap,

@@ -1,0 +1,345 @@
+"""A viewer's feed: the shared encoded packets, turned into that viewer's SRTP and sent at once.
+
+aiortc's own sender runs a task per viewer and media kind, and for every RTP packet builds an
+`RtpPacket`, serializes it and awaits four layers of coroutines down to the socket. At 40-60
+viewers that Python per packet, not the encoding, is what a 2-core box runs out of. A feed does
+the same work straight from the fan-out callback: each encoded packet is split into RTP payloads
+once for every viewer (`SharedPacketizer`), and per viewer only the 12-byte header, the header
+extensions, SRTP protection and a `sendto` remain.
+
+aiortc still does everything else: ICE, DTLS and the SRTP keys, RTCP (its sender reports use the
+counts a feed keeps up to date; receiver reports, PLI/FIR and NACK come in as before, and a NACK is
+answered from the feed's own history). This module is the one place that reaches into aiortc's
+and aioice's private state; the versions are pinned by the lock file, and the stream tests fail
+if that state moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import struct
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aioice.ice import StunProtocol
+from aiortc import RTCRtpSender, RTCRtpTransceiver, clock
+from aiortc.codecs.h264 import H264Encoder
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcdtlstransport import RTCDtlsTransport, State
+from aiortc.rtcrtpparameters import RTCRtpSendParameters
+from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap, RtpPacket, wrap_rtx
+
+from edge.media.packets import AUDIO_LAYER, EncodedPacket, PacketSubscription
+
+log = logging.getLogger(__name__)
+
+RTP_HEADER = struct.Struct("!BBHLL")
+EXTENSION_HEADER = struct.Struct("!HH")
+HISTORY_SIZE = 512  # packets kept for NACK retransmission (about 2.5 s of the high layer)
+RELAY_QUEUE = 512  # datagrams waiting for a TURN relay before the feed drops to the next keyframe
+CLOCK_RATES = {"video": 90_000, "audio": 48_000}
+
+
+class SharedPacketizer:
+    """Splits each encoded packet into RTP payloads once, for every viewer of its layer."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[EncodedPacket, list[bytes]]] = {}
+
+    def payloads(self, packet: EncodedPacket) -> list[bytes]:
+        """The packet's RTP payloads (H.264: single NAL units, STAP-A and FU-A; Opus: the packet)."""
+        last = self._last.get(packet.layer)
+        if last is not None and last[0] is packet:
+            return last[1]
+        if packet.layer == AUDIO_LAYER:
+            payloads = [packet.data]
+        else:
+            payloads = H264Encoder._packetize(H264Encoder._split_bitstream(packet.data))
+        self._last[packet.layer] = (packet, payloads)
+        return payloads
+
+
+@dataclass
+class Route:
+    """What a feed needs to send: negotiated once DTLS is up."""
+
+    payload_type: int
+    rtx_payload_type: int | None
+    ssrc: int
+    rtx_ssrc: int
+    mid: str | None
+    extensions: HeaderExtensionsMap
+    dtls: RTCDtlsTransport
+    clock_rate: int
+
+    def protect(self, data: bytes) -> bytes:
+        """SRTP-protect one RTP packet."""
+        srtp = self.dtls._tx_srtp
+        if self.dtls._state != State.CONNECTED or srtp is None:
+            raise ConnectionError("the viewer's DTLS session is closed")
+        protected: bytes = srtp.protect(data)
+        return protected
+
+    def header_extensions(self) -> bytes:
+        """This packet's header extension block (mid, abs-send-time), as aiortc's sender writes it."""
+        abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
+        profile, value = self.extensions.set(HeaderExtensions(mid=self.mid, abs_send_time=abs_send_time))
+        return EXTENSION_HEADER.pack(profile, len(value) >> 2) + value if value else b""
+
+    def pair(self) -> tuple[Any, tuple[str, int]]:
+        """The nominated ICE pair's protocol and remote address."""
+        connection = self.dtls.transport._connection
+        pair = connection._nominated.get(1)
+        if pair is None:
+            raise ConnectionError("the viewer's ICE connection has no nominated pair")
+        return pair.protocol, pair.remote_addr
+
+
+class ViewerFeed(PacketSubscription):
+    """One viewer's audio or video: a fan-out subscription that sends each packet as this viewer's RTP."""
+
+    def __init__(
+        self,
+        kind: str,
+        layers: Iterable[str],
+        packetizer: SharedPacketizer,
+        on_ready: Callable[[ViewerFeed], None] = lambda feed: None,
+    ) -> None:
+        super().__init__(frozenset(layers), maxsize=1)
+        self.kind = kind
+        self.packetizer = packetizer
+        self.on_ready = on_ready
+        self.packets = 0  # encoded packets (frames) sent
+        self.keyframes = 0
+        self.rtp_packets = 0
+        self.retransmitted = 0
+        self._sender: RTCRtpSender | None = None
+        self._parameters: RTCRtpSendParameters | None = None
+        self._route: Route | None = None
+        self._sequence = random.getrandbits(15)  # below 2^15 so SRTP's rollover counter stays simple
+        self._rtx_sequence = random.getrandbits(15)
+        self._timestamp_origin = random.getrandbits(32)
+        self._history: list[tuple[int, int, bool, bytes] | None] = [None] * HISTORY_SIZE
+        self._relay: deque[bytes] = deque()
+        self._relay_task: asyncio.Task[None] | None = None
+        self._failed = False
+
+    # -- wiring into aiortc ---------------------------------------------------------------------
+
+    def track(self) -> FeedTrack:
+        """The track to give aiortc: it carries nothing, it only ends when the feed closes."""
+        return FeedTrack(self)
+
+    def attach(self, sender: RTCRtpSender) -> None:
+        """Take over `sender`'s RTP: note its negotiated parameters and answer its NACKs."""
+        self._sender = sender
+        send = sender.send
+
+        async def sending(parameters: RTCRtpSendParameters) -> None:
+            self._parameters = parameters
+            await send(parameters)
+
+        sender.send = sending  # type: ignore[method-assign]
+        sender._retransmit = self._retransmit  # type: ignore[method-assign]
+
+    def _bind(self) -> Route | None:
+        sender, parameters = self._sender, self._parameters
+        if sender is None or parameters is None or not parameters.codecs:
+            return None
+        dtls = sender.transport
+        if dtls._state != State.CONNECTED or dtls._tx_srtp is None:
+            return None
+        codec = parameters.codecs[0]
+        if codec.payloadType is None:
+            return None
+        extensions = HeaderExtensionsMap()
+        extensions.configure(parameters)
+        rtx = [
+            c.payloadType
+            for c in parameters.codecs
+            if c.mimeType.lower().endswith("/rtx") and c.parameters.get("apt") == codec.payloadType
+        ]
+        self._route = Route(
+            payload_type=codec.payloadType,
+            rtx_payload_type=rtx[0] if rtx else None,
+            ssrc=sender._ssrc,
+            rtx_ssrc=sender._rtx_ssrc,
+            mid=parameters.muxId or None,
+            extensions=extensions,
+            dtls=dtls,
+            clock_rate=codec.clockRate or CLOCK_RATES[self.kind],
+        )
+        self._waiting_keyframe = {layer for layer in self.layers if layer != AUDIO_LAYER}
+        self.on_ready(self)
+        return self._route
+
+    # -- sending --------------------------------------------------------------------------------
+
+    def offer(self, packet: EncodedPacket) -> None:
+        """Send `packet` to this viewer now (video starts at a keyframe); never raises."""
+        if self.closed or packet.layer not in self.layers:
+            return
+        route = self._route or self._bind()
+        if route is None:
+            return  # not connected yet
+        if packet.layer in self._waiting_keyframe:
+            if not packet.keyframe:
+                self.dropped += 1
+                return
+            self._waiting_keyframe.discard(packet.layer)
+        try:
+            self._send_packet(route, packet)
+        except (ConnectionError, OSError) as err:
+            self._lost(err)
+        except Exception:  # one viewer's failure must never stop the fan-out to the others
+            if not self._failed:
+                log.exception("a %s feed failed; this viewer gets no more %s", self.kind, self.kind)
+            self._failed = True
+            self._route = None
+
+    def _lost(self, err: Exception) -> None:
+        self.dropped += 1
+        self._route = None  # bind again (and restart at a keyframe) once the connection is back
+        log.debug("a %s feed lost its connection: %s", self.kind, err)
+
+    def _send_packet(self, route: Route, packet: EncodedPacket) -> None:
+        payloads = self.packetizer.payloads(packet)
+        timestamp = (self._timestamp_origin + rtp_time(packet, route.clock_rate)) & 0xFFFFFFFF
+        extensions = route.header_extensions()
+        first = 0x90 if extensions else 0x80
+        last = len(payloads) - 1
+        datagrams = []
+        sequence, history, octets = self._sequence, self._history, 0
+        for i, payload in enumerate(payloads):
+            marker = i == last
+            header = RTP_HEADER.pack(first, (marker << 7) | route.payload_type, sequence, timestamp, route.ssrc)
+            datagrams.append(route.protect(header + extensions + payload))
+            history[sequence % HISTORY_SIZE] = (sequence, timestamp, marker, payload)
+            sequence = (sequence + 1) & 0xFFFF
+            octets += len(payload)
+        self._sequence = sequence
+        self._send(route, datagrams)
+        self.packets += 1
+        self.keyframes += packet.keyframe
+        self.rtp_packets += len(datagrams)
+        self._note_sent(timestamp, len(datagrams), octets)
+
+    def _send(self, route: Route, datagrams: list[bytes]) -> None:
+        protocol, address = route.pair()
+        transport = getattr(protocol, "transport", None)
+        if type(protocol) is StunProtocol and transport is not None:
+            sendto = transport.sendto
+            for datagram in datagrams:
+                sendto(datagram, address)
+            return
+        self._queue_for_relay(protocol, address, datagrams)
+
+    def _queue_for_relay(self, protocol: Any, address: tuple[str, int], datagrams: list[bytes]) -> None:
+        """A TURN-relayed viewer: aioice's relay sends are coroutines, so one task drains a bounded queue."""
+        if len(self._relay) + len(datagrams) > RELAY_QUEUE:
+            self.dropped += len(self._relay) + len(datagrams)
+            self._relay.clear()
+            self._waiting_keyframe = {layer for layer in self.layers if layer != AUDIO_LAYER}
+            return
+        self._relay.extend(datagrams)
+        if self._relay_task is None or self._relay_task.done():
+            self._relay_task = asyncio.get_running_loop().create_task(
+                self._drain_relay(protocol, address), name=f"feed:{self.kind}:relay"
+            )
+
+    async def _drain_relay(self, protocol: Any, address: tuple[str, int]) -> None:
+        try:
+            while self._relay:
+                await protocol.send_data(self._relay.popleft(), address)
+        except (ConnectionError, OSError) as err:
+            self._relay.clear()
+            self._lost(err)
+
+    def _note_sent(self, timestamp: int, packets: int, octets: int) -> None:
+        """Keep aiortc's sender counts true: its RTCP sender reports and getStats() read them."""
+        sender = self._sender
+        if sender is None:
+            return
+        sender._RTCRtpSender__ntp_timestamp = clock.current_ntp_time()  # type: ignore[attr-defined]
+        sender._RTCRtpSender__rtp_timestamp = timestamp  # type: ignore[attr-defined]
+        sender._RTCRtpSender__packet_count += packets  # type: ignore[attr-defined]
+        sender._RTCRtpSender__octet_count += octets  # type: ignore[attr-defined]
+
+    async def _retransmit(self, sequence_number: int) -> None:
+        """Answer a viewer's NACK from the history (as RTX when negotiated)."""
+        route, entry = self._route, self._history[sequence_number % HISTORY_SIZE]
+        if route is None or entry is None or entry[0] != sequence_number:
+            return
+        _, timestamp, marker, payload = entry
+        packet = RtpPacket(
+            payload_type=route.payload_type, marker=int(marker), sequence_number=sequence_number, timestamp=timestamp
+        )
+        packet.ssrc, packet.payload = route.ssrc, payload
+        if route.rtx_payload_type is not None:
+            packet = wrap_rtx(packet, route.rtx_payload_type, self._rtx_sequence, route.rtx_ssrc)
+            self._rtx_sequence = (self._rtx_sequence + 1) & 0xFFFF
+        packet.extensions.mid = route.mid
+        try:
+            self._send(route, [route.protect(packet.serialize(route.extensions))])
+            self.retransmitted += 1
+        except (ConnectionError, OSError) as err:
+            self._lost(err)
+
+    def close(self) -> None:
+        """No more packets; the track ends and a relay drain stops."""
+        super().close()
+        self._relay.clear()
+        if self._relay_task is not None:
+            self._relay_task.cancel()
+
+
+def rtp_time(packet: EncodedPacket, clock_rate: int) -> int:
+    """The packet's presentation time in RTP clock units."""
+    if packet.time_base.numerator == 1 and packet.time_base.denominator == clock_rate:
+        return packet.pts
+    return int(packet.pts * packet.time_base * clock_rate)
+
+
+class FeedTrack(MediaStreamTrack):
+    """The track a feed gives aiortc: its `recv()` waits until the feed closes, then ends the track.
+
+    The feed sends the packets itself, so aiortc's own sending loop only waits here.
+    """
+
+    def __init__(self, feed: ViewerFeed) -> None:
+        super().__init__()
+        self.kind = feed.kind
+        self.feed = feed
+
+    async def recv(self) -> Any:
+        """Never yields a frame; raises MediaStreamError once the feed has closed."""
+        while await self.feed.get() is not None:
+            pass
+        self.stop()
+        raise MediaStreamError
+
+    def stop(self) -> None:
+        """End the track and its feed (idempotent)."""
+        self.feed.close()
+        super().stop()
+
+
+def route_keyframe_requests(sender: RTCRtpSender, on_request: Callable[[], None]) -> None:
+    """Make a PLI/FIR this sender receives call `on_request` instead of flagging aiortc's own encoder.
+
+    aiortc 1.16 `RTCRtpSender._handle_rtcp_packet` calls `self._send_keyframe()` for PLI and FIR.
+    """
+    sender._send_keyframe = on_request  # type: ignore[method-assign]
+
+
+def prefer_codecs(transceiver: RTCRtpTransceiver, mime_type: str) -> None:
+    """Offer only `mime_type` (H.264 constrained baseline first) so the shared packets fit every viewer."""
+    capabilities = RTCRtpSender.getCapabilities(transceiver.kind).codecs
+    chosen = [c for c in capabilities if c.mimeType.lower() == mime_type.lower()]
+    chosen.sort(key=lambda c: 0 if c.parameters.get("profile-level-id") == "42e01f" else 1)
+    rtx = [c for c in capabilities if c.mimeType.lower().endswith("/rtx")]
+    transceiver.setCodecPreferences(chosen + rtx)
