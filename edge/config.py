@@ -155,6 +155,15 @@ class StreamSection(Section):
     low: VideoLayerConfig = Field(default_factory=lambda: VideoLayerConfig(width=640, height=360, fps=15, kbps=350))
     audio_kbps: int = Field(default=48, ge=16, le=256)
     adaptive_layers: bool = True
+    relay_only: bool = False  # viewers' media only through a TURN server (strict firewalls; hides the box's address)
+
+    @field_validator("relay_only")
+    @classmethod
+    def _relay_needs_turn(cls, value: bool, info: ValidationInfo) -> bool:
+        servers: list[IceServer] = info.data.get("ice_servers", [])
+        if value and not any(url.startswith(("turn:", "turns:")) for s in servers for url in s.urls):
+            raise ValueError("relay_only needs a turn: or turns: server in stream.ice_servers")
+        return value
 
 
 class RecordingSection(Section):

@@ -64,6 +64,18 @@ def test_duplicate_device_names_are_refused() -> None:
         parse_config({"cameras": [{"name": "a"}, {"name": "a"}]})
 
 
+def test_relay_only_needs_a_turn_server_and_never_echoes_its_credential() -> None:
+    from edge.config import parse_config
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"stream": {"ice_servers": [{"urls": ["stun:stun.school.example"]}], "relay_only": True}})
+    assert caught.value.problems == [
+        "stream.relay_only: True is not allowed: relay_only needs a turn: or turns: server in stream.ice_servers"
+    ]
+    turn = {"urls": ["turn:turn.school.example"], "username": "box", "credential": "s3cret"}
+    assert parse_config({"stream": {"ice_servers": [turn], "relay_only": True}}).stream.relay_only
+
+
 def test_save_is_atomic_keeps_previous_and_rolls_back(tmp_path: Path) -> None:
     path = tmp_path / "classbox.toml"
     first = BoxConfig()

@@ -6,11 +6,13 @@ import threading
 import time
 
 import av
+from aiortc.codecs.h264 import H264Encoder
 
 from drivers.audio import SyntheticAudioSource
 from drivers.camera import SyntheticVideoSource
 from edge.media.encoders import AudioEncoder, KeyframeGate, VideoLayer, VideoLayerEncoder
 from edge.media.packets import EncodedPacket
+from edge.stream.feeds import SharedPacketizer
 
 
 def test_keyframe_requests_are_rate_limited_but_never_lost() -> None:
@@ -82,3 +84,15 @@ def test_opus_packets_follow_the_capture_clock() -> None:
     decoder = av.CodecContext.create("opus", "r")
     samples = sum(f.samples for p in packets[:5] for f in decoder.decode(av.Packet(p.data)))
     assert samples == 5 * 960
+
+
+def test_each_packet_is_split_into_rtp_payloads_once_for_every_viewer_as_aiortc_would() -> None:
+    packets, _ = collect(VideoLayer("high", 640, 360, 30, 1500), 0.8)
+    packetizer, aiortc = SharedPacketizer(), H264Encoder()
+    for packet in packets:
+        payloads = packetizer.payloads(packet)
+        assert packetizer.payloads(packet) is payloads  # every other viewer of the layer gets the same list
+        own = av.Packet(packet.data)
+        own.pts, own.time_base = packet.pts, packet.time_base
+        assert payloads == aiortc.pack(own)[0]
+    assert len(packetizer.payloads(packets[0])) > 1  # a keyframe needs fragmentation units

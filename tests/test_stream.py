@@ -11,7 +11,10 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
 
 from edge.config import IceServer
-from tests.stream_fixture import join, live_box, small_config, until
+from tests.stream_fixture import Player, join, live_box, small_config, until
+from tests.turn_server import PASSWORD as TURN_PASSWORD
+from tests.turn_server import USER as TURN_USER
+from tests.turn_server import TurnServer
 
 
 async def test_player_receives_decoded_video_and_audio_and_leaves_cleanly(tmp_path: Path) -> None:
@@ -24,6 +27,10 @@ async def test_player_receives_decoded_video_and_audio_and_leaves_cleanly(tmp_pa
             assert "opus" in player.answer
             await until(lambda: player.frames["video"] >= 10 and player.frames["audio"] >= 20, what="media")
             assert player.sizes == {(640, 360)}
+            sent = await sender_report(player)  # the box's RTCP sender reports count what its feed sent
+            viewer = live.hub.viewer(player.location.rsplit("/", 1)[1])
+            assert viewer is not None
+            assert 0 < sent <= viewer.video.rtp_packets
             await until(lambda: any(m["type"] == "welcome" for m in player.messages), what="welcome")
             welcome = next(m for m in player.messages if m["type"] == "welcome")
             assert welcome["title"] == "Fractions"
@@ -47,6 +54,45 @@ async def test_player_receives_decoded_video_and_audio_and_leaves_cleanly(tmp_pa
         assert (await client.delete(player.location)).status_code == 404
         await live.box.stop_lesson("panel")
     assert not [t for t in threading.enumerate() if t.name.startswith("encoder:")]
+
+
+async def sender_report(player: Player) -> int:
+    """The packet count in the first RTCP sender report the player's video receiver gets."""
+    receiver = player.pc.getTransceivers()[0].receiver
+    deadline = asyncio.get_running_loop().time() + 5
+    while asyncio.get_running_loop().time() < deadline:
+        for stat in (await receiver.getStats()).values():
+            if stat.type == "remote-outbound-rtp" and stat.packetsSent:
+                return int(stat.packetsSent)
+        await asyncio.sleep(0.1)
+    raise AssertionError("no sender report with a packet count within 5 s")
+
+
+async def test_viewers_only_through_a_turn_relay_when_the_box_is_set_relay_only(tmp_path: Path) -> None:
+    turn = TurnServer(tmp_path / "turn")
+    config = small_config(tmp_path)
+    config.stream.ice_servers = [IceServer(urls=[turn.url], username=TURN_USER, credential=TURN_PASSWORD)]
+    config.stream.relay_only = True
+    try:
+        async with live_box(config) as live, httpx.AsyncClient(base_url=live.base) as client:
+            lesson = await live.start_lesson()
+            player = await join(client, f"/whep/{lesson.join_code}")
+            try:
+                await until(lambda: player.frames["video"] >= 10 and player.frames["audio"] >= 20, 15.0, "media")
+                viewer = live.hub.viewer(player.location.rsplit("/", 1)[1])
+                assert viewer is not None
+                assert viewer.video_sender is not None
+                pair = viewer.video_sender.transport.transport._connection._nominated[1]
+                assert pair.local_candidate.type == "relay"
+                assert "typ host" not in player.answer  # the box's own address is not handed out
+                assert viewer.video.rtp_packets > 0
+                assert viewer.audio.rtp_packets > 0
+            finally:
+                await player.close(client)
+            assert live.hub.count == 0
+        assert turn.allocations() >= 1
+    finally:
+        turn.close()
 
 
 @pytest.mark.slow

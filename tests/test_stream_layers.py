@@ -48,6 +48,7 @@ async def test_a_lossy_link_gets_a_lower_layer_then_climbs_back(tmp_path: Path) 
             with player.lossy_link(lose_one_in=3):
                 await until(lambda: viewer.layer == "none", 15.0, "the viewer dropped to audio only")
                 assert viewer.loss > 0.1
+                assert viewer.video.retransmitted > 0  # the player's NACKs were answered from the feed's history
                 assert {"type": "layer", "layer": "low"} in player.messages
             await until(lambda: viewer.layer == "high", 20.0, "the viewer climbed back")
             player.sizes.clear()

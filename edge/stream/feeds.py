@@ -16,16 +16,13 @@ if that state moves.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import struct
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from aioice.ice import StunProtocol
 from aiortc import RTCRtpSender, RTCRtpTransceiver, clock
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -40,7 +37,6 @@ log = logging.getLogger(__name__)
 RTP_HEADER = struct.Struct("!BBHLL")
 EXTENSION_HEADER = struct.Struct("!HH")
 HISTORY_SIZE = 512  # packets kept for NACK retransmission (about 2.5 s of the high layer)
-RELAY_QUEUE = 512  # datagrams waiting for a TURN relay before the feed drops to the next keyframe
 CLOCK_RATES = {"video": 90_000, "audio": 48_000}
 
 
@@ -90,13 +86,13 @@ class Route:
         profile, value = self.extensions.set(HeaderExtensions(mid=self.mid, abs_send_time=abs_send_time))
         return EXTENSION_HEADER.pack(profile, len(value) >> 2) + value if value else b""
 
-    def pair(self) -> tuple[Any, tuple[str, int]]:
-        """The nominated ICE pair's protocol and remote address."""
-        connection = self.dtls.transport._connection
-        pair = connection._nominated.get(1)
-        if pair is None:
+    def destination(self) -> tuple[Callable[[bytes, tuple[str, int]], None], tuple[str, int]]:
+        """The nominated ICE pair's datagram send (a UDP socket, or aioice's TURN relay) and remote address."""
+        pair = self.dtls.transport._connection._nominated.get(1)
+        transport = None if pair is None else getattr(pair.protocol, "transport", None)
+        if pair is None or transport is None:
             raise ConnectionError("the viewer's ICE connection has no nominated pair")
-        return pair.protocol, pair.remote_addr
+        return transport.sendto, pair.remote_addr
 
 
 class ViewerFeed(PacketSubscription):
@@ -124,8 +120,6 @@ class ViewerFeed(PacketSubscription):
         self._rtx_sequence = random.getrandbits(15)
         self._timestamp_origin = random.getrandbits(32)
         self._history: list[tuple[int, int, bool, bytes] | None] = [None] * HISTORY_SIZE
-        self._relay: deque[bytes] = deque()
-        self._relay_task: asyncio.Task[None] | None = None
         self._failed = False
 
     # -- wiring into aiortc ---------------------------------------------------------------------
@@ -229,35 +223,9 @@ class ViewerFeed(PacketSubscription):
         self._note_sent(timestamp, len(datagrams), octets)
 
     def _send(self, route: Route, datagrams: list[bytes]) -> None:
-        protocol, address = route.pair()
-        transport = getattr(protocol, "transport", None)
-        if type(protocol) is StunProtocol and transport is not None:
-            sendto = transport.sendto
-            for datagram in datagrams:
-                sendto(datagram, address)
-            return
-        self._queue_for_relay(protocol, address, datagrams)
-
-    def _queue_for_relay(self, protocol: Any, address: tuple[str, int], datagrams: list[bytes]) -> None:
-        """A TURN-relayed viewer: aioice's relay sends are coroutines, so one task drains a bounded queue."""
-        if len(self._relay) + len(datagrams) > RELAY_QUEUE:
-            self.dropped += len(self._relay) + len(datagrams)
-            self._relay.clear()
-            self._waiting_keyframe = {layer for layer in self.layers if layer != AUDIO_LAYER}
-            return
-        self._relay.extend(datagrams)
-        if self._relay_task is None or self._relay_task.done():
-            self._relay_task = asyncio.get_running_loop().create_task(
-                self._drain_relay(protocol, address), name=f"feed:{self.kind}:relay"
-            )
-
-    async def _drain_relay(self, protocol: Any, address: tuple[str, int]) -> None:
-        try:
-            while self._relay:
-                await protocol.send_data(self._relay.popleft(), address)
-        except (ConnectionError, OSError) as err:
-            self._relay.clear()
-            self._lost(err)
+        sendto, address = route.destination()
+        for datagram in datagrams:
+            sendto(datagram, address)
 
     def _note_sent(self, timestamp: int, packets: int, octets: int) -> None:
         """Keep aiortc's sender counts true: its RTCP sender reports and getStats() read them."""
@@ -288,13 +256,6 @@ class ViewerFeed(PacketSubscription):
             self.retransmitted += 1
         except (ConnectionError, OSError) as err:
             self._lost(err)
-
-    def close(self) -> None:
-        """No more packets; the track ends and a relay drain stops."""
-        super().close()
-        self._relay.clear()
-        if self._relay_task is not None:
-            self._relay_task.cancel()
 
 
 def rtp_time(packet: EncodedPacket, clock_rate: int) -> int:

@@ -16,7 +16,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCIceTransportPolicy,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from aiortc.rtcdatachannel import RTCDataChannel
 from aiortc.rtcrtpsender import RTCRtpSender
@@ -240,7 +246,8 @@ class ViewerHub(Component):
     def _new_viewer(self, lesson: Lesson, name: str, data_saver: bool) -> Viewer:
         fanout = self.fanout()
         layer = "low" if data_saver or not self.capacity.allows_high(self._high_count()) else "high"
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(self._box)))
+        relay = RTCIceTransportPolicy.RELAY if self._box.config.stream.relay_only else RTCIceTransportPolicy.ALL
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(self._box), iceTransportPolicy=relay))
         clean = name.strip() if NAME_RE.match(name.strip() or "-") else ""
         viewer = Viewer(
             id=uuid.uuid4().hex[:16],
