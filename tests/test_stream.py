@@ -140,6 +140,27 @@ async def test_leaving_frees_the_peer_connection_subscriptions_and_tasks(tmp_pat
         await until(lambda: len(asyncio.all_tasks()) <= tasks_before, what="viewer tasks to end")
 
 
+async def test_a_viewer_that_vanishes_does_not_disturb_the_others(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with live_box(small_config(tmp_path)) as live, httpx.AsyncClient(base_url=live.base) as client:
+        lesson = await live.start_lesson()
+        gone = await join(client, f"/whep/{lesson.join_code}")
+        staying = await join(client, f"/whep/{lesson.join_code}")
+        try:
+            await until(lambda: gone.frames["video"] >= 3 and staying.frames["video"] >= 3, what="video for both")
+            # a phone that lost the network: no DELETE, no DTLS goodbye, its sockets simply go away
+            for protocol in gone.pc.getTransceivers()[0].receiver.transport.transport._connection._protocols:
+                protocol.transport.close()
+            seen = staying.frames["video"]
+            await until(lambda: staying.frames["video"] >= seen + 15, what="the other viewer's video going on")
+            assert live.hub.count == 2  # the box still feeds the vanished one until ICE gives up on it
+            assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+        finally:
+            await gone.close()
+            await staying.close(client)
+
+
 @pytest.mark.slow
 async def test_ten_viewers_all_receive(tmp_path: Path) -> None:
     async with live_box(small_config(tmp_path)) as live, httpx.AsyncClient(base_url=live.base) as client:
