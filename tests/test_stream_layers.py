@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
 import pytest
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
 from edge.stream.layers import LayerPolicy, LinkReport, SendCapacity
 from tests.stream_fixture import join, live_box, small_config, until
@@ -24,6 +26,20 @@ def test_policy_steps_down_at_once_and_up_only_after_good_reports() -> None:
     assert layers == ["none", "none", "low"]
     assert policy.next_layer("low", None, data_saver=False) == "low"  # no news keeps the layer
     assert policy.next_layer("low", LinkReport(0.05, 0.02), data_saver=False) == "low"  # in between: stay
+
+
+def test_a_viewers_bandwidth_estimate_below_the_sending_rate_steps_it_down_but_never_up() -> None:
+    policy = LayerPolicy(good_reports_to_rise=1)
+    ramping = [LinkReport(0.0, 0.02, bandwidth_kbps=kbps, sending_kbps=1300) for kbps in (400, 600, 900)]
+    assert [policy.next_layer("high", r, data_saver=False) for r in ramping] == ["high"] * 3  # a browser warming up
+    congested = LinkReport(loss=0.0, rtt_s=0.02, bandwidth_kbps=500, sending_kbps=1300)
+    assert policy.next_layer("high", congested, data_saver=False) == "low"
+    assert policy.next_layer("low", LinkReport(0.0, 0.02, 500, 1300), data_saver=False) == "none"  # still narrow
+    enough = LinkReport(loss=0.0, rtt_s=0.02, bandwidth_kbps=1100, sending_kbps=1300)
+    assert policy.next_layer("high", enough, data_saver=False) == "high"  # within the margin: estimates wobble
+    roomy = LinkReport(loss=0.0, rtt_s=0.02, bandwidth_kbps=9000, sending_kbps=300)
+    assert policy.next_layer("low", roomy, data_saver=False) == "high"  # rising rests on loss and RTT
+    assert policy.next_layer("low", LinkReport(0.0, 0.02, None, 300), data_saver=False) == "high"
 
 
 def test_data_saver_caps_at_the_low_layer() -> None:
@@ -58,6 +74,38 @@ async def test_a_lossy_link_gets_a_lower_layer_then_climbs_back(tmp_path: Path) 
             assert stats["rtt_ms"] is not None
         finally:
             await player.close(client)
+
+
+async def test_a_viewer_reporting_a_narrow_link_by_remb_gets_a_lower_layer(tmp_path: Path) -> None:
+    async with live_box(small_config(tmp_path)) as live, httpx.AsyncClient(base_url=live.base) as client:
+        live.hub.monitor_interval_s = 0.3
+        lesson = await live.start_lesson()
+        player = await join(client, f"/whep/{lesson.join_code}")
+        try:
+            await until(lambda: player.frames["video"] >= 3, what="video")
+            viewer = live.hub.viewer(player.location.rsplit("/", 1)[1])
+            assert viewer is not None
+            assert viewer.layer == "high"
+            receiver = player.pc.getTransceivers()[0].receiver
+            box_video = remote_ssrc(player.answer, "video")
+            narrow = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=pack_remb_fci(100_000, [box_video]))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while viewer.layer == "high" and loop.time() < deadline:  # as a browser on a narrow link would
+                await receiver._send_rtcp(narrow)
+                await asyncio.sleep(0.05)
+            assert viewer.layer != "high"
+            assert viewer.bandwidth_kbps == 100
+            await until(lambda: any(m["type"] == "layer" for m in player.messages), what="the player told")
+            assert live.hub.viewers()[0]["bandwidth_kbps"] == 100
+        finally:
+            await player.close(client)
+
+
+def remote_ssrc(sdp: str, kind: str) -> int:
+    """The SSRC the box announced for its `kind` section."""
+    section = sdp.split(f"m={kind}", 1)[1].split("\nm=", 1)[0]
+    return int(section.split("a=ssrc:", 1)[1].split()[0])
 
 
 def test_send_capacity_sheds_a_tenth_while_the_loop_lags_and_regrows_when_calm() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,11 @@ async def test_student_page_plays_the_lesson_and_talks_to_the_box(tmp_path: Path
         )
         assert stats["video"]["width"] == 640
         await page.wait_for_selector(f"#state:has-text('{text['connected']}')")
+
+        live.hub.monitor_interval_s = 0.3
+        await until(lambda: live.hub.viewers()[0]["bandwidth_kbps"] is not None, 15.0, "Chromium's REMB")
+        await asyncio.sleep(1.5)  # several reports with Chromium's ramping estimate: no false step down
+        assert live.hub.viewers()[0]["layer"] == "high"
 
         await page.click("#hand")
         await until(lambda: live.hub.viewers() and live.hub.viewers()[0]["hand_raised"], what="hand raised")

@@ -28,7 +28,16 @@ from aiortc.codecs.h264 import H264Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
-from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap, RtpPacket, wrap_rtx
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    AnyRtcpPacket,
+    HeaderExtensions,
+    HeaderExtensionsMap,
+    RtcpPsfbPacket,
+    RtpPacket,
+    unpack_remb_fci,
+    wrap_rtx,
+)
 
 from edge.media.packets import AUDIO_LAYER, EncodedPacket, PacketSubscription
 
@@ -295,6 +304,27 @@ def route_keyframe_requests(sender: RTCRtpSender, on_request: Callable[[], None]
     aiortc 1.16 `RTCRtpSender._handle_rtcp_packet` calls `self._send_keyframe()` for PLI and FIR.
     """
     sender._send_keyframe = on_request  # type: ignore[method-assign]
+
+
+def route_bitrate_estimates(sender: RTCRtpSender, on_estimate: Callable[[int], None]) -> None:
+    """Make each REMB (the viewer's estimate of its link, bits/s) for this sender call `on_estimate`.
+
+    aiortc would hand it to its own (unused) encoder; the shared encoder cannot follow one viewer,
+    so the estimate goes to that viewer's layer choice instead.
+    """
+    handle = sender._handle_rtcp_packet
+
+    async def handling(packet: AnyRtcpPacket) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                return  # a malformed REMB is ignored, as aiortc does
+            if sender._ssrc in ssrcs:
+                on_estimate(bitrate)
+        await handle(packet)
+
+    sender._handle_rtcp_packet = handling  # type: ignore[method-assign]
 
 
 def prefer_codecs(transceiver: RTCRtpTransceiver, mime_type: str) -> None:

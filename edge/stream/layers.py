@@ -13,18 +13,29 @@ class LinkReport:
 
     loss: float  # fraction lost, 0..1
     rtt_s: float | None
+    bandwidth_kbps: float | None = None  # the viewer's own estimate of its link (REMB), if it sends one
+    sending_kbps: float = 0.0  # what the box sent this viewer over the same interval
 
 
 @dataclass
 class LayerPolicy:
-    """Steps down at once on a bad report, up only after `good_reports_to_rise` good ones in a row."""
+    """Steps down at once on a bad report, up only after `good_reports_to_rise` good ones in a row.
+
+    A report is bad when loss or round-trip time is too high, or when the viewer's own estimate of
+    its link (REMB) is well below what the box is sending it and not climbing: its receiver saw
+    queues build up (a browser's first estimates start low and ramp up; they do not count).
+    REMB cannot say that a higher layer would fit (a receiver estimates at most about 1.5x what
+    it gets), so rising rests on loss and round-trip time alone.
+    """
 
     down_loss: float = 0.10
     up_loss: float = 0.02
     down_rtt_s: float = 0.8
     up_rtt_s: float = 0.4
+    congested_ratio: float = 0.8  # REMB below this share of the sending rate means congestion
     good_reports_to_rise: int = 5
     _good: int = 0
+    _last_estimate: float | None = None
 
     def next_layer(self, current: str, report: LinkReport | None, data_saver: bool) -> str:
         """The layer to give next; `data_saver` caps it at the low layer."""
@@ -35,7 +46,7 @@ class LayerPolicy:
         if report is None:
             return current
         rtt = report.rtt_s or 0.0
-        if report.loss >= self.down_loss or rtt >= self.down_rtt_s:
+        if report.loss >= self.down_loss or rtt >= self.down_rtt_s or self._congested(report):
             self._good = 0
             return LADDER[max(LADDER.index(current) - 1, 0)]
         if report.loss <= self.up_loss and rtt <= self.up_rtt_s:
@@ -46,6 +57,16 @@ class LayerPolicy:
             self._good = 0
             return LADDER[LADDER.index(current) + 1]
         return current
+
+    def _congested(self, report: LinkReport) -> bool:
+        """The estimate is under the sending rate and not climbing (a browser's first estimates ramp up)."""
+        estimate, sending, previous = report.bandwidth_kbps, report.sending_kbps, self._last_estimate
+        if estimate is None:
+            return False
+        self._last_estimate = estimate
+        if previous is None or estimate > previous * 1.02:
+            return False
+        return sending > 0 and estimate < sending * self.congested_ratio
 
 
 @dataclass

@@ -32,7 +32,13 @@ from edge.box import Box, Lesson
 from edge.component import Component
 from edge.errors import BadOffer, LessonFull, LessonNotFound, ViewerError
 from edge.media.packets import AUDIO_LAYER, PacketFanout
-from edge.stream.feeds import SharedPacketizer, ViewerFeed, prefer_codecs, route_keyframe_requests
+from edge.stream.feeds import (
+    SharedPacketizer,
+    ViewerFeed,
+    prefer_codecs,
+    route_bitrate_estimates,
+    route_keyframe_requests,
+)
 from edge.stream.layers import LayerPolicy, LinkReport, SendCapacity
 
 log = logging.getLogger(__name__)
@@ -65,6 +71,8 @@ class Viewer:
     loss: float = 0.0
     rtt_s: float | None = None
     kbps: float = 0.0
+    bandwidth_kbps: float | None = None  # the viewer's latest REMB estimate
+    _bandwidth_fresh: bool = False
     _bytes_sent: int = 0
     _lost_seen: tuple[int, int] = (0, 0)
     _stats_at: float = field(default_factory=time.monotonic)
@@ -92,6 +100,7 @@ class Viewer:
             "kbps": round(self.kbps, 1),
             "loss": round(self.loss, 4),
             "rtt_ms": None if self.rtt_s is None else round(self.rtt_s * 1000, 1),
+            "bandwidth_kbps": None if self.bandwidth_kbps is None else round(self.bandwidth_kbps, 1),
             "keyframe_requests": self.keyframe_requests,
             "video_packets": self.video.packets,
             "dropped_packets": self.video.dropped + self.audio.dropped,
@@ -267,6 +276,7 @@ class ViewerHub(Component):
         viewer.video.attach(video.sender)
         viewer.audio.attach(audio.sender)
         route_keyframe_requests(video.sender, lambda: self._keyframe_wanted(viewer))
+        route_bitrate_estimates(video.sender, lambda bps: self._bandwidth_estimated(viewer, bps))
         pc.on("datachannel", lambda channel: self._attach_channel(viewer, channel))
         return viewer
 
@@ -320,6 +330,9 @@ class ViewerHub(Component):
         """A viewer's video is connected: its first picture needs a keyframe."""
         for layer in feed.layers:
             self.fanout().request_keyframe(layer)
+
+    def _bandwidth_estimated(self, viewer: Viewer, bits_per_second: int) -> None:
+        viewer.bandwidth_kbps, viewer._bandwidth_fresh = bits_per_second / 1000, True
 
     def _keyframe_wanted(self, viewer: Viewer) -> None:
         viewer.keyframe_requests += 1
@@ -456,11 +469,13 @@ class ViewerHub(Component):
         viewer._bytes_sent, viewer._stats_at = sent, now
         d_lost, d_recv = lost - viewer._lost_seen[0], received - viewer._lost_seen[1]
         if d_lost == 0 and d_recv == 0:
-            return None  # no receiver report since the last look
+            return None  # no receiver report since the last look (a REMB waits for the next one)
+        estimate = viewer.bandwidth_kbps if viewer._bandwidth_fresh else None
+        viewer._bandwidth_fresh = False
         viewer._lost_seen = (lost, received)
         viewer.loss = max(d_lost, 0) / max(d_lost + d_recv, 1)
         viewer.rtt_s = max(rtts) if rtts else None
-        return LinkReport(viewer.loss, viewer.rtt_s)
+        return LinkReport(viewer.loss, viewer.rtt_s, estimate, viewer.kbps)
 
     # -- reporting ------------------------------------------------------------------------------
 
