@@ -3,7 +3,8 @@
 
 Encode-once (the box: `classbox demo`, WHEP, shared encoders, passthrough senders) against aiortc's
 default per-viewer encoding of the same synthetic 720p30 camera, in the same run. Receivers run in
-another process and count RTP frames without decoding. Target: 60 viewers at 720p30 on 2 cores,
+other processes and count RTP frames at their UDP sockets without decrypting or decoding (the RTP
+header is not encrypted; see `_webrtc.count_without_decoding`). Target: 60 viewers at 720p30 on 2 cores,
 every viewer >= 28 fps.
 
     python bench/fanout.py [--viewers 1,5,10,20,40,60] [--baseline-viewers 1,5,10] [--seconds 8]
