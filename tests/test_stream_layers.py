@@ -33,8 +33,15 @@ def test_a_viewers_bandwidth_estimate_below_the_sending_rate_steps_it_down_but_n
     ramping = [LinkReport(0.0, 0.02, bandwidth_kbps=kbps, sending_kbps=1300) for kbps in (400, 600, 900)]
     assert [policy.next_layer("high", r, data_saver=False) for r in ramping] == ["high"] * 3  # a browser warming up
     congested = LinkReport(loss=0.0, rtt_s=0.02, bandwidth_kbps=500, sending_kbps=1300)
+    assert policy.next_layer("high", congested, data_saver=False) == "high"  # one report could be a keyframe burst
     assert policy.next_layer("high", congested, data_saver=False) == "low"
-    assert policy.next_layer("low", LinkReport(0.0, 0.02, 500, 1300), data_saver=False) == "none"  # still narrow
+    assert policy.steps_for_estimate == 1
+    assert policy.next_layer("low", LinkReport(0.0, 0.02, 500, 300), data_saver=False) == "none"  # still narrow
+    assert "estimate 500 kbps" in policy.describe(congested)
+    burst = LayerPolicy()  # a keyframe makes one interval's sending rate jump: the smoothed rate does not
+    rates = [1200, 1200, 1200, 4000, 1200]
+    reports = [LinkReport(0.0, 0.02, bandwidth_kbps=1500, sending_kbps=kbps) for kbps in rates]
+    assert [burst.next_layer("high", r, data_saver=False) for r in reports] == ["high"] * 5
     enough = LinkReport(loss=0.0, rtt_s=0.02, bandwidth_kbps=1100, sending_kbps=1300)
     assert policy.next_layer("high", enough, data_saver=False) == "high"  # within the margin: estimates wobble
     roomy = LinkReport(loss=0.0, rtt_s=0.02, bandwidth_kbps=9000, sending_kbps=300)

@@ -32,10 +32,14 @@ class LayerPolicy:
     up_loss: float = 0.02
     down_rtt_s: float = 0.8
     up_rtt_s: float = 0.4
-    congested_ratio: float = 0.8  # REMB below this share of the sending rate means congestion
+    congested_ratio: float = 0.8  # REMB below this share of the (smoothed) sending rate means congestion
+    congested_reports_to_drop: int = 2  # keyframes make the sending rate jumpy: one report is not enough
     good_reports_to_rise: int = 5
+    steps_for_estimate: int = 0  # step-downs that the viewer's bandwidth estimate alone caused
     _good: int = 0
+    _congested_reports: int = 0
     _last_estimate: float | None = None
+    _sending_kbps: float | None = None  # smoothed over about five reports
 
     def next_layer(self, current: str, report: LinkReport | None, data_saver: bool) -> str:
         """The layer to give next; `data_saver` caps it at the low layer."""
@@ -46,7 +50,10 @@ class LayerPolicy:
         if report is None:
             return current
         rtt = report.rtt_s or 0.0
-        if report.loss >= self.down_loss or rtt >= self.down_rtt_s or self._congested(report):
+        lossy = report.loss >= self.down_loss or rtt >= self.down_rtt_s
+        congested = self._congested(report)
+        if lossy or congested:
+            self.steps_for_estimate += int(congested and not lossy)
             self._good = 0
             return LADDER[max(LADDER.index(current) - 1, 0)]
         if report.loss <= self.up_loss and rtt <= self.up_rtt_s:
@@ -59,14 +66,28 @@ class LayerPolicy:
         return current
 
     def _congested(self, report: LinkReport) -> bool:
-        """The estimate is under the sending rate and not climbing (a browser's first estimates ramp up)."""
-        estimate, sending, previous = report.bandwidth_kbps, report.sending_kbps, self._last_estimate
+        """The estimate stays under the smoothed sending rate and is not climbing (browsers ramp up from low)."""
+        if report.sending_kbps > 0:
+            last = self._sending_kbps
+            self._sending_kbps = report.sending_kbps if last is None else 0.7 * last + 0.3 * report.sending_kbps
+        estimate, previous, sending = report.bandwidth_kbps, self._last_estimate, self._sending_kbps
         if estimate is None:
             return False
         self._last_estimate = estimate
-        if previous is None or estimate > previous * 1.02:
+        climbing = previous is None or estimate > previous * 1.02
+        if climbing or not sending or estimate >= sending * self.congested_ratio:
+            self._congested_reports = 0
             return False
-        return sending > 0 and estimate < sending * self.congested_ratio
+        self._congested_reports += 1
+        return self._congested_reports >= self.congested_reports_to_drop
+
+    def describe(self, report: LinkReport | None) -> str:
+        """The report as a log line shows it."""
+        if report is None:
+            return "no report"
+        rtt = "-" if report.rtt_s is None else f"{report.rtt_s * 1000:.0f} ms"
+        estimate = "-" if report.bandwidth_kbps is None else f"{report.bandwidth_kbps:.0f} kbps"
+        return f"loss {report.loss:.1%}, rtt {rtt}, estimate {estimate}, sending {self._sending_kbps or 0:.0f} kbps"
 
 
 @dataclass

@@ -339,7 +339,7 @@ class ViewerHub(Component):
         if viewer.layer != "none":
             self.fanout().request_keyframe(viewer.layer)
 
-    def set_layer(self, viewer: Viewer, layer: str) -> None:
+    def set_layer(self, viewer: Viewer, layer: str, why: str = "") -> None:
         """Give the viewer another layer ("high", "low" or "none"); video resumes at a keyframe."""
         if layer == viewer.layer:
             return
@@ -348,13 +348,13 @@ class ViewerHub(Component):
         if layer != "none":
             self.fanout().request_keyframe(layer)
         viewer.send("layer", layer=layer)
-        log.info("viewer %s now gets layer %s", viewer.id, layer)
+        log.info("viewer %s now gets layer %s%s", viewer.id, layer, f" ({why})" if why else "")
 
     def set_data_saver(self, viewer: Viewer, on: bool) -> None:
         """Turn data saver on (caps the viewer at the low layer) or off."""
         viewer.data_saver = on
         if on and viewer.layer == "high":
-            self.set_layer(viewer, "low")
+            self.set_layer(viewer, "low", "data saver")
         elif not on and viewer.layer == "low" and not self._box.config.stream.adaptive_layers:
             self.set_layer(viewer, "high")
 
@@ -420,7 +420,7 @@ class ViewerHub(Component):
                 layer = viewer.policy.next_layer(viewer.layer, report, viewer.data_saver)
                 if layer == "high" and viewer.layer != "high" and not self.capacity.allows_high(self._high_count()):
                     layer = viewer.layer  # the box is at capacity: the link could take more, the box cannot
-                self.set_layer(viewer, layer)
+                self.set_layer(viewer, layer, viewer.policy.describe(report))
         self._shed_load()
         self._report()
 
