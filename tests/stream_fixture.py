@@ -15,6 +15,7 @@ import av
 import httpx
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.sdp import SessionDescription
 
 from drivers.audio import AudioSource, SyntheticAudioSource
 from drivers.camera import SyntheticVideoSource, VideoSource
@@ -24,7 +25,7 @@ from edge.config import BoxConfig, VideoLayerConfig
 from edge.daemon import Daemon, standard_components
 from edge.events import EventBus
 from edge.media.live import LessonMedia
-from edge.stream.viewers import ViewerHub
+from edge.stream.viewers import Viewer, ViewerHub
 from edge.web.app import create_app
 from tests.helpers import free_port
 
@@ -93,6 +94,10 @@ class LiveBox:
 
     async def start_lesson(self, title: str = "Fractions") -> Lesson:
         return await self.box.start_lesson(title, "panel")
+
+    def viewer_of(self, player: Player) -> Viewer | None:
+        """The box's side of `player` (None once it has gone)."""
+        return self.hub.viewer(player.location.rsplit("/", 1)[1])
 
 
 def devices(box: Box) -> list[Component]:
@@ -163,6 +168,15 @@ class Player:
     def send(self, kind: str, **data: Any) -> None:
         self.channel.send(json.dumps({"type": kind, **data}))
 
+    def sockets(self) -> list[Any]:
+        """The player's UDP endpoints (aioice protocols, one per local candidate)."""
+        return list(self.pc.getTransceivers()[0].receiver.transport.transport._connection._protocols)
+
+    def box_ssrc(self, kind: str) -> int:
+        """The SSRC the box announced in its answer for `kind`."""
+        media = next(m for m in SessionDescription.parse(self.answer).media if m.kind == kind)
+        return int(media.ssrc[0].ssrc)
+
     @contextlib.contextmanager
     def lossy_link(self, lose_one_in: int = 3) -> Iterator[None]:
         """Lose one incoming RTP datagram in `lose_one_in` at the player's UDP sockets, as a bad link would.
@@ -170,7 +184,7 @@ class Player:
         STUN, DTLS, the data channel and RTCP still arrive; the player's receiver reports then tell
         the box about the loss.
         """
-        protocols = list(self.pc.getTransceivers()[0].receiver.transport.transport._connection._protocols)
+        protocols = self.sockets()
         count = itertools.count()
         for protocol in protocols:
             deliver = protocol.datagram_received

@@ -28,7 +28,7 @@ async def test_player_receives_decoded_video_and_audio_and_leaves_cleanly(tmp_pa
             await until(lambda: player.frames["video"] >= 10 and player.frames["audio"] >= 20, what="media")
             assert player.sizes == {(640, 360)}
             sent = await sender_report(player)  # the box's RTCP sender reports count what its feed sent
-            viewer = live.hub.viewer(player.location.rsplit("/", 1)[1])
+            viewer = live.viewer_of(player)
             assert viewer is not None
             assert 0 < sent <= viewer.video.rtp_packets
             await until(lambda: any(m["type"] == "welcome" for m in player.messages), what="welcome")
@@ -79,7 +79,7 @@ async def test_viewers_only_through_a_turn_relay_when_the_box_is_set_relay_only(
             player = await join(client, f"/whep/{lesson.join_code}")
             try:
                 await until(lambda: player.frames["video"] >= 10 and player.frames["audio"] >= 20, 15.0, "media")
-                viewer = live.hub.viewer(player.location.rsplit("/", 1)[1])
+                viewer = live.viewer_of(player)
                 assert viewer is not None
                 assert viewer.video_sender is not None
                 pair = viewer.video_sender.transport.transport._connection._nominated[1]
@@ -129,7 +129,7 @@ async def test_leaving_frees_the_peer_connection_subscriptions_and_tasks(tmp_pat
         tasks_before = len(asyncio.all_tasks())
         player = await join(client, f"/whep/{lesson.join_code}")
         await until(lambda: player.frames["video"] >= 3, what="video")
-        viewer = live.hub.viewer(player.location.rsplit("/", 1)[1])
+        viewer = live.viewer_of(player)
         assert viewer is not None
         pc = viewer.pc
         assert len(asyncio.all_tasks()) > tasks_before
@@ -150,7 +150,7 @@ async def test_a_viewer_that_vanishes_does_not_disturb_the_others(
         try:
             await until(lambda: gone.frames["video"] >= 3 and staying.frames["video"] >= 3, what="video for both")
             # a phone that lost the network: no DELETE, no DTLS goodbye, its sockets simply go away
-            for protocol in gone.pc.getTransceivers()[0].receiver.transport.transport._connection._protocols:
+            for protocol in gone.sockets():
                 protocol.transport.close()
             seen = staying.frames["video"]
             await until(lambda: staying.frames["video"] >= seen + 15, what="the other viewer's video going on")

@@ -64,7 +64,7 @@ async def test_a_lossy_link_gets_a_lower_layer_then_climbs_back(tmp_path: Path) 
         player = await join(client, f"/whep/{lesson.join_code}")
         try:
             await until(lambda: player.frames["video"] >= 3, what="video")
-            viewer = live.hub.viewer(player.location.rsplit("/", 1)[1])
+            viewer = live.viewer_of(player)
             assert viewer is not None
             assert viewer.video_sender is not None
             viewer.policy.good_reports_to_rise = 2
@@ -90,11 +90,11 @@ async def test_a_viewer_reporting_a_narrow_link_by_remb_gets_a_lower_layer(tmp_p
         player = await join(client, f"/whep/{lesson.join_code}")
         try:
             await until(lambda: player.frames["video"] >= 3, what="video")
-            viewer = live.hub.viewer(player.location.rsplit("/", 1)[1])
+            viewer = live.viewer_of(player)
             assert viewer is not None
             assert viewer.layer == "high"
             receiver = player.pc.getTransceivers()[0].receiver
-            box_video = remote_ssrc(player.answer, "video")
+            box_video = player.box_ssrc("video")
             narrow = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=pack_remb_fci(100_000, [box_video]))
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 10
@@ -107,12 +107,6 @@ async def test_a_viewer_reporting_a_narrow_link_by_remb_gets_a_lower_layer(tmp_p
             assert live.hub.viewers()[0]["bandwidth_kbps"] == 100
         finally:
             await player.close(client)
-
-
-def remote_ssrc(sdp: str, kind: str) -> int:
-    """The SSRC the box announced for its `kind` section."""
-    section = sdp.split(f"m={kind}", 1)[1].split("\nm=", 1)[0]
-    return int(section.split("a=ssrc:", 1)[1].split()[0])
 
 
 def test_send_capacity_sheds_a_tenth_while_the_loop_lags_and_regrows_when_calm() -> None:
@@ -142,7 +136,7 @@ async def test_a_lagging_box_moves_viewers_to_the_low_layer(tmp_path: Path) -> N
         lesson = await live.start_lesson()
         player = await join(client, f"/whep/{lesson.join_code}")
         try:
-            viewer = live.hub.viewer(player.location.rsplit("/", 1)[1])
+            viewer = live.viewer_of(player)
             assert viewer is not None
             assert viewer.layer == "high"
             live.hub.loop_lag_s = 0.5  # as the run loop measures it when sending falls behind

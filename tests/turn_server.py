@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.helpers import free_port
+from tests.helpers import free_port, stop_process
 
 USER, PASSWORD, REALM = "classbox", "turn-secret", "classbox.test"
 
@@ -64,13 +64,7 @@ class TurnServer:
         return sum("ALLOCATE processed, success" in line for line in self.log.read_text(errors="replace").splitlines())
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 def free_udp_port() -> int:

@@ -89,9 +89,9 @@ class Route:
         protected: bytes = srtp.protect(data)
         return protected
 
-    def header_extensions(self) -> bytes:
+    def header_extensions(self, ntp: int) -> bytes:
         """This packet's header extension block (mid, abs-send-time), as aiortc's sender writes it."""
-        abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
+        abs_send_time = (ntp >> 14) & 0x00FFFFFF
         profile, value = self.extensions.set(HeaderExtensions(mid=self.mid, abs_send_time=abs_send_time))
         return EXTENSION_HEADER.pack(profile, len(value) >> 2) + value if value else b""
 
@@ -212,7 +212,8 @@ class ViewerFeed(PacketSubscription):
     def _send_packet(self, route: Route, packet: EncodedPacket) -> None:
         payloads = self.packetizer.payloads(packet)
         timestamp = (self._timestamp_origin + rtp_time(packet, route.clock_rate)) & 0xFFFFFFFF
-        extensions = route.header_extensions()
+        ntp = clock.current_ntp_time()
+        extensions = route.header_extensions(ntp)
         first = 0x90 if extensions else 0x80
         last = len(payloads) - 1
         datagrams = []
@@ -229,19 +230,19 @@ class ViewerFeed(PacketSubscription):
         self.packets += 1
         self.keyframes += packet.keyframe
         self.rtp_packets += len(datagrams)
-        self._note_sent(timestamp, len(datagrams), octets)
+        self._note_sent(ntp, timestamp, len(datagrams), octets)
 
     def _send(self, route: Route, datagrams: list[bytes]) -> None:
         sendto, address = route.destination()
         for datagram in datagrams:
             sendto(datagram, address)
 
-    def _note_sent(self, timestamp: int, packets: int, octets: int) -> None:
+    def _note_sent(self, ntp: int, timestamp: int, packets: int, octets: int) -> None:
         """Keep aiortc's sender counts true: its RTCP sender reports and getStats() read them."""
         sender = self._sender
         if sender is None:
             return
-        sender._RTCRtpSender__ntp_timestamp = clock.current_ntp_time()  # type: ignore[attr-defined]
+        sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
         sender._RTCRtpSender__rtp_timestamp = timestamp  # type: ignore[attr-defined]
         sender._RTCRtpSender__packet_count += packets  # type: ignore[attr-defined]
         sender._RTCRtpSender__octet_count += octets  # type: ignore[attr-defined]
