@@ -8,11 +8,12 @@ import time
 import av
 from aiortc.codecs.h264 import H264Encoder
 
-from drivers.audio import SyntheticAudioSource
+from drivers.audio import RING_FRAMES, SyntheticAudioSource
 from drivers.camera import SyntheticVideoSource
 from edge.media.encoders import AudioEncoder, KeyframeGate, VideoLayer, VideoLayerEncoder
 from edge.media.packets import EncodedPacket
 from edge.stream.feeds import SharedPacketizer
+from tests.helpers import wait_for
 
 
 def test_keyframe_requests_are_rate_limited_but_never_lost() -> None:
@@ -96,3 +97,26 @@ def test_each_packet_is_split_into_rtp_payloads_once_for_every_viewer_as_aiortc_
         own.pts, own.time_base = packet.pts, packet.time_base
         assert payloads == aiortc.pack(own)[0]
     assert len(packetizer.payloads(packets[0])) > 1  # a keyframe needs fragmentation units
+
+
+def test_a_lesson_s_sound_starts_at_the_lesson_not_with_the_second_the_microphone_still_holds() -> None:
+    mic = SyntheticAudioSource("test")
+    mic.start()
+    packets: list[EncodedPacket] = []
+    try:
+        wait_for(lambda: (latest := mic.latest()) and latest.index > RING_FRAMES, 10, what="a full ring of room sound")
+        origin = time.time()  # the lesson starts: the ring holds the second before it
+        encoder = AudioEncoder(lambda: mic, packets.append, origin=origin)
+        encoder.start()
+        try:
+            wait_for(lambda: len(packets) >= 10, 10, what="ten Opus packets")
+        finally:
+            encoder.stop()
+        newest = mic.latest()
+    finally:
+        mic.stop()
+    assert newest is not None
+    # Opus pts say when the sound was captured: the last packet holds the newest frames, give or take the codec delay.
+    lag = newest.captured_at - (origin + packets[-1].pts / 48_000)
+    assert -0.1 < lag < 0.5, f"the sound is stamped {lag:.2f} s away from when it was captured"
+    assert packets[0].captured_at >= origin - 0.05, "sound from before the lesson started"

@@ -66,6 +66,7 @@ class AudioFeed(Protocol):
     """A sound source the encoder thread may block on (capture's `AudioSource`)."""
 
     def read_after(self, after_index: int, timeout: float) -> AudioFrameLike | None: ...
+    def latest(self) -> AudioFrameLike | None: ...
 
 
 Publish = Callable[[EncodedPacket], None]
@@ -284,17 +285,19 @@ class AudioEncoder(_EncoderThread):
         return codec
 
     def _run(self) -> None:
-        index = -1
+        index: int | None = None
         try:
             while not self._stop.is_set():
                 feed = self._feed()
-                frame = feed.read_after(index, POLL_S) if feed is not None else None
-                if frame is None:
-                    if feed is None:
-                        self._stop.wait(POLL_S)
+                if feed is None:
+                    self._stop.wait(POLL_S)
                     continue
-                index = frame.index
-                self._encode(frame)
+                if index is None:
+                    index = _before_newest(feed)
+                frame = feed.read_after(index, POLL_S)
+                if frame is not None:
+                    index = frame.index
+                    self._encode(frame)
         finally:
             self._codec = None
 
@@ -326,3 +329,9 @@ class AudioEncoder(_EncoderThread):
         captured_at = self._origin + pts / AUDIO_TIME_BASE.denominator
         self.packets += 1
         self._publish(EncodedPacket(AUDIO_LAYER, bytes(packet), pts, AUDIO_TIME_BASE, True, captured_at, OPUS_FRAME))
+
+
+def _before_newest(feed: AudioFeed) -> int:
+    """The index to read after so that encoding starts with the newest frame, not the second the ring still holds."""
+    newest = feed.latest()
+    return newest.index - 1 if newest is not None else -1
