@@ -336,23 +336,32 @@ async def soak(proc: subprocess.Popen[bytes], base: str, state: Path, args: argp
     summary(samples, results)
 
 
+def growth(before: Sample, after: Sample) -> str:
+    """One line: how the footprint grew from one sample to a later one."""
+    lessons = max(1, after.lesson - before.lesson)
+    rss_mb = (after.rss_kb - before.rss_kb) / 1024
+    return (
+        f"growth from lesson {before.lesson} to {after.lesson}: RSS {rss_mb:+.1f} MB "
+        f"({rss_mb * 1024 / lessons:+.1f} KB/lesson), fds {after.fds - before.fds:+d}, "
+        f"threads {after.threads - before.threads:+d}"
+    )
+
+
 def summary(samples: list[Sample], results: list[LessonResult]) -> None:
     """The figures: footprint growth against the first lesson, recording states, viewers served."""
-    first, last = samples[1], samples[-1]
-    lessons = max(1, last.lesson - first.lesson)
+    first, middle, last = samples[1], samples[1 + (len(samples) - 2) // 2], samples[-1]
     print()
     print(f"baseline (after lesson {first.lesson}): {first.line().split(': ', 1)[1]}")
     print(f"end      (after lesson {last.lesson}): {last.line().split(': ', 1)[1]}")
-    growth_mb = (last.rss_kb - first.rss_kb) / 1024
-    print(
-        f"growth over {lessons} lessons: RSS {growth_mb:+.1f} MB ({growth_mb * 1024 / lessons:+.1f} KB/lesson), "
-        f"fds {last.fds - first.fds:+d}, threads {last.threads - first.threads:+d}"
-    )
+    print(growth(first, last))
+    if first.lesson < middle.lesson < last.lesson:  # a leak grows in both halves; warming up only in the first
+        print(growth(middle, last))
     states = Counter(r.state for r in results)
     bad = [r for r in results if r.state != "ready" or r.problems]
     print("recordings by state:", ", ".join(f"{k}={v}" for k, v in sorted(states.items())))
     print(
-        f"recordings checked (h264 + opus, each track within {DURATION_SLACK_S} s of the lesson, audible): "
+        f"recordings checked (h264 + opus, tracks within {DURATION_SLACK_S} s of the lesson and {AV_SLACK_S} s of "
+        f"each other, audible): "
         f"{sum(1 for r in results if r.state == 'ready' and not r.problems)} good, {len(bad)} bad"
     )
     for r in bad:
