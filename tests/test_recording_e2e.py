@@ -105,6 +105,9 @@ def test_thirty_second_lesson_is_recorded_played_back_and_uploaded(tmp_path: Pat
     assert sorted(s["codec_name"] for s in probe["streams"]) == ["h264", "opus"]
     video = next(s for s in probe["streams"] if s["codec_type"] == "video")
     assert (video["width"], video["height"]) == (640, 360)
+    audio = next(s for s in probe["streams"] if s["codec_type"] == "audio")
+    # The sound starts with the lesson, not with the second of room sound the microphone still held.
+    assert abs(float(audio["duration"]) - float(video["duration"])) < 0.3, (audio["duration"], video["duration"])
     duration = float(probe["format"]["duration"])
     print(f"lesson {lesson_seconds:.2f} s, recording {duration:.2f} s, {recording['size']} bytes")
     assert abs(duration - lesson_seconds) < 1.5, (duration, lesson_seconds)
