@@ -5,7 +5,8 @@ Each lesson runs a few seconds with a few real WHEP viewers (aiortc peers in thi
 join one after another, some leave by DELETE mid-lesson, one closes its peer connection without a
 word (a student closing the tab), the rest are ended by the lesson stop. After each lesson the
 soak waits for its recording to be finalised and checks the MP4 (PyAV): H.264 and Opus, both about
-the lesson's length, audio that is not silent.
+the lesson's length and aligned with each other, audio that is not silent; and it asks the box's
+health what it still holds of the lesson (viewers, fan-out subscriptions: there should be none).
 
 The daemon's resident memory, open file descriptors and threads are sampled after the first
 lesson (the same-run baseline), every `--every` lessons and after the last; the figure is their
@@ -163,6 +164,7 @@ class LessonResult:
     duration_s: float = 0.0
     viewers_ok: int = 0
     viewer_problems: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # what the box still held once the lesson ended
     state: str = ""
     problems: list[str] = field(default_factory=list)
 
@@ -237,6 +239,17 @@ def _received(player: Player, counts: dict[int, list[int]]) -> str | None:
     if video[1] < 2 or audio[0] < 5:
         return f"received {video[1]} video frames, {audio[0]} audio packets"
     return None
+
+
+async def left_over(session: aiohttp.ClientSession, base: str) -> list[str]:
+    """What the box still holds of a lesson that ended: viewers, fan-out subscriptions."""
+    async with session.get(base + "/healthz") as response:
+        components = (await response.json())["components"]
+    held = {
+        "viewers": components.get("stream", {}).get("viewers", 0),
+        "fan-out subscriptions": components.get("media", {}).get("subscribers", 0),
+    }
+    return [f"{n} {what} left after the lesson ended" for what, n in held.items() if n]
 
 
 # -- the recording --------------------------------------------------------------------------------
@@ -325,9 +338,12 @@ async def soak(proc: subprocess.Popen[bytes], base: str, state: Path, args: argp
             if result.state == "ready":
                 mp4 = state / "recordings" / result.lesson_id / "lesson.mp4"
                 result.problems = await asyncio.to_thread(check_mp4, mp4, result.duration_s)
+            result.held = await left_over(session, base)
             results.append(result)
-            if result.state != "ready" or result.problems or result.viewer_problems:
-                print(f"lesson {index}: {result.state} {result.problems} {result.viewer_problems}", flush=True)
+            if result.state != "ready" or result.problems or result.viewer_problems or result.held:
+                print(
+                    f"lesson {index}: {result.state}", result.problems, result.viewer_problems, result.held, flush=True
+                )
             if index in (1, args.lessons) or index % args.every == 0:
                 samples.append(sample(proc.pid, index))
                 print(samples[-1].line(), f"[{time.monotonic() - began:.0f} s]", flush=True)
@@ -371,6 +387,10 @@ def summary(samples: list[Sample], results: list[LessonResult]) -> None:
     print(f"viewers that received video and audio: {viewers} of {viewers + len(failed)}")
     for problem in failed[:20]:
         print("  ", problem)
+    held = [r for r in results if r.held]
+    print(f"lessons after which the box still held viewers or fan-out subscriptions: {len(held)}")
+    for r in held[:20]:
+        print(f"  lesson {r.index}: {'; '.join(r.held)}")
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ import threading
 import time
 
 import av
+import numpy as np
 from aiortc.codecs.h264 import H264Encoder
 
 from drivers.audio import RING_FRAMES, SyntheticAudioSource
@@ -120,3 +121,41 @@ def test_a_lesson_s_sound_starts_at_the_lesson_not_with_the_second_the_microphon
     lag = newest.captured_at - (origin + packets[-1].pts / 48_000)
     assert -0.1 < lag < 0.5, f"the sound is stamped {lag:.2f} s away from when it was captured"
     assert packets[0].captured_at >= origin - 0.05, "sound from before the lesson started"
+
+
+class StallingTone(SyntheticAudioSource):
+    """The synthetic tone from a device that stalls once, then hands over what it buffered meanwhile."""
+
+    def __init__(self, stall_s: float) -> None:
+        super().__init__("stalling")
+        self.stall_s = stall_s
+        self.stalled = threading.Event()
+
+    def _read(self) -> np.ndarray:
+        if self._index == RING_FRAMES and not self.stalled.is_set():
+            self.stalled.set()
+            time.sleep(self.stall_s)  # the reader thread is starved; the keeper fills silence meanwhile
+        return super()._read()
+
+
+def test_a_burst_after_a_stalled_microphone_does_not_make_the_sound_late() -> None:
+    mic = StallingTone(stall_s=0.45)
+    mic.start()
+    packets: list[EncodedPacket] = []
+    try:
+        origin = time.time()
+        encoder = AudioEncoder(lambda: mic, packets.append, origin=origin)
+        encoder.start()
+        try:
+            wait_for(mic.stalled.is_set, 10, what="the stall")
+            stalled_at = len(packets)
+            wait_for(lambda: len(packets) >= stalled_at + 50, 10, what="a second of sound after the stall")
+        finally:
+            encoder.stop()
+        newest = mic.latest()
+    finally:
+        mic.stop()
+    assert newest is not None
+    lag = newest.captured_at - (origin + packets[-1].pts / 48_000)
+    assert lag > -0.2, f"after the stall the sound is stamped {-lag:.2f} s later than it was captured"
+    assert encoder.dropped_frames > 0

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 POLL_S = 0.2
 KEYFRAME_MIN_GAP_S = 0.3
 OPUS_FRAME = 960
+AUDIO_SLACK = AUDIO_TIME_BASE.denominator // 10  # 100 ms of capture jitter before the audio clock re-anchors
+AUDIO_BURST_MAX = 2 * AUDIO_TIME_BASE.denominator  # a lead longer than a device's buffer is a clock step, not a burst
 
 
 class VideoFrameLike(Protocol):
@@ -273,6 +275,7 @@ class AudioEncoder(_EncoderThread):
         self._next_pts: int | None = None
         self._pts_shift: int | None = None
         self.packets = 0
+        self.dropped_frames = 0  # sound the capture clock had already covered (bursts after a stall)
 
     def _open_codec(self, channels: int) -> av.AudioCodecContext:
         codec = av.CodecContext.create("libopus", "w")
@@ -301,21 +304,30 @@ class AudioEncoder(_EncoderThread):
         finally:
             self._codec = None
 
-    def _pts_for(self, frame: AudioFrameLike) -> int:
+    def _pts_for(self, frame: AudioFrameLike) -> int | None:
+        """The frame's pts on the capture clock; None for sound that clock has already covered."""
         clock = round((frame.captured_at - self._origin) * AUDIO_TIME_BASE.denominator)
-        if self._next_pts is None or abs(clock - self._next_pts) > AUDIO_TIME_BASE.denominator // 10:
+        if self._next_pts is not None and AUDIO_SLACK < self._next_pts - clock <= AUDIO_BURST_MAX:
+            # A device's catch-up burst after a stall (with silence already filled in for it):
+            # encoding it would put the sound behind the picture for the rest of the lesson.
+            return None
+        if self._next_pts is None or abs(clock - self._next_pts) > AUDIO_SLACK:
             self._next_pts = max(clock, self._next_pts or 0)  # re-anchor after a gap, never backwards
         pts = self._next_pts
         self._next_pts = pts + len(frame.pcm)
         return pts
 
     def _encode(self, frame: AudioFrameLike) -> None:
+        pts = self._pts_for(frame)
+        if pts is None:
+            self.dropped_frames += 1
+            return
         if self._codec is None or frame.channels != self._channels:
             self._codec, self._channels = self._open_codec(frame.channels), frame.channels
         pcm = np.ascontiguousarray(frame.pcm, dtype=np.int16).reshape(1, -1)
         sound = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo" if frame.channels == 2 else "mono")
         sound.sample_rate = AUDIO_TIME_BASE.denominator
-        sound.pts = self._pts_for(frame)
+        sound.pts = pts
         sound.time_base = AUDIO_TIME_BASE
         for packet in self._codec.encode(sound):
             self._emit(packet, sound.pts)

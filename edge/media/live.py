@@ -129,6 +129,7 @@ class LessonMedia(Component):
             out[f"{name}_forced_keyframes"] = encoder.forced_keyframes
         if self._audio is not None:
             out["audio_packets"] = self._audio.packets
+            out["audio_dropped_frames"] = self._audio.dropped_frames
         return out
 
     def _report(self) -> None:
