@@ -162,6 +162,7 @@ class LessonResult:
     index: int
     lesson_id: str
     duration_s: float = 0.0
+    audio_dropped: int = 0  # frames the audio encoder dropped as a catch-up burst after a stall
     viewers_ok: int = 0
     viewer_problems: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)  # what the box still held once the lesson ended
@@ -190,6 +191,9 @@ async def run_lesson(
         for i in range(viewers)
     ]
     await asyncio.sleep(seconds)
+    async with session.get(base + "/healthz") as response:
+        media = (await response.json())["components"].get("media", {})
+        result.audio_dropped = int(media.get("audio_dropped_frames", 0))
     async with session.post(base + "/api/lessons/current/stop", json={}) as response:
         body = await response.json()
         if response.status != 200:
@@ -387,6 +391,11 @@ def summary(samples: list[Sample], results: list[LessonResult]) -> None:
     print(f"viewers that received video and audio: {viewers} of {viewers + len(failed)}")
     for problem in failed[:20]:
         print("  ", problem)
+    bursts = [r for r in results if r.audio_dropped]
+    print(
+        f"lessons whose microphone caught up after a stall (audio frames dropped to stay in sync): {len(bursts)}, "
+        f"{sum(r.audio_dropped for r in bursts)} frames of 20 ms"
+    )
     held = [r for r in results if r.held]
     print(f"lessons after which the box still held viewers or fan-out subscriptions: {len(held)}")
     for r in held[:20]:
