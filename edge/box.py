@@ -32,6 +32,7 @@ from edge.events import EventBus
 if TYPE_CHECKING:
     from edge.component import Component
     from edge.daemon import Supervisor
+    from edge.media.catalogue import Recording
     from edge.stream.viewers import ViewerHub
 
 log = logging.getLogger(__name__)
@@ -207,9 +208,9 @@ class Box:
         self._flush()
         return await asyncio.to_thread(self.headroom.restore)
 
-    async def disk_full(self) -> None:
+    def disk_full(self) -> None:
         """A writer hit a full disk: give the databases the reserve kept for them."""
-        await asyncio.to_thread(self.headroom.release)
+        self.headroom.release()
 
     def raise_alarm(self, name: str, message: str) -> None:
         """Say something the teacher and the technician must know, in plain words, until it is cleared."""
@@ -395,8 +396,7 @@ class Box:
         storage = component.health().metrics if component is not None else {}
         return {"recordings": [r.to_json() for r in Catalogue(self.db).recent()], "storage": storage}
 
-    def recording_file(self, recording_id: str, kind: str) -> tuple[Path, str]:
-        """(path, download name) of a finished recording's `video` (MP4) or `ink` log."""
+    def _ready_recording(self, recording_id: str) -> Recording:
         from edge.media.catalogue import Catalogue
 
         recording = Catalogue(self.db).get(recording_id)
@@ -404,10 +404,45 @@ class Box:
             raise RecordingNotFound("no such recording")
         if recording.state != "ready":
             raise RecordingNotReady(f"the recording is {recording.state}, not ready to download")
+        return recording
+
+    def recording_file(self, recording_id: str, kind: str) -> tuple[Path, str]:
+        """(path, download name) of a finished recording's `video` (MP4), `ink` log or HLS `playlist`."""
+        recording = self._ready_recording(recording_id)
+        stem = f"lesson-{recording.started_at:.0f}-{recording.id[:8]}"
         if kind == "ink":
             path, name = recording.ink_path, f"lesson-{recording.id[:8]}-ink.jsonl"
+        elif kind == "playlist":
+            path, name = (recording.path if recording.segmented else None), f"{stem}.m3u8"
         else:
-            path, name = recording.path, f"lesson-{recording.started_at:.0f}-{recording.id[:8]}.mp4"
+            path, name = (None if recording.segmented else recording.path), f"{stem}.mp4"
         if not path or not Path(path).is_file():
             raise RecordingNotFound("the file is no longer on the box")
         return Path(path), name
+
+    def recording_parts(self, recording_id: str) -> tuple[list[Path], str]:
+        """A finished recording's video as files to send one after another, and its download name.
+
+        One MP4, or (kept as segments for want of room) its MPEG-TS segments, which make one
+        playable MPEG-TS stream when sent in order.
+        """
+        from edge.media.segments import closed_segments
+
+        recording = self._ready_recording(recording_id)
+        if not recording.segmented:
+            path, name = self.recording_file(recording_id, "video")
+            return [path], name
+        segments = closed_segments(Path(recording.dir))
+        if not segments:
+            raise RecordingNotFound("the file is no longer on the box")
+        return segments, f"lesson-{recording.started_at:.0f}-{recording.id[:8]}.ts"
+
+    def recording_segment(self, recording_id: str, name: str) -> Path:
+        """One segment file of a recording kept as segments (what its HLS playlist names)."""
+        from edge.media.segments import SEGMENT_RE
+
+        recording = self._ready_recording(recording_id)
+        path = Path(recording.dir) / name
+        if not recording.segmented or not SEGMENT_RE.match(name) or not path.is_file():
+            raise RecordingNotFound("no such segment")
+        return path

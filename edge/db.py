@@ -142,8 +142,7 @@ class Headroom:
         """Give the reserve's space back to the databases; True if there was one to give."""
         if not self.held:
             return False
-        self.path.unlink(missing_ok=True)
-        fsync_dir(self.path.parent)
+        self.path.unlink(missing_ok=True)  # not fsynced: after a power cut the reserve is only back, unharmed
         self.held = False
         log.warning("disk full: released the %d MB kept for the databases", self.size // (1024 * 1024))
         return True

@@ -1,0 +1,83 @@
+"""A full disk (a small tmpfs as the state directory): lessons still stop and start, nothing else breaks."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge.box import Box, Lesson
+from edge.config import BoxConfig
+from edge.events import EventBus
+from tests.disk_fixture import fill, small_disk, unfill
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[Path]:
+    with small_disk(tmp_path / "state", 8) as state:
+        yield state
+
+
+def open_box(state: Path, reserve_mb: int) -> Box:
+    config = BoxConfig()
+    config.box.state_dir = state
+    config.box.reserve_mb = reserve_mb
+    box = Box(config, EventBus())
+    box.open()
+    return box
+
+
+def stored_states(state: Path) -> dict[str, str]:
+    """What the database file itself holds (another connection, as after a restart)."""
+    with sqlite3.connect(state / "box.db") as db:
+        return dict(db.execute("SELECT title, state FROM lessons"))
+
+
+async def test_stop_and_start_answer_when_sqlite_cannot_commit_and_are_written_once_there_is_room(disk: Path) -> None:
+    box = open_box(disk, reserve_mb=0)  # no reserve: SQLite itself runs out of room
+    stopped: list[Lesson] = []
+
+    async def hook(lesson: Lesson) -> None:
+        stopped.append(lesson)
+
+    box.on_lesson_stop(hook)
+    try:
+        await box.start_lesson("Maths", "panel")
+        fill(disk)
+        ended = await box.stop_lesson("panel")
+        assert ended.state == "ended"
+        assert [lesson.id for lesson in stopped] == [ended.id]
+        assert box.current_lesson() is None
+        nxt = await box.start_lesson("History", "panel")
+        assert box.current_lesson() is not None
+        assert box.lesson_by_code(nxt.join_code) == nxt
+        assert box.get_lesson(ended.id) == ended
+        assert "Disk full" in box.health()["alarms"]["lesson-state"]
+        assert stored_states(disk) == {"Maths": "live"}  # the disk really refused the writes
+
+        unfill(disk)
+        assert await box.tend_disk()
+        assert stored_states(disk) == {"Maths": "ended", "History": "live"}
+        assert box.health()["alarms"] == {}
+    finally:
+        box.close()
+
+
+async def test_the_reserve_is_released_for_the_database_and_made_again_when_room_comes_back(disk: Path) -> None:
+    box = open_box(disk, reserve_mb=1)
+    try:
+        assert box.headroom.held
+        await box.start_lesson("Maths", "panel")
+        filler = fill(disk)
+        await box.stop_lesson("panel")
+        assert not box.headroom.held  # given to the database: the stop was written at once
+        assert stored_states(disk) == {"Maths": "ended"}
+        assert box.health()["alarms"] == {}
+        assert not await box.tend_disk()  # still full: the reserve is not taken back
+        filler.unlink()
+        assert await box.tend_disk()
+        assert box.headroom.path.stat().st_size == 1024 * 1024
+    finally:
+        box.close()
