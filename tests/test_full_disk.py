@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +13,11 @@ import pytest
 from edge.box import Box, Lesson
 from edge.config import BoxConfig
 from edge.events import EventBus
-from tests.disk_fixture import fill, small_disk, unfill
+from sync.errors import DiskFloorReached
+from sync.publish import publish
+from sync.pull import Puller
+from sync.store import Store
+from tests.disk_fixture import MB, fill, free_bytes, small_disk, unfill
 
 
 @pytest.fixture
@@ -81,3 +87,26 @@ async def test_the_reserve_is_released_for_the_database_and_made_again_when_room
         assert box.headroom.path.stat().st_size == 1024 * 1024
     finally:
         box.close()
+
+
+async def test_a_courseware_pull_stops_at_the_free_space_floor_and_says_so(tmp_path: Path, disk: Path) -> None:
+    src, out = tmp_path / "src", tmp_path / "repo"
+    (src / "films").mkdir(parents=True)
+    (src / "films" / "big.bin").write_bytes(os.urandom(6 * MB))  # more than the disk can take above the floor
+    await asyncio.to_thread(publish, src, out, tmp_path / "keys")
+    floor = free_bytes(disk) - 3 * MB
+    store = Store(disk / "courseware.db", min_free_bytes=floor)
+    try:
+        root = (out / "metadata" / "1.root.json").read_bytes()
+        puller = Puller(store, str(out), disk / "tuf", root)
+        with pytest.raises(DiskFloorReached, match="disk nearly full: courseware sync stopped"):
+            await puller.pull()
+        assert free_bytes(disk) >= floor  # stopped before the floor, not at a full disk
+        assert 0 < store.used_bytes < 3 * MB  # it took what fit above the floor
+        assert store.courses()[0]["items"][0]["state"] == "pulling"  # not served half-pulled
+
+        store.min_free_bytes = 0  # room again (an admin lowered the floor): the same pull finishes
+        await Puller(store, str(out), disk / "tuf", root).pull()
+        assert store.item("films", "big.bin").size == 6 * MB
+    finally:
+        store.close()
