@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -245,7 +246,15 @@ class Recorder(Component):
 
     def _segment_closed(self, recording_id: str, segment: ClosedSegment) -> None:
         row = Segment(recording_id, segment.seq, str(segment.path), segment.size, segment.sha256, segment.duration_s)
-        self.catalogue.add_segment(Segment(**{**row.__dict__, "closed_at": time.time()}))
+        row = Segment(**{**row.__dict__, "closed_at": time.time()})
+        try:
+            self.catalogue.add_segment(row)
+        except sqlite3.OperationalError:  # the disk filled before the writer noticed: the reserve is for this
+            self._box.disk_full()
+            try:
+                self.catalogue.add_segment(row)
+            except sqlite3.OperationalError as err:  # the segment is on disk: finalising reads the files
+                log.warning("segment %d of %s not catalogued: %s", segment.seq, recording_id, err)
         self._box.bus.publish("recording.segment", recording=recording_id, seq=segment.seq, size=segment.size)
 
     # -- finalising -----------------------------------------------------------------------------
@@ -289,7 +298,7 @@ class Recorder(Component):
         """True when the disk can take a joined copy of `segments` and still keep the database reserve."""
         if not await self._box.tend_disk():
             return False
-        needed = sum(path.stat().st_size for path in segments) + RESUME_FREE_BYTES
+        needed = await asyncio.to_thread(_total_size, segments) + RESUME_FREE_BYTES
         return await asyncio.to_thread(self._free_bytes, self.root) >= needed
 
     async def _join(self, recording: Recording, segments: list[Path]) -> Recording | None:
@@ -325,7 +334,7 @@ class Recorder(Component):
         """No room to join: the segments and an HLS playlist are the recording (joined later, when there is room)."""
         playlist = Path(recording.dir) / PLAYLIST_NAME
         duration = await asyncio.to_thread(write_playlist, segments, playlist)
-        size = sum(path.stat().st_size for path in [*segments, playlist])
+        size = await asyncio.to_thread(_total_size, [*segments, playlist])
         log.warning(
             "recording %s kept as %d segments (%.1f s): no room to join them", recording.id, len(segments), duration
         )
@@ -415,6 +424,10 @@ class Recorder(Component):
         if alarm:
             return alarm
         return "Disk full: the next lesson will not be recorded until there is room (delete or upload recordings)"
+
+
+def _total_size(paths: list[Path]) -> int:
+    return sum(path.stat().st_size for path in paths)
 
 
 def _remove_segments(segments: list[Path]) -> None:
