@@ -207,6 +207,7 @@ class Recorder(Component):
         self._box.clear_alarm(RECORDING_ALARM)
         session, self._session = self._session, None
         if session is None:
+            self._report()
             return
         session.writer.put_event(time.time(), "recording.stopped", {"lesson": lesson.id})
         await session.stop()
@@ -355,12 +356,17 @@ class Recorder(Component):
         """Join recordings kept as segments once the disk has room (then they are uploaded like any other)."""
         async with self._joining:
             for recording in self.catalogue.ready():
-                if not recording.segmented:
+                if not recording.segmented or recording.error:
                     continue
                 segments = await asyncio.to_thread(closed_segments, Path(recording.dir))
                 if not await self._room_to_join(segments):
                     return
-                done = await self._join(recording, segments)
+                try:
+                    done = await self._join(recording, segments)
+                except Exception:
+                    log.exception("joining the kept segments of %s failed; they stay the recording", recording.id)
+                    self.catalogue.update(recording.id, error="joining failed; kept as segments")
+                    continue
                 if done is not None:
                     self._box.bus.publish("recording.finished", recording=done.to_json())
 
