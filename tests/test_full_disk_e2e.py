@@ -95,6 +95,7 @@ def test_full_disk_mid_lesson_stop_answers_next_lesson_is_live_unrecorded_and_ro
         wait_for(lambda: daemon.health()["alarms"].get("recording") == DISK_FULL_LIVE, 30, 0.2, "the disk-full alarm")
         assert call(daemon, "/api/lessons/current")["lesson"]["alarms"] == [DISK_FULL_LIVE]
         assert daemon.health()["components"]["media"]["status"] == "ok"  # the live lesson goes on
+        assert not list((state / "recordings" / first).glob("*.part"))  # the unfinished segment gave its room back
         metrics = urllib.request.urlopen(daemon.url + "/metrics", timeout=5).read().decode()
         assert f'classbox_alarm{{alarm="recording",message="{DISK_FULL_LIVE}"}} 1.0' in metrics
         assert 'classbox_recording_disk_full{component="recorder"} 1.0' in metrics

@@ -388,6 +388,7 @@ class Recorder(Component):
                 await self._check_storage()
 
     async def _check_storage(self) -> None:
+        await self._box.tend_disk()  # lesson states a full disk held back; the database reserve once there is room
         if self._disk_full and self._session is None:
             await self._room_to_record()  # room came back: the next lesson records again
         await self._join_kept()
