@@ -138,7 +138,12 @@ class Box:
     def open(self) -> None:
         """Open the state database and close out lessons a crash or power cut left live."""
         self.config.box.state_dir.mkdir(parents=True, exist_ok=True)
-        self._db = open_db(self.config.box.state_dir / "box.db")
+        try:
+            self._db = open_db(self.config.box.state_dir / "box.db")
+        except sqlite3.OperationalError:  # booted on a full disk: SQLite cannot even make its WAL index
+            if not self.headroom.release():
+                raise
+            self._db = open_db(self.config.box.state_dir / "box.db")
         for row in self._lessons.rows_where("state = ?", ["live"]):
             lesson = Lesson.from_row(row)
             self._save(replace(lesson, state="interrupted"))

@@ -99,10 +99,14 @@ def open_db(path: Path) -> sqlite_utils.Database:
     """Open (creating if needed), check integrity and migrate the box database."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    result = conn.execute("PRAGMA quick_check").fetchone()[0]
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        result = conn.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.Error:
+        conn.close()
+        raise
     if result != "ok":
         conn.close()
         raise DatabaseError(f"{path}: integrity check failed: {result}")

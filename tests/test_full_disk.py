@@ -110,3 +110,18 @@ async def test_a_courseware_pull_stops_at_the_free_space_floor_and_says_so(tmp_p
         assert store.item("films", "big.bin").size == 6 * MB
     finally:
         store.close()
+
+
+async def test_a_box_booting_on_a_full_disk_opens_with_its_reserve_and_closes_out_the_cut_lesson(disk: Path) -> None:
+    box = open_box(disk, reserve_mb=1)
+    cut = await box.start_lesson("Maths", "panel")
+    box.close()  # the power went with the lesson live
+    fill(disk)
+    box = open_box(disk, reserve_mb=1)
+    try:
+        assert not box.headroom.held
+        assert box.current_lesson() is None
+        assert stored_states(disk) == {"Maths": "interrupted"}
+        assert await box.start_lesson("History", "panel") != cut
+    finally:
+        box.close()
