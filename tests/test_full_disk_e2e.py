@@ -117,6 +117,7 @@ def test_full_disk_mid_lesson_stop_answers_next_lesson_is_live_unrecorded_and_ro
         assert frames["video"] >= 15 * 2, frames  # 2 s or more of both
         assert frames["audio"] >= 50 * 2, frames
         assert decoded_frames(daemon.url + kept["playlist"]) == frames
+        print(f"kept {kept['duration_s']:.1f} s ({kept['size']} bytes) as segments; decoded {frames}")
 
         publish_course(tmp_path, {"maths/film.bin": os.urandom(8 * MB)})
         call(daemon, "/api/courseware/pull", "POST")
