@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -37,7 +38,7 @@ def open_box(state: Path, reserve_mb: int) -> Box:
 
 def stored_states(state: Path) -> dict[str, str]:
     """What the database file itself holds (another connection, as after a restart)."""
-    with sqlite3.connect(state / "box.db") as db:
+    with contextlib.closing(sqlite3.connect(state / "box.db")) as db:
         return dict(db.execute("SELECT title, state FROM lessons"))
 
 
