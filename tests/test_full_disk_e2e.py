@@ -91,8 +91,8 @@ def test_full_disk_mid_lesson_stop_answers_next_lesson_is_live_unrecorded_and_ro
         first = call(daemon, "/api/lessons", "POST", {"title": "Fractions"})["id"]
         wait_for(lambda: len(closed_segments(state / "recordings" / first)) >= 2, 20, 0.2, "two closed segments")
 
-        fill(state, leave_bytes=MB)  # the filler: the recorder runs out of room in a few seconds
-        wait_for(lambda: daemon.health()["alarms"].get("recording") == DISK_FULL_LIVE, 30, 0.2, "the disk-full alarm")
+        fill(state, leave_bytes=MB // 2)  # the filler: the recorder runs out of room in a few seconds
+        wait_for(lambda: daemon.health()["alarms"].get("recording") == DISK_FULL_LIVE, 45, 0.2, "the disk-full alarm")
         assert call(daemon, "/api/lessons/current")["lesson"]["alarms"] == [DISK_FULL_LIVE]
         assert daemon.health()["components"]["media"]["status"] == "ok"  # the live lesson goes on
         assert not list((state / "recordings" / first).glob("*.part"))  # the unfinished segment gave its room back
