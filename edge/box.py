@@ -1,7 +1,9 @@
 """The service layer: the lesson state machine and every operation a door may ask for.
 
 Doors (web panel, watch page, admin page, serial console) call only this; none has behaviour of
-its own. Lessons go idle -> live -> idle and are persisted in SQLite under the state directory.
+its own. Lessons go idle -> live -> idle and are persisted in SQLite under the state directory; the
+live lesson is kept in memory, so a disk too full for SQLite to commit never blocks a stop or a start
+(the state is written as soon as the disk has room again).
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ import asyncio
 import ipaddress
 import logging
 import secrets
+import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,13 +25,14 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from edge.config import BoxConfig
-from edge.db import open_db, table
+from edge.db import Headroom, open_db, table
 from edge.errors import LessonAlreadyLive, NoLiveLesson, NotAllowed, RecordingNotFound, RecordingNotReady
 from edge.events import EventBus
 
 if TYPE_CHECKING:
     from edge.component import Component
     from edge.daemon import Supervisor
+    from edge.media.catalogue import Recording
     from edge.stream.viewers import ViewerHub
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,9 @@ log = logging.getLogger(__name__)
 JOIN_CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 PIN_FAILURES_ALLOWED = 5
 PIN_LOCKOUT_S = 300.0
+HEADROOM_FILE = "headroom.reserve"
+MB = 1024 * 1024
+UNSAVED_ALARM = "lesson-state"
 
 LessonHook = Callable[["Lesson"], Awaitable[None]]
 
@@ -51,15 +58,23 @@ class Lesson:
     started_at: float
     ended_at: float | None = None
     started_by: str = ""
+    alarms: tuple[str, ...] = ()  # what the panel must say about the live lesson, in plain words (not stored)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Lesson:
         """Build from a `lessons` table row."""
-        return cls(**{key: row[key] for key in cls.__dataclass_fields__})
+        return cls(**{key: row[key] for key in cls.__dataclass_fields__ if key != "alarms"})
+
+    def to_row(self) -> dict[str, Any]:
+        """The `lessons` table row."""
+        data = asdict(self)
+        del data["alarms"]
+        return data
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form the API answers with."""
         data = asdict(self)
+        data["alarms"] = list(self.alarms)
         data["duration_s"] = round((self.ended_at or time.time()) - self.started_at, 3)
         return data
 
@@ -113,22 +128,33 @@ class Box:
         self._pins = PinGate()
         self._on_start: list[LessonHook] = []
         self._on_stop: list[LessonHook] = []
+        self._live: Lesson | None = None
+        self._unsaved: dict[str, Lesson] = {}  # lesson states the database could not take yet (disk full)
+        self._alarms: dict[str, str] = {}
+        self.headroom = Headroom(config.box.state_dir / HEADROOM_FILE, config.box.reserve_mb * MB)
 
     # -- composition ---------------------------------------------------------------------------
 
     def open(self) -> None:
         """Open the state database and close out lessons a crash or power cut left live."""
         self.config.box.state_dir.mkdir(parents=True, exist_ok=True)
-        self._db = open_db(self.config.box.state_dir / "box.db")
+        try:
+            self._db = open_db(self.config.box.state_dir / "box.db")
+        except sqlite3.OperationalError:  # booted on a full disk: SQLite cannot even make its WAL index
+            if not self.headroom.release():
+                raise
+            self._db = open_db(self.config.box.state_dir / "box.db")
         for row in self._lessons.rows_where("state = ?", ["live"]):
             lesson = Lesson.from_row(row)
-            self._lessons.update(lesson.id, {"state": "interrupted"})
+            self._save(replace(lesson, state="interrupted"))
             log.warning("lesson %s (%s) was interrupted by a restart", lesson.id, lesson.title)
             self.bus.publish("lesson.interrupted", lesson=lesson.to_json())
+        self.headroom.restore()
 
     def close(self) -> None:
         """Close the database (idempotent)."""
         if self._db is not None:
+            self._flush()
             self._db.close()
             self._db = None
 
@@ -155,6 +181,58 @@ class Box:
     def _lessons(self) -> sqlite_utils.db.Table:
         return table(self.db, "lessons")
 
+    # -- a full disk ----------------------------------------------------------------------------
+
+    def _save(self, lesson: Lesson) -> None:
+        """Persist a lesson's state, or keep it in memory until the database can take it."""
+        self._unsaved[lesson.id] = lesson
+        self._flush()
+
+    def _flush(self) -> bool:
+        """Write the lesson states the database has not taken yet; True when none is left."""
+        for lesson in list(self._unsaved.values()):
+            if not self._write(lesson):
+                self.raise_alarm(UNSAVED_ALARM, "Disk full: lesson changes are kept in memory until there is room")
+                return False
+            del self._unsaved[lesson.id]
+        self.clear_alarm(UNSAVED_ALARM)
+        return True
+
+    def _write(self, lesson: Lesson) -> bool:
+        try:
+            self._lessons.insert(lesson.to_row(), replace=True)
+        except sqlite3.OperationalError as err:  # SQLITE_FULL, SQLITE_IOERR, SQLITE_BUSY: try again later
+            if self.headroom.release():
+                return self._write(lesson)
+            log.warning("lesson %s: the database cannot take its state now (%s); kept until it can", lesson.id, err)
+            return False
+        return True
+
+    async def tend_disk(self) -> bool:
+        """Write what a full disk held back and make the database reserve again once there is room; True when held."""
+        self._flush()
+        return await asyncio.to_thread(self.headroom.restore)
+
+    def disk_full(self) -> None:
+        """A writer hit a full disk: give the databases the reserve kept for them."""
+        self.headroom.release()
+
+    def raise_alarm(self, name: str, message: str) -> None:
+        """Say something the teacher and the technician must know, in plain words, until it is cleared."""
+        if self._alarms.get(name) != message:
+            self._alarms[name] = message
+            log.warning("alarm: %s", message)
+            self.bus.publish("alarm.raised", name=name, message=message)
+
+    def clear_alarm(self, name: str) -> None:
+        """The condition behind an alarm is over."""
+        if self._alarms.pop(name, None) is not None:
+            self.bus.publish("alarm.cleared", name=name)
+
+    def alarms(self) -> dict[str, str]:
+        """The alarms raised now, by name."""
+        return dict(self._alarms)
+
     def component(self, name: str) -> Component | None:
         """A supervised component by name."""
         return self._supervisor.get(name) if self._supervisor else None
@@ -176,6 +254,7 @@ class Box:
             "box": {"id": self.id, "name": self.config.box.name},
             "uptime_s": round(time.time() - self.started_at, 1),
             "lesson": current.to_json() if current else None,
+            "alarms": self.alarms(),
             "components": components,
         }
 
@@ -215,24 +294,32 @@ class Box:
     # -- lessons --------------------------------------------------------------------------------
 
     def current_lesson(self) -> Lesson | None:
-        """The live lesson, if any."""
-        rows = list(self._lessons.rows_where("state = ?", ["live"], limit=1))
-        return Lesson.from_row(rows[0]) if rows else None
+        """The live lesson, if any, with the alarms the panel must show."""
+        if self._live is None or not self._alarms:
+            return self._live
+        return replace(self._live, alarms=tuple(self._alarms.values()))
 
     def lesson_by_code(self, join_code: str) -> Lesson | None:
         """The lesson a join code belongs to (any state)."""
-        rows = list(self._lessons.rows_where("join_code = ?", [join_code.lower()], limit=1))
+        code = join_code.lower()
+        unsaved = next((lesson for lesson in self._unsaved.values() if lesson.join_code == code), None)
+        if unsaved is not None:
+            return unsaved
+        rows = list(self._lessons.rows_where("join_code = ?", [code], limit=1))
         return Lesson.from_row(rows[0]) if rows else None
 
     def get_lesson(self, lesson_id: str) -> Lesson | None:
         """A lesson by id."""
+        if lesson_id in self._unsaved:
+            return self._unsaved[lesson_id]
         rows = list(self._lessons.rows_where("id = ?", [lesson_id], limit=1))
         return Lesson.from_row(rows[0]) if rows else None
 
     def recent_lessons(self, limit: int = 50) -> list[Lesson]:
         """The most recent lessons, newest first."""
         rows = self._lessons.rows_where(order_by="started_at desc", limit=limit)
-        return [Lesson.from_row(row) for row in rows]
+        lessons = {row["id"]: Lesson.from_row(row) for row in rows} | self._unsaved
+        return sorted(lessons.values(), key=lambda lesson: lesson.started_at, reverse=True)[:limit]
 
     def _new_join_code(self) -> str:
         length = self.config.lesson.join_code_length
@@ -244,8 +331,9 @@ class Box:
     async def start_lesson(self, title: str | None, by: str) -> Lesson:
         """Go live; raise LessonAlreadyLive if a lesson is live."""
         async with self._lock:
-            if self.current_lesson() is not None:
+            if self._live is not None:
                 raise LessonAlreadyLive("a lesson is already live; stop it first")
+            await self.tend_disk()
             lesson = Lesson(
                 id=uuid.uuid4().hex,
                 title=(title or "").strip()[:120] or self.config.lesson.default_title,
@@ -254,7 +342,8 @@ class Box:
                 started_at=time.time(),
                 started_by=by,
             )
-            self._lessons.insert(asdict(lesson))
+            self._live = lesson
+            self._save(lesson)
             log.info("lesson %s started by %s: %s", lesson.id, by, lesson.title)
             await self._run_hooks(self._on_start, lesson)
             self.bus.publish("lesson.started", lesson=lesson.to_json())
@@ -263,11 +352,12 @@ class Box:
     async def stop_lesson(self, by: str) -> Lesson:
         """End the live lesson; raise NoLiveLesson if there is none."""
         async with self._lock:
-            current = self.current_lesson()
+            current = self._live
             if current is None:
                 raise NoLiveLesson("no lesson is live")
             ended = Lesson(**{**asdict(current), "state": "ended", "ended_at": time.time()})
-            self._lessons.update(ended.id, {"state": "ended", "ended_at": ended.ended_at})
+            self._live = None
+            self._save(ended)
             log.info("lesson %s stopped by %s", ended.id, by)
             await self._run_hooks(self._on_stop, ended)
             self.bus.publish("lesson.ended", lesson=ended.to_json())
@@ -311,8 +401,7 @@ class Box:
         storage = component.health().metrics if component is not None else {}
         return {"recordings": [r.to_json() for r in Catalogue(self.db).recent()], "storage": storage}
 
-    def recording_file(self, recording_id: str, kind: str) -> tuple[Path, str]:
-        """(path, download name) of a finished recording's `video` (MP4) or `ink` log."""
+    def _ready_recording(self, recording_id: str) -> Recording:
         from edge.media.catalogue import Catalogue
 
         recording = Catalogue(self.db).get(recording_id)
@@ -320,10 +409,45 @@ class Box:
             raise RecordingNotFound("no such recording")
         if recording.state != "ready":
             raise RecordingNotReady(f"the recording is {recording.state}, not ready to download")
+        return recording
+
+    def recording_file(self, recording_id: str, kind: str) -> tuple[Path, str]:
+        """(path, download name) of a finished recording's `video` (MP4), `ink` log or HLS `playlist`."""
+        recording = self._ready_recording(recording_id)
+        stem = f"lesson-{recording.started_at:.0f}-{recording.id[:8]}"
         if kind == "ink":
             path, name = recording.ink_path, f"lesson-{recording.id[:8]}-ink.jsonl"
+        elif kind == "playlist":
+            path, name = (recording.path if recording.segmented else None), f"{stem}.m3u8"
         else:
-            path, name = recording.path, f"lesson-{recording.started_at:.0f}-{recording.id[:8]}.mp4"
+            path, name = (None if recording.segmented else recording.path), f"{stem}.mp4"
         if not path or not Path(path).is_file():
             raise RecordingNotFound("the file is no longer on the box")
         return Path(path), name
+
+    def recording_parts(self, recording_id: str) -> tuple[list[Path], str]:
+        """A finished recording's video as files to send one after another, and its download name.
+
+        One MP4, or (kept as segments for want of room) its MPEG-TS segments, which make one
+        playable MPEG-TS stream when sent in order.
+        """
+        from edge.media.segments import closed_segments
+
+        recording = self._ready_recording(recording_id)
+        if not recording.segmented:
+            path, name = self.recording_file(recording_id, "video")
+            return [path], name
+        segments = closed_segments(Path(recording.dir))
+        if not segments:
+            raise RecordingNotFound("the file is no longer on the box")
+        return segments, f"lesson-{recording.started_at:.0f}-{recording.id[:8]}.ts"
+
+    def recording_segment(self, recording_id: str, name: str) -> Path:
+        """One segment file of a recording kept as segments (what its HLS playlist names)."""
+        from edge.media.segments import SEGMENT_RE
+
+        recording = self._ready_recording(recording_id)
+        path = Path(recording.dir) / name
+        if not recording.segmented or not SEGMENT_RE.match(name) or not path.is_file():
+            raise RecordingNotFound("no such segment")
+        return path

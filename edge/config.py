@@ -41,6 +41,8 @@ class BoxSection(Section):
     name: str = Field(default="Classroom", min_length=1, max_length=80)
     state_dir: Path = Path("/var/lib/classbox")
     language: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+    # Kept free for the box's databases: released when the disk fills so lessons can still stop and start.
+    reserve_mb: int = Field(default=16, ge=0, le=4096)
 
     def resolved_id(self) -> str:
         """The configured id, else one derived from the machine id (stable across reboots)."""
@@ -188,6 +190,8 @@ class CoursewareSection(Section):
 
     repo_url: str = ""
     quota_mb: int = Field(default=10_000, ge=10)
+    # Pulls stop while the disk has less free space than this (recordings need the rest).
+    min_free_mb: int = Field(default=1_000, ge=0)
     lan_peers: bool = True
     # The repository's root metadata the box ships with ("" = <state_dir>/courseware-root.json).
     trusted_root: str = ""

@@ -143,6 +143,7 @@ class CoursewareComponent(Component):
             )
         if self.store is not None:
             self.store.quota_bytes = cfg.courseware.quota_mb * 1024 * 1024
+            self.store.min_free_bytes = cfg.courseware.min_free_mb * 1024 * 1024
 
     # -- pulls ----------------------------------------------------------------------------------
 

@@ -1,14 +1,19 @@
-"""The box's own SQLite database (lessons, recordings catalogue): WAL, checked, migrated."""
+"""The box's own SQLite database (lessons, recordings catalogue): WAL, checked, migrated; headroom for commits."""
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import sqlite_utils
 from sqlite_utils.db import Table
+
+from sync.atomic import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +99,14 @@ def open_db(path: Path) -> sqlite_utils.Database:
     """Open (creating if needed), check integrity and migrate the box database."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    result = conn.execute("PRAGMA quick_check").fetchone()[0]
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        result = conn.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.Error:
+        conn.close()
+        raise
     if result != "ok":
         conn.close()
         raise DatabaseError(f"{path}: integrity check failed: {result}")
@@ -115,3 +124,64 @@ def migrate(db: sqlite_utils.Database) -> None:
             migration(db)
             db.conn.execute(f"PRAGMA user_version={number}")
         log.info("database migrated to schema version %d", number)
+
+
+class Headroom:
+    """A reserve file beside the databases: released when the disk runs out so they can still commit.
+
+    `restore()` makes it again only once the disk has room for it twice over, so a box that has
+    just released it does not take back the space its databases need.
+    """
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path = path
+        self.size = size
+        self.held = path.is_file()
+
+    def free_bytes(self) -> int:
+        """Free bytes on the file system of the reserve (the state directory)."""
+        return shutil.disk_usage(self.path.parent).free
+
+    def release(self) -> bool:
+        """Give the reserve's space back to the databases; True if there was one to give."""
+        if not self.held:
+            return False
+        self.path.unlink(missing_ok=True)  # not fsynced: after a power cut the reserve is only back, unharmed
+        self.held = False
+        log.warning("disk full: released the %d MB kept for the databases", self.size // (1024 * 1024))
+        return True
+
+    def restore(self) -> bool:
+        """Make the reserve again if the disk has room for it twice over; True when it is held."""
+        if self.held or self.size == 0:
+            return True
+        if self.free_bytes() < 2 * self.size:
+            return False
+        temp = self.path.with_name(f".{self.path.name}.tmp")
+        try:
+            _allocate(temp, self.size)
+            os.replace(temp, self.path)
+            fsync_dir(self.path.parent)
+        except OSError as err:
+            temp.unlink(missing_ok=True)
+            log.warning("could not make the database reserve: %s", err.strerror)
+            return False
+        self.held = True
+        return True
+
+
+def _allocate(path: Path, size: int) -> None:
+    """A file of `size` bytes whose blocks are really taken (not a sparse file)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError as err:
+            if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            block = bytes(1024 * 1024)
+            for offset in range(0, size, len(block)):
+                os.write(fd, block[: size - offset])
+        os.fsync(fd)
+    finally:
+        os.close(fd)

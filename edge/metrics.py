@@ -49,6 +49,12 @@ class BoxCollector(Collector):
         yield status
         yield restarts
         yield from details.values()
+        alarms = GaugeMetricFamily(
+            "classbox_alarm", "1 for each alarm raised now, its message in plain words", labels=["alarm", "message"]
+        )
+        for name, message in health["alarms"].items():
+            alarms.add_metric([name, message], 1.0)
+        yield alarms
         live = GaugeMetricFamily("classbox_lesson_live", "1 while a lesson is live")
         live.add_metric([], 1.0 if health["lesson"] else 0.0)
         yield live

@@ -107,8 +107,8 @@ class Uploads(Component):
 
     def queue(self, recording: Recording) -> None:
         """Put a finished recording and its ink log in the outbox (idempotent)."""
-        if self.outbox is None or recording.upload_state in ("uploaded",):
-            return
+        if self.outbox is None or recording.upload_state in ("uploaded",) or recording.segmented:
+            return  # a recording kept as segments (no room to join) is queued once the recorder has joined it
         meta = upload_metadata(self._box, recording)
         files = [("recording", recording.path, recording.sha256), ("ink", recording.ink_path, recording.ink_sha256)]
         for kind, path, sha256 in files:

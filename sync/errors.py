@@ -15,6 +15,10 @@ class QuotaExceeded(StoreError):
     """The store cannot make room within its quota (everything left is pinned or in use)."""
 
 
+class DiskFloorReached(QuotaExceeded):
+    """The disk's free space is down to the floor kept for recordings: the pull stops until there is room."""
+
+
 class NotInStore(StoreError):
     """The course or item is not (completely) in the store."""
 

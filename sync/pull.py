@@ -167,6 +167,7 @@ class Puller:
     ) -> None:
         while not queue.empty():
             digest, length = queue.get_nowait()
+            await asyncio.to_thread(self.store.check_floor, length)  # before its bytes cross the WAN
             try:
                 data = await self._fetch_chunk(session, repo, digest, length)
             except FetchError as err:  # CorruptChunk included: the item stays at its old version

@@ -4,6 +4,7 @@ An item has a `current` index (complete: every chunk present, what the doors ser
 `pending` one (being pulled). The pending index becomes current only once all its chunks are in,
 so a box keeps serving the old version until the new one is whole. A quota bounds the chunk bytes;
 room is made by evicting the least recently used items that are not pinned and not being pulled.
+A free-space floor (`min_free_bytes`) stops new chunks well before the disk is full.
 All methods are blocking and thread-safe (one connection behind a lock): call them from a thread.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 import sqlite3
 import threading
 import time
@@ -22,9 +24,11 @@ from typing import Any
 import sqlite_utils
 
 from sync.chunks import ItemIndex
-from sync.errors import CorruptChunk, NotInStore, QuotaExceeded, StoreError
+from sync.errors import CorruptChunk, DiskFloorReached, NotInStore, QuotaExceeded, StoreError
 
 log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
 
 Migration = Callable[[sqlite_utils.Database], None]
 
@@ -70,9 +74,16 @@ class StoredItem:
 class Store:
     """The SQLite courseware store."""
 
-    def __init__(self, path: Path, quota_bytes: int = 10_000 * 1024 * 1024, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        path: Path,
+        quota_bytes: int = 10_000 * 1024 * 1024,
+        clock: Callable[[], float] = time.time,
+        min_free_bytes: int = 0,
+    ):
         self.path = Path(path)
         self.quota_bytes = quota_bytes
+        self.min_free_bytes = min_free_bytes
         self._clock = clock
         self._lock = threading.RLock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,13 +145,25 @@ class Store:
         data = self._one("SELECT data FROM chunks WHERE hash = ?", [digest])
         return bytes(data) if data is not None else None
 
+    def check_floor(self, nbytes: int) -> None:
+        """Raise DiskFloorReached if storing `nbytes` more would leave less free disk than the floor."""
+        if not self.min_free_bytes:
+            return
+        free = shutil.disk_usage(self.path.parent).free
+        if free - nbytes < self.min_free_bytes:
+            raise DiskFloorReached(
+                f"disk nearly full: courseware sync stopped with {free // MB} MB free"
+                f" (it keeps {self.min_free_bytes // MB} MB free for recordings)"
+            )
+
     def put_chunk(self, digest: str, data: bytes) -> None:
-        """Store a chunk after checking its hash, making room by LRU eviction if the quota needs it."""
+        """Store a chunk after checking its hash and the free-space floor, making room by LRU eviction for the quota."""
         if hashlib.sha256(data).hexdigest() != digest:
             raise CorruptChunk(f"chunk {digest[:12]}: content does not match its sha256, refused")
         with self._lock:
             if self.has_chunk(digest):
                 return
+            self.check_floor(len(data))
             self._make_room(len(data))
             with self._tx():
                 self._db.execute("INSERT INTO chunks (hash, size, data) VALUES (?, ?, ?)", [digest, len(data), data])

@@ -182,3 +182,53 @@ async def test_recorder_raises_the_low_disk_alarm_and_keeps_unsent_recordings(bo
     assert event.topic == "storage.low"
     assert await asyncio.to_thread(Path(unsent.path or "").exists)
     assert Catalogue(box.db).require("unsent").state == "ready"
+
+
+def kept_as_segments(box: Box, name: str, sizes: list[int]) -> tuple[Recording, list[bytes]]:
+    """A ready recording that is its segments plus an HLS playlist (the disk had no room to join them)."""
+    catalogue = Catalogue(box.db)
+    directory = box.config.box.state_dir / "recordings" / name
+    directory.mkdir(parents=True)
+    parts = [os.urandom(size) for size in sizes]
+    for seq, data in enumerate(parts, start=1):
+        (directory / f"seg-{seq:05d}.ts").write_bytes(data)
+    playlist = directory / "lesson.m3u8"
+    entries = "".join(f"#EXTINF:1.000,\nseg-{seq:05d}.ts\n" for seq in range(1, len(parts) + 1))
+    playlist.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:1\n{entries}#EXT-X-ENDLIST\n")
+    (directory / "ink.jsonl").write_text("{}\n")
+    catalogue.begin(name, name, f"Lesson {name}", 100.0, directory)
+    size = sum(sizes) + playlist.stat().st_size
+    recording = catalogue.finished(name, path=playlist, size=size, sha256=None, duration_s=3.0, ended_at=103.0)
+    return recording, parts
+
+
+async def test_a_recording_kept_as_segments_is_offered_as_a_playlist_its_segments_and_one_download(box: Box) -> None:
+    recording, parts = kept_as_segments(box, "kept", [3000, 2000, 1000])
+    finished_recording(box, "joined", 100, time.time())
+    app = await asyncio.to_thread(create_app, box)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://box") as client:
+        listing = {r["id"]: r for r in (await client.get("/api/recordings")).json()["recordings"]}
+        item = listing["kept"]
+        assert (item["format"], item["playlist"]) == ("hls", "/api/recordings/kept/playlist.m3u8")
+        assert (listing["joined"]["format"], listing["joined"]["playlist"]) == ("mp4", None)
+        playlist = await client.get(item["playlist"])
+        assert playlist.status_code == 200
+        assert playlist.headers["content-type"] == "application/vnd.apple.mpegurl"
+        assert playlist.text.splitlines()[3] == "seg-00001.ts"
+        segment = await client.get("/api/recordings/kept/seg-00002.ts", headers={"Range": "bytes=10-19"})
+        assert segment.status_code == 206
+        assert segment.content == parts[1][10:20]
+        whole = await client.get(item["download"])
+        assert whole.status_code == 200
+        assert whole.headers["content-type"] == "video/mp2t"
+        assert whole.headers["content-disposition"].endswith('.ts"')
+        assert whole.content == b"".join(parts)
+        for path in ("kept/seg-00004.ts", "kept/ink.jsonl", "kept/lesson.m3u8", "kept/..%2F..%2Fbox.db"):
+            assert (await client.get(f"/api/recordings/{path}")).status_code == 404, path
+        assert (await client.get("/api/recordings/joined/playlist.m3u8")).status_code == 404
+        assert (await client.get("/api/recordings/joined/seg-00001.ts")).status_code == 404
+    outsider = httpx.ASGITransport(app=app, client=("10.1.2.3", 5000))
+    async with httpx.AsyncClient(transport=outsider, base_url="http://box") as client:
+        assert (await client.get("/api/recordings/kept/playlist.m3u8")).status_code == 401
+        assert (await client.get("/api/recordings/kept/seg-00001.ts")).status_code == 401

@@ -46,6 +46,11 @@ class Recording:
         return cls(**{key: row[key] for key in cls.__dataclass_fields__})
 
     @property
+    def segmented(self) -> bool:
+        """True when the recording is its segments and an HLS playlist (no room was left to join them)."""
+        return bool(self.path) and str(self.path).endswith(".m3u8")
+
+    @property
     def confirmed(self) -> bool:
         """True once the server has the whole recording (it may then be deleted locally)."""
         return self.upload_state == "uploaded"
@@ -56,7 +61,10 @@ class Recording:
         for key in ("dir", "path", "ink_path"):
             data.pop(key)
         data["interrupted"] = bool(self.interrupted)
-        data["download"] = f"/api/recordings/{self.id}/download" if self.state == "ready" else None
+        ready = self.state == "ready"
+        data["download"] = f"/api/recordings/{self.id}/download" if ready else None
+        data["format"] = ("hls" if self.segmented else "mp4") if ready else None
+        data["playlist"] = f"/api/recordings/{self.id}/playlist.m3u8" if ready and self.segmented else None
         data["ink"] = f"/api/recordings/{self.id}/ink" if self.state == "ready" and self.ink_path else None
         return data
 
@@ -147,9 +155,9 @@ class Catalogue:
         return [Segment(**row) for row in rows]
 
     def finished(
-        self, recording_id: str, *, path: Path, size: int, sha256: str, duration_s: float, ended_at: float
+        self, recording_id: str, *, path: Path, size: int, sha256: str | None, duration_s: float, ended_at: float
     ) -> Recording:
-        """Mark a recording finished: its joined file is on disk, fsynced."""
+        """Mark a recording finished: its joined file (or its playlist: no sha256, nothing to upload yet) is durable."""
         changes = {"path": str(path), "size": size, "sha256": sha256, "duration_s": duration_s, "ended_at": ended_at}
         return self.update(recording_id, state="ready", **changes)
 

@@ -6,6 +6,12 @@ lesson stops it joins the segments into one MP4 in the background, catalogues it
 `recording.finished` (the uploads component queues it). On start it finalises recordings a crash
 or power cut left open, from their closed segments, marked interrupted. It also runs the disk
 policy and raises the `storage.low` alarm.
+
+A full disk stops the recording, never the lesson: the writer drops its open segment, the box gets
+its database reserve back, and the panel, health and /metrics say "Disk full: the lesson is live but
+no longer recorded". A recording with no room left to join is kept as its segments plus an HLS
+playlist, joined into MP4 later once there is room. The next lesson records again as soon as the
+disk has room (no restart).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +30,17 @@ from edge.component import Component
 from edge.events import Subscription
 from edge.media.catalogue import Catalogue, Recording, Segment
 from edge.media.packets import AUDIO_LAYER, PacketFanout, PacketSubscription
-from edge.media.segments import FINAL_NAME, INK_LOG, ClosedSegment, SegmentWriter, closed_segments, join_segments
+from edge.media.segments import (
+    FINAL_NAME,
+    INK_LOG,
+    PLAYLIST_NAME,
+    ClosedSegment,
+    SegmentWriter,
+    closed_segments,
+    is_disk_full,
+    join_segments,
+    write_playlist,
+)
 from edge.media.storage import MB, DiskPolicy, StorageReport, disk_free
 from sync.atomic import fsync_dir
 from sync.push import file_sha256
@@ -32,6 +49,10 @@ log = logging.getLogger(__name__)
 
 RECORDED_TOPICS = ("lesson.", "board.")
 RECORDER_QUEUE = 1000  # packets; a recording should not skip to the next keyframe on a busy loop
+RECORDING_ALARM = "recording"
+DISK_FULL_LIVE = "Disk full: the lesson is live but no longer recorded"
+DISK_FULL_START = "Disk full: the lesson is live but not recorded"
+RESUME_FREE_BYTES = 8 * MB  # room (beyond the database reserve) a recording or a join needs to begin
 
 
 class RecordingSession:
@@ -56,6 +77,11 @@ class RecordingSession:
             self._packets = fanout.subscribe([self.writer.video_layer, AUDIO_LAYER], maxsize=RECORDER_QUEUE)
             self._tasks.append(asyncio.create_task(self._pump_packets(self._packets), name=f"recorder:packets:{name}"))
 
+    def detach(self) -> None:
+        """Stop taking packets (the writer has stopped: a full disk)."""
+        if self._packets is not None and self._fanout is not None:
+            self._fanout.unsubscribe(self._packets)
+
     async def _pump_packets(self, packets: PacketSubscription) -> None:
         async for packet in packets:
             self.writer.put_packet(packet)
@@ -67,8 +93,7 @@ class RecordingSession:
 
     async def stop(self) -> None:
         """Stop the pumps, then let the writer finish and fsync (idempotent)."""
-        if self._packets is not None and self._fanout is not None:
-            self._fanout.unsubscribe(self._packets)
+        self.detach()
         if self._events is not None:
             self._events.close()
         tasks, self._tasks = self._tasks, []
@@ -91,6 +116,9 @@ class Recorder(Component):
         self._storage_check_s = storage_check_s
         self._storage = StorageReport(0, 0, 0, 0, 0, 0)
         self._alarm = False
+        self._disk_full = False
+        self._free_bytes = free_bytes
+        self._joining = asyncio.Lock()
         cfg = box.config.recording
         self.policy = DiskPolicy(
             lambda: self.catalogue,
@@ -142,8 +170,20 @@ class Recorder(Component):
         fanout = getattr(self._box.component("media"), "fanout", None)
         return fanout if isinstance(fanout, PacketFanout) else None
 
+    async def _room_to_record(self) -> bool:
+        """True when the disk has room for a new recording (and the database reserve is held)."""
+        room = await self._box.tend_disk()
+        room = room and await asyncio.to_thread(self._free_bytes, self.root) >= RESUME_FREE_BYTES
+        self._disk_full = not room
+        return room
+
     async def _lesson_started(self, lesson: Lesson) -> None:
         if not self._box.config.recording.enabled or self._session is not None:
+            return
+        if not await self._room_to_record():
+            log.error("lesson %s is not recorded: the disk is full", lesson.id)
+            self._box.raise_alarm(RECORDING_ALARM, DISK_FULL_START)
+            self._report()
             return
         directory = self.root / lesson.id
         recording = self.catalogue.begin(lesson.id, lesson.id, lesson.title, lesson.started_at, directory)
@@ -152,6 +192,7 @@ class Recorder(Component):
             directory,
             self._box.config.recording.segment_seconds,
             self._segment_closed_threadsafe(recording.id),
+            on_failed=self._threadsafe(self._writer_failed, recording.id),
             audio_channels=self._box.config.microphones[0].channels if self._box.config.microphones else 1,
             first_seq=_next_seq(directory, existing),
         )
@@ -163,14 +204,36 @@ class Recorder(Component):
         self._report()
 
     async def _lesson_stopped(self, lesson: Lesson) -> None:
+        self._box.clear_alarm(RECORDING_ALARM)
         session, self._session = self._session, None
         if session is None:
+            self._report()
             return
         session.writer.put_event(time.time(), "recording.stopped", {"lesson": lesson.id})
         await session.stop()
         if session.writer.error:
             log.error("recording of %s had an error: %s", lesson.id, session.writer.error)
         self._to_finalise.put_nowait((session.recording.id, False))
+        self._report()
+
+    def _threadsafe(self, callback: Callable[[str], None], recording_id: str) -> Callable[[], None]:
+        loop = asyncio.get_running_loop()
+
+        def call() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone
+                loop.call_soon_threadsafe(callback, recording_id)
+
+        return call
+
+    def _writer_failed(self, recording_id: str) -> None:
+        session = self._session
+        if session is None or session.recording.id != recording_id:
+            return
+        session.detach()
+        if session.writer.disk_full:
+            self._disk_full = True
+            self._box.disk_full()
+            self._box.raise_alarm(RECORDING_ALARM, DISK_FULL_LIVE)
         self._report()
 
     def _segment_closed_threadsafe(self, recording_id: str) -> Any:
@@ -184,7 +247,15 @@ class Recorder(Component):
 
     def _segment_closed(self, recording_id: str, segment: ClosedSegment) -> None:
         row = Segment(recording_id, segment.seq, str(segment.path), segment.size, segment.sha256, segment.duration_s)
-        self.catalogue.add_segment(Segment(**{**row.__dict__, "closed_at": time.time()}))
+        row = Segment(**{**row.__dict__, "closed_at": time.time()})
+        try:
+            self.catalogue.add_segment(row)
+        except sqlite3.OperationalError:  # the disk filled before the writer noticed: the reserve is for this
+            self._box.disk_full()
+            try:
+                self.catalogue.add_segment(row)
+            except sqlite3.OperationalError as err:  # the segment is on disk: finalising reads the files
+                log.warning("segment %d of %s not catalogued: %s", segment.seq, recording_id, err)
         self._box.bus.publish("recording.segment", recording=recording_id, seq=segment.seq, size=segment.size)
 
     # -- finalising -----------------------------------------------------------------------------
@@ -200,7 +271,7 @@ class Recorder(Component):
             await self._check_storage()
 
     async def finalise(self, recording_id: str, interrupted: bool) -> Recording:
-        """Join the closed segments into the final MP4, catalogue it, announce it for upload."""
+        """Join the closed segments into the final MP4 (or keep them, with a playlist, when there is no room)."""
         recording = self.catalogue.require(recording_id)
         directory = Path(recording.dir)
         segments = await asyncio.to_thread(closed_segments, directory)
@@ -209,27 +280,95 @@ class Recorder(Component):
             return self.catalogue.update(recording_id, state="failed", interrupted=int(interrupted), error="empty")
         if interrupted:
             await self._catalogue_segments(recording_id, segments)
-        final = directory / FINAL_NAME
-        duration = await asyncio.to_thread(join_segments, segments, final)
-        size, digest = final.stat().st_size, await asyncio.to_thread(file_sha256, final)
         ink = directory / INK_LOG
         ink_sha = await asyncio.to_thread(file_sha256, ink) if ink.is_file() else None
-        lesson = self._box.get_lesson(recording.lesson_id)
-        ended = (lesson.ended_at if lesson else None) or recording.started_at + duration
-        self.catalogue.update(
+        recording = self.catalogue.update(
             recording_id,
             interrupted=int(interrupted),
             ink_path=str(ink) if ink_sha else None,
             ink_size=ink.stat().st_size if ink_sha else None,
             ink_sha256=ink_sha,
         )
-        done = self.catalogue.finished(
-            recording_id, path=final, size=size, sha256=digest, duration_s=duration, ended_at=ended
-        )
-        await asyncio.to_thread(_remove_segments, segments)
-        log.info("recording %s finalised: %.1f s, %d bytes, interrupted=%s", recording_id, duration, size, interrupted)
+        done = await self._join(recording, segments) if await self._room_to_join(segments) else None
+        if done is None:
+            done = await self._keep_segments(recording, segments)
         self._box.bus.publish("recording.finished", recording=done.to_json())
         return done
+
+    async def _room_to_join(self, segments: list[Path]) -> bool:
+        """True when the disk can take a joined copy of `segments` and still keep the database reserve."""
+        if not await self._box.tend_disk():
+            return False
+        needed = await asyncio.to_thread(_total_size, segments) + RESUME_FREE_BYTES
+        return await asyncio.to_thread(self._free_bytes, self.root) >= needed
+
+    async def _join(self, recording: Recording, segments: list[Path]) -> Recording | None:
+        """Join into the final MP4 and drop the segments; None when the disk filled up meanwhile."""
+        final = Path(recording.dir) / FINAL_NAME
+        try:
+            duration = await asyncio.to_thread(join_segments, segments, final)
+        except OSError as err:
+            if not is_disk_full(err):
+                raise
+            log.warning("recording %s: the disk filled up while joining; keeping the segments", recording.id)
+            return None
+        size, digest = final.stat().st_size, await asyncio.to_thread(file_sha256, final)
+        done = self.catalogue.finished(
+            recording.id,
+            path=final,
+            size=size,
+            sha256=digest,
+            duration_s=duration,
+            ended_at=self._ended(recording, duration),
+        )
+        await asyncio.to_thread(_remove_segments, [*segments, Path(recording.dir) / PLAYLIST_NAME])
+        log.info(
+            "recording %s finalised: %.1f s, %d bytes, interrupted=%s",
+            recording.id,
+            duration,
+            size,
+            bool(recording.interrupted),
+        )
+        return done
+
+    async def _keep_segments(self, recording: Recording, segments: list[Path]) -> Recording:
+        """No room to join: the segments and an HLS playlist are the recording (joined later, when there is room)."""
+        playlist = Path(recording.dir) / PLAYLIST_NAME
+        duration = await asyncio.to_thread(write_playlist, segments, playlist)
+        size = await asyncio.to_thread(_total_size, [*segments, playlist])
+        log.warning(
+            "recording %s kept as %d segments (%.1f s): no room to join them", recording.id, len(segments), duration
+        )
+        return self.catalogue.finished(
+            recording.id,
+            path=playlist,
+            size=size,
+            sha256=None,
+            duration_s=duration,
+            ended_at=self._ended(recording, duration),
+        )
+
+    def _ended(self, recording: Recording, duration: float) -> float:
+        lesson = self._box.get_lesson(recording.lesson_id)
+        return (lesson.ended_at if lesson else None) or recording.started_at + duration
+
+    async def _join_kept(self) -> None:
+        """Join recordings kept as segments once the disk has room (then they are uploaded like any other)."""
+        async with self._joining:
+            for recording in self.catalogue.ready():
+                if not recording.segmented or recording.error:
+                    continue
+                segments = await asyncio.to_thread(closed_segments, Path(recording.dir))
+                if not await self._room_to_join(segments):
+                    return
+                try:
+                    done = await self._join(recording, segments)
+                except Exception:
+                    log.exception("joining the kept segments of %s failed; they stay the recording", recording.id)
+                    self.catalogue.update(recording.id, error="joining failed; kept as segments")
+                    continue
+                if done is not None:
+                    self._box.bus.publish("recording.finished", recording=done.to_json())
 
     async def _catalogue_segments(self, recording_id: str, segments: list[Path]) -> None:
         known = {s.seq for s in self.catalogue.segments(recording_id)}
@@ -249,6 +388,10 @@ class Recorder(Component):
                 await self._check_storage()
 
     async def _check_storage(self) -> None:
+        await self._box.tend_disk()  # lesson states a full disk held back; the database reserve once there is room
+        if self._disk_full and self._session is None:
+            await self._room_to_record()  # room came back: the next lesson records again
+        await self._join_kept()
         self._storage = await self.policy.enforce()
         if self._storage.low and not self._alarm:
             self._box.bus.publish("storage.low", detail=self._storage.detail, unsent=self._storage.unsent)
@@ -260,8 +403,10 @@ class Recorder(Component):
     def _report(self) -> None:
         storage = self._storage
         ready = self.catalogue.ready()
+        recording = self._session is not None and not self._session.writer.error
         metrics = {
-            "recording": int(self._session is not None),
+            "recording": int(recording),
+            "recording_disk_full": int(self._disk_full),
             "recordings_on_disk": len(ready),
             "recordings_unsent": storage.unsent,
             "recording_bytes": storage.used_bytes,
@@ -270,7 +415,9 @@ class Recorder(Component):
             "storage_low": int(storage.low),
             "recorder_dropped_packets": self._session.writer.dropped if self._session else 0,
         }
-        if storage.low:
+        if self._disk_full:
+            self.set_health("degraded", self._disk_full_detail(), **metrics)
+        elif storage.low:
             self.set_health("degraded", storage.detail, **metrics)
         elif self._session is not None and self._session.writer.error:
             self.set_health("degraded", f"recording stopped: {self._session.writer.error}", **metrics)
@@ -278,6 +425,16 @@ class Recorder(Component):
             self.set_health("degraded", "recording the lesson's events only: no media component", **metrics)
         else:
             self.set_health("ok", "recording" if self._session else storage.detail, **metrics)
+
+    def _disk_full_detail(self) -> str:
+        alarm = self._box.alarms().get(RECORDING_ALARM)
+        if alarm:
+            return alarm
+        return "Disk full: the next lesson will not be recorded until there is room (delete or upload recordings)"
+
+
+def _total_size(paths: list[Path]) -> int:
+    return sum(path.stat().st_size for path in paths)
 
 
 def _remove_segments(segments: list[Path]) -> None:

@@ -4,13 +4,19 @@ A `SegmentWriter` thread owns the files of one recording. It opens a segment at 
 keyframe, closes it at the first keyframe after `segment_seconds`, fsyncs it, renames it from
 `.part` to its final name and fsyncs the directory: a power cut loses at most the open segment.
 The ink/events log beside it gets one JSON line per event and is fsynced with every segment.
-`join_segments` remuxes the closed segments into one MP4 (H.264 + Opus, faststart) for browsers.
+`join_segments` remuxes the closed segments into one MP4 (H.264 + Opus, faststart) for browsers; when the
+disk has no room for that copy, `write_playlist` makes the segments themselves the recording (HLS).
+A full disk stops the writer cleanly: the open segment is dropped (its room goes back to the disk),
+the closed ones stay, and `disk_full` says why it stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
+import math
 import os
 import queue
 import re
@@ -23,7 +29,7 @@ from typing import IO, Any
 import av
 
 from edge.media.packets import AUDIO_LAYER, EncodedPacket
-from sync.atomic import fsync_dir
+from sync.atomic import fsync_dir, write_atomic
 from sync.push import file_sha256
 
 log = logging.getLogger(__name__)
@@ -31,6 +37,8 @@ log = logging.getLogger(__name__)
 SEGMENT_RE = re.compile(r"^seg-(\d{5})\.ts$")
 INK_LOG = "ink.jsonl"
 FINAL_NAME = "lesson.mp4"
+PLAYLIST_NAME = "lesson.m3u8"
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 QUEUE_PACKETS = 4000  # ~1 minute of video + audio; a disk that slow drops packets, counted
 
 
@@ -55,6 +63,11 @@ def closed_segments(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
     return sorted(p for p in directory.iterdir() if SEGMENT_RE.match(p.name))
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """True for the errors a full disk (or a used-up quota) raises."""
+    return isinstance(err, OSError) and err.errno in DISK_FULL_ERRNOS
 
 
 def fsync_file(path: Path) -> None:
@@ -99,6 +112,12 @@ class _OpenSegment:
     def close(self) -> None:
         self.container.close()
 
+    def discard(self) -> None:
+        """Drop the unfinished file (its bytes were never made durable)."""
+        with contextlib.suppress(Exception):
+            self.container.close()
+        self.path.unlink(missing_ok=True)
+
 
 class SegmentWriter:
     """The thread that writes one recording's segments and ink log."""
@@ -109,6 +128,7 @@ class SegmentWriter:
         segment_seconds: float,
         on_closed: Callable[[ClosedSegment], None],
         *,
+        on_failed: Callable[[], None] | None = None,
         video_layer: str = "high",
         audio_channels: int = 1,
         first_seq: int = 1,
@@ -118,6 +138,7 @@ class SegmentWriter:
         self.video_layer = video_layer
         self.audio_channels = audio_channels
         self._on_closed = on_closed
+        self._on_failed = on_failed
         self._seq = first_seq
         self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(QUEUE_PACKETS)
         self._thread: threading.Thread | None = None
@@ -126,6 +147,7 @@ class SegmentWriter:
         self.dropped = 0
         self.segments_closed = 0
         self.error = ""
+        self.disk_full = False
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -153,7 +175,12 @@ class SegmentWriter:
         thread, self._thread = self._thread, None
         if thread is None:
             return
-        self._queue.put(None)
+        while thread.is_alive():  # a writer stopped by a full disk no longer drains its queue
+            try:
+                self._queue.put(None, timeout=0.1)
+                break
+            except queue.Full:
+                continue
         thread.join()
 
     def _run(self) -> None:
@@ -167,11 +194,25 @@ class SegmentWriter:
                     self._ink.write(payload + "\n")
             self._close_segment()
         except Exception as err:
-            self.error = f"{type(err).__name__}: {err}"
-            log.exception("recording to %s failed", self.directory)
+            self._failed(err)
         finally:
             if self._ink is not None:
-                self._ink.close()
+                with contextlib.suppress(OSError):  # a full disk: what the ink log could not flush is lost
+                    self._ink.close()
+
+    def _failed(self, err: Exception) -> None:
+        segment, self._segment = self._segment, None
+        if segment is not None:
+            segment.discard()
+        self.disk_full = is_disk_full(err)
+        if self.disk_full:
+            self.error = "disk full"
+            log.error("recording to %s stopped: the disk is full (closed segments are kept)", self.directory)  # noqa: TRY400
+        else:
+            self.error = f"{type(err).__name__}: {err}"
+            log.exception("recording to %s failed", self.directory)
+        if self._on_failed is not None:
+            self._on_failed()
 
     def _write(self, packet: EncodedPacket) -> None:
         video = packet.layer != AUDIO_LAYER
@@ -187,11 +228,15 @@ class SegmentWriter:
         segment, self._segment = self._segment, None
         if segment is None:
             return
-        segment.close()
-        if self._ink is not None:
-            self._ink.flush()
-            os.fsync(self._ink.fileno())
-        fsync_file(segment.path)
+        try:
+            segment.close()
+            if self._ink is not None:
+                self._ink.flush()
+                os.fsync(self._ink.fileno())
+            fsync_file(segment.path)
+        except BaseException:
+            segment.discard()
+            raise
         final = self.directory / segment_name(self._seq)
         os.replace(segment.path, final)
         fsync_dir(self.directory)
@@ -204,6 +249,18 @@ class SegmentWriter:
 def join_segments(segments: list[Path], target: Path) -> float:
     """Remux segments into one browser-playable MP4 at `target` (written whole, fsynced); its duration in s."""
     temp = target.with_name(f".{target.name}.tmp")
+    try:
+        duration = _remux(segments, temp)
+        fsync_file(temp)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    os.replace(temp, target)
+    fsync_dir(target.parent)
+    return duration
+
+
+def _remux(segments: list[Path], temp: Path) -> float:
     first: float | None = None
     last = 0.0
     with av.open(str(temp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
@@ -223,7 +280,32 @@ def join_segments(segments: list[Path], target: Path) -> float:
                         last = max(last, at + float((packet.duration or 0) * packet.time_base))
                     packet.stream = target_stream
                     out.mux(packet)
-    fsync_file(temp)
-    os.replace(temp, target)
-    fsync_dir(target.parent)
     return round(last - (first or 0.0), 3)
+
+
+def video_span(path: Path) -> tuple[float, float]:
+    """(first, end) in seconds of a segment's video packets (demuxed, not decoded)."""
+    first: float | None = None
+    end = 0.0
+    with av.open(str(path)) as source:
+        for packet in source.demux(video=0):
+            if packet.pts is None:
+                continue
+            at = float(packet.pts * packet.time_base)
+            first = at if first is None else min(first, at)
+            end = max(end, at + float((packet.duration or 0) * packet.time_base))
+    return (first or 0.0, end)
+
+
+def write_playlist(segments: list[Path], target: Path) -> float:
+    """An HLS VOD playlist of the segments beside them at `target` (written atomically); the duration in s."""
+    spans = [video_span(path) for path in segments]
+    lengths = [max(0.0, end - first) for first, end in spans]
+    lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-PLAYLIST-TYPE:VOD"]
+    lines.append(f"#EXT-X-TARGETDURATION:{max(1, math.ceil(max(lengths)))}")
+    lines.append("#EXT-X-MEDIA-SEQUENCE:0")
+    for path, length in zip(segments, lengths, strict=True):
+        lines += [f"#EXTINF:{length:.3f},", path.name]
+    lines.append("#EXT-X-ENDLIST")
+    write_atomic(target, ("\n".join(lines) + "\n").encode())
+    return round(max(end for _, end in spans) - min(first for first, _ in spans), 3)
