@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOIN_CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
-PIN_FAILURES_ALLOWED = 5
+PIN_FAILURES_ALLOWED = 5  # per address and window
+PIN_FAILURES_PER_BOX = 20  # from all addresses together, per window
 PIN_LOCKOUT_S = 300.0
 HEADROOM_FILE = "headroom.reserve"
 MB = 1024 * 1024
@@ -80,25 +81,46 @@ class Lesson:
 
 
 class PinGate:
-    """Checks a PIN against an argon2 hash, locking an address out after repeated failures."""
+    """Checks a PIN against an argon2 hash, locking an address (and the box) out after repeated failures.
 
-    def __init__(self) -> None:
+    An attempt is counted before the slow verify is awaited, so parallel guesses cannot pass the
+    limit; a right PIN clears its address's count. Only attempts inside the window are
+    kept, and the per-box limit bounds how many addresses the table can hold.
+    """
+
+    def __init__(
+        self,
+        per_address: int = PIN_FAILURES_ALLOWED,
+        per_box: int = PIN_FAILURES_PER_BOX,
+        window_s: float = PIN_LOCKOUT_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._hasher = PasswordHasher()
-        self._failures: dict[str, list[float]] = {}
+        self._per_address, self._per_box, self._window_s, self._clock = per_address, per_box, window_s, clock
+        self._attempts: dict[str, list[float]] = {}
 
     async def check(self, pin_hash: str, pin: str | None, address: str) -> None:
         """Raise NotAllowed unless `pin` matches `pin_hash`."""
-        now = time.monotonic()
-        recent = [t for t in self._failures.get(address, []) if now - t < PIN_LOCKOUT_S]
-        self._failures[address] = recent
-        if len(recent) >= PIN_FAILURES_ALLOWED:
+        now = self._clock()
+        self._prune(now)
+        if len(self._attempts.get(address, ())) >= self._per_address:
             raise NotAllowed("too many wrong PINs from this address; try again in a few minutes")
+        if sum(map(len, self._attempts.values())) >= self._per_box:
+            raise NotAllowed("too many wrong PINs on this box; try again in a few minutes")
         if not pin_hash or not pin:
             raise NotAllowed("a PIN is required")
+        self._attempts.setdefault(address, []).append(now)
         if not await asyncio.to_thread(self._verify, pin_hash, pin):
-            recent.append(now)
             raise NotAllowed("wrong PIN")
-        self._failures.pop(address, None)
+        self._attempts.pop(address, None)
+
+    def _prune(self, now: float) -> None:
+        for address, times in list(self._attempts.items()):
+            recent = [t for t in times if now - t < self._window_s]
+            if recent:
+                self._attempts[address] = recent
+            else:
+                del self._attempts[address]
 
     def _verify(self, pin_hash: str, pin: str) -> bool:
         try:

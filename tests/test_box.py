@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from edge.box import PIN_FAILURES_ALLOWED, Box, Lesson, hash_pin
+from edge.box import PIN_FAILURES_ALLOWED, PIN_FAILURES_PER_BOX, PIN_LOCKOUT_S, Box, Lesson, PinGate, hash_pin
 from edge.config import BoxConfig
 from edge.errors import LessonAlreadyLive, NoLiveLesson, NotAllowed
 from edge.events import EventBus
@@ -90,3 +91,49 @@ async def test_wrong_pins_lock_the_address_out(box: Box) -> None:
 def test_pin_rules() -> None:
     with pytest.raises(ValueError, match="4 to 12 digits"):
         hash_pin("12a4")
+
+
+async def test_parallel_wrong_pins_are_verified_at_most_the_allowed_number_of_times(box: Box) -> None:
+    clock = [1000.0]
+    gate = PinGate(clock=lambda: clock[0])
+    verified: list[str] = []
+    real_verify = gate._verify
+
+    def counting_verify(pin_hash: str, pin: str) -> bool:
+        verified.append(pin)
+        return real_verify(pin_hash, pin)
+
+    gate._verify = counting_verify  # type: ignore[method-assign]
+    pin_hash = box.config.web.teacher_pin_hash
+    guesses = [gate.check(pin_hash, f"{n:04d}", "192.0.2.10") for n in range(50)]
+    results = await asyncio.gather(*guesses, return_exceptions=True)
+    assert len(verified) == PIN_FAILURES_ALLOWED
+    messages = [str(r) for r in results]
+    assert messages.count("wrong PIN") == PIN_FAILURES_ALLOWED
+    assert sum("too many wrong PINs from this address" in m for m in messages) == 50 - PIN_FAILURES_ALLOWED
+    with pytest.raises(NotAllowed, match="too many"):
+        await gate.check(pin_hash, "1357", "192.0.2.10")  # the right PIN, still inside the window
+    assert len(verified) == PIN_FAILURES_ALLOWED
+    clock[0] += PIN_LOCKOUT_S - 1
+    with pytest.raises(NotAllowed, match="too many"):
+        await gate.check(pin_hash, "1357", "192.0.2.10")
+    clock[0] += 1
+    await gate.check(pin_hash, "1357", "192.0.2.10")  # the window has passed
+    assert gate._attempts == {}
+
+
+async def test_wrong_pins_from_many_addresses_lock_the_box_and_the_table_stays_bounded(box: Box) -> None:
+    clock = [0.0]
+    gate = PinGate(clock=lambda: clock[0])
+    pin_hash = box.config.web.teacher_pin_hash
+    addresses = [f"198.51.100.{n}" for n in range(60)]
+    results = await asyncio.gather(*(gate.check(pin_hash, "0000", a) for a in addresses), return_exceptions=True)
+    messages = [str(r) for r in results]
+    assert messages.count("wrong PIN") == PIN_FAILURES_PER_BOX
+    assert sum("too many wrong PINs on this box" in m for m in messages) == 60 - PIN_FAILURES_PER_BOX
+    assert len(gate._attempts) == PIN_FAILURES_PER_BOX
+    with pytest.raises(NotAllowed, match="on this box"):
+        await gate.check(pin_hash, "1357", "203.0.113.1")
+    clock[0] += PIN_LOCKOUT_S
+    await gate.check(pin_hash, "1357", "203.0.113.1")
+    assert gate._attempts == {}  # expired attempts are pruned, not kept forever
