@@ -79,6 +79,10 @@ class Lesson:
         data["duration_s"] = round((self.ended_at or time.time()) - self.started_at, 3)
         return data
 
+    def public_json(self) -> dict[str, Any]:
+        """What anyone may read about the lesson: its state and title (never its join code)."""
+        return {"state": self.state, "title": self.title}
+
 
 class PinGate:
     """Checks a PIN against an argon2 hash, locking an address (and the box) out after repeated failures.
@@ -127,6 +131,14 @@ class PinGate:
             return self._hasher.verify(pin_hash, pin)
         except (VerificationError, InvalidHashError):
             return False
+
+
+def overall_status(components: dict[str, dict[str, Any]]) -> str:
+    """The box's status from its components' reports: down, starting, degraded or ok."""
+    statuses = {c["status"] for c in components.values()}
+    if statuses & {"down", "starting"}:
+        return "down" if "down" in statuses else "starting"
+    return "degraded" if "degraded" in statuses else "ok"
 
 
 def hash_pin(pin: str) -> str:
@@ -264,20 +276,22 @@ class Box:
     def health(self) -> dict[str, Any]:
         """Overall status and each component's health, for /healthz and the console."""
         components = self._supervisor.report() if self._supervisor else {}
-        statuses = {c["status"] for c in components.values()}
-        overall = "ok"
-        if statuses & {"down", "starting"}:
-            overall = "down" if "down" in statuses else "starting"
-        elif "degraded" in statuses:
-            overall = "degraded"
         current = self.current_lesson()
         return {
-            "status": overall,
+            "status": overall_status(components),
             "box": {"id": self.id, "name": self.config.box.name},
             "uptime_s": round(time.time() - self.started_at, 1),
             "lesson": current.to_json() if current else None,
             "alarms": self.alarms(),
             "components": components,
+        }
+
+    def public_health(self) -> dict[str, Any]:
+        """What anyone may read: the overall status and each component's status, no details."""
+        components = self._supervisor.report() if self._supervisor else {}
+        return {
+            "status": overall_status(components),
+            "components": {name: {"status": c["status"]} for name, c in components.items()},
         }
 
     async def devices(self) -> dict[str, Any]:

@@ -43,6 +43,20 @@ async def teacher(request: Request, box: BoxDep, x_panel_pin: Annotated[str | No
 TeacherDep = Annotated[str, Depends(teacher)]
 
 
+async def teacher_or_anyone(
+    request: Request, box: BoxDep, x_panel_pin: Annotated[str | None, Header()] = None
+) -> str | None:
+    """The acting teacher, or None: a missing or wrong PIN reads as anyone (a wrong one still counts)."""
+    address = request.client.host if request.client else None
+    try:
+        return await box.authorize_teacher(address, x_panel_pin)
+    except NotAllowed:
+        return None
+
+
+MaybeTeacherDep = Annotated[str | None, Depends(teacher_or_anyone)]
+
+
 def create_app(box: Box) -> FastAPI:
     """Build the app for `box`; other doors add their routers to it."""
     app = FastAPI(title="classbox", version=__version__, docs_url=None, redoc_url=None)
@@ -55,17 +69,19 @@ def create_app(box: Box) -> FastAPI:
         return JSONResponse({"detail": str(err)}, status_code=409)
 
     @app.get("/healthz")
-    async def healthz(box: BoxDep) -> dict[str, Any]:
-        return box.health()
+    async def healthz(box: BoxDep, who: MaybeTeacherDep) -> dict[str, Any]:
+        return box.health() if who else box.public_health()
 
     @app.get("/metrics")
     async def metrics() -> Response:
         return Response(render(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/lessons/current")
-    async def current_lesson(box: BoxDep) -> dict[str, Any]:
+    async def current_lesson(box: BoxDep, who: MaybeTeacherDep) -> dict[str, Any]:
         lesson = box.current_lesson()
-        return {"lesson": lesson.to_json() if lesson else None}
+        if lesson is None:
+            return {"lesson": None}
+        return {"lesson": lesson.to_json() if who else lesson.public_json()}
 
     @app.post("/api/lessons", status_code=201)
     async def start_lesson(box: BoxDep, who: TeacherDep, body: StartLesson | None = None) -> dict[str, Any]:
