@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import select
+import socket
 from pathlib import Path
 
 import httpx
+import pytest
 
 from edge.box import hash_pin
 from edge.config import BoxConfig
+from tests.helpers import DaemonProcess
 from tests.stream_fixture import live_box, small_config
 
 PIN = "2468"
@@ -45,3 +49,72 @@ async def test_anyone_reads_status_only_and_the_teacher_reads_the_details(tmp_pa
         assert current["lesson"]["started_by"] == "panel"
         await live.box.stop_lesson("panel")
         assert (await c.get("/api/lessons/current")).json() == {"lesson": None}
+
+
+def peak_rss_kib(pid: int) -> int:
+    """The process's peak resident memory (VmHWM) in KiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """Everything up to the end of the response headers and the short JSON body after them."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = int(
+        next((line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), b"0")
+    )
+    while len(rest) < length:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        rest += chunk
+    return head + b"\r\n\r\n" + rest
+
+
+def send_chunked_until_answered(sock: socket.socket, total: int) -> tuple[bytes, int]:
+    """Send up to `total` bytes as 64 KiB chunks, stopping once the server answers; (answer, bytes sent)."""
+    block = b"v=0\r\n" + b"a" * (64 * 1024 - 5)
+    chunk = b"%x\r\n%s\r\n" % (len(block), block)
+    sent = 0
+    while sent < total:
+        readable, _, _ = select.select([sock], [], [], 0)
+        if readable:
+            break
+        try:
+            sock.sendall(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        sent += len(block)
+    return read_response(sock), sent
+
+
+@pytest.mark.slow
+def test_a_huge_body_is_refused_while_it_arrives_and_never_held(tmp_path: Path) -> None:
+    with DaemonProcess(tmp_path / "state") as daemon:
+        daemon.wait_healthy()
+        before = peak_rss_kib(daemon.proc.pid)
+        head = (
+            f"POST /whep/abcdef HTTP/1.1\r\nHost: 127.0.0.1:{daemon.port}\r\nContent-Type: application/sdp\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+            sock.sendall(head)
+            answer, sent = send_chunked_until_answered(sock, 256 * 1024 * 1024)
+        assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+        assert b"larger than 65536 bytes" in answer
+        assert sent < 64 * 1024 * 1024  # refused while arriving, not after the whole body
+        with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+            sock.sendall(
+                f"POST /api/lessons HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {10**12}\r\n\r\n".encode()
+            )
+            declared = read_response(sock)  # answered at once: no body byte was sent
+        assert declared.startswith(b"HTTP/1.1 413 "), declared[:200]
+        assert peak_rss_kib(daemon.proc.pid) - before < 16 * 1024
+        assert daemon.health() is not None

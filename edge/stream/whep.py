@@ -83,7 +83,10 @@ async def whep_join(
     box, hub = _hub(request)
     if content_type.split(";")[0].strip().lower() != SDP:
         return _error(415, f"the offer must be sent as {SDP}")
-    body = await request.body()
+    try:
+        body = await request.body()
+    except HTTPException as err:  # the body limit, counted while reading
+        return _error(err.status_code, str(err.detail))
     try:
         offer = body.decode("utf-8")
         viewer, answer = await hub.open_viewer(join_code, offer, name=name, data_saver=data_saver)

@@ -13,6 +13,7 @@ from edge import __version__
 from edge.box import Box
 from edge.errors import LessonAlreadyLive, NoLiveLesson, NotAllowed
 from edge.metrics import make_registry, render
+from edge.web.guards import BodyLimit, SameOriginGuard
 
 
 class StartLesson(BaseModel):
@@ -61,6 +62,8 @@ def create_app(box: Box) -> FastAPI:
     """Build the app for `box`; other doors add their routers to it."""
     app = FastAPI(title="classbox", version=__version__, docs_url=None, redoc_url=None)
     app.state.box = box
+    app.add_middleware(SameOriginGuard, public_urls=lambda: [box.config.web.public_url])
+    app.add_middleware(BodyLimit)  # outermost: a body too large is refused before anything else
     registry = make_registry(box)
 
     @app.exception_handler(LessonAlreadyLive)
