@@ -118,3 +118,35 @@ def test_a_huge_body_is_refused_while_it_arrives_and_never_held(tmp_path: Path) 
         assert declared.startswith(b"HTTP/1.1 413 "), declared[:200]
         assert peak_rss_kib(daemon.proc.pid) - before < 16 * 1024
         assert daemon.health() is not None
+
+
+async def test_state_changes_from_another_origin_are_refused_and_json_must_say_so(tmp_path: Path) -> None:
+    config = small_config(tmp_path)
+    config.web.public_url = "https://box12.school.example"
+    async with live_box(config, with_devices=False) as live, httpx.AsyncClient(base_url=live.base) as c:
+        own = live.base
+        refusals = [
+            ({"Origin": "http://127.0.0.1:1"}, 403),  # another port is another origin
+            ({"Origin": "null"}, 403),
+            ({"Sec-Fetch-Site": "same-site"}, 403),
+            ({"Sec-Fetch-Site": "cross-site", "Origin": own}, 403),
+        ]
+        for headers, status in refusals:
+            answer = await c.post("/api/lessons", json={"title": "Forged"}, headers=headers)
+            assert answer.status_code == status, headers
+            assert "own pages" in answer.json()["detail"]
+        plain = await c.post("/api/lessons", content=b'{"title": "Forged"}', headers={"Content-Type": "text/plain"})
+        assert plain.status_code == 415
+        assert live.box.current_lesson() is None
+        started = await c.post(
+            "/api/lessons", json={"title": "Mine"}, headers={"Origin": own, "Sec-Fetch-Site": "same-origin"}
+        )
+        assert started.status_code == 201
+        stopped = await c.post("/api/lessons/current/stop", headers={"Origin": "https://box12.school.example"})
+        assert stopped.status_code == 200  # the public URL is the box's own origin too
+        assert (await c.post("/api/lessons", json={})).status_code == 201  # no browser headers: curl, the CLI
+        preflight = await c.options("/whep/abcdef", headers={"Origin": "https://player.example"})
+        assert preflight.status_code == 204  # students' players stay CORS-open
+        leave = await c.delete("/whep/abcdef/123", headers={"Origin": "https://player.example"})
+        assert leave.status_code == 404
+        assert leave.headers["access-control-allow-origin"] == "*"

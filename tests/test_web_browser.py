@@ -1,0 +1,89 @@
+"""The web door in headless Chromium: pages from another origin cannot act as the teacher; the home page."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, async_playwright
+
+from tests.helpers import free_port
+from tests.stream_fixture import live_box, small_config, until
+from tests.test_watch_page import CHROMIUM_ARGS
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+ATTACK_PAGE = """<!doctype html>
+<html><body>
+<form id="stop" method="post" action="{box}/api/lessons/current/stop"><button>Stop</button></form>
+<script>
+  window.noCors = () => fetch("{box}/api/lessons/current/stop", {{method: "POST", mode: "no-cors"}})
+    .then(() => "sent", (err) => String(err));
+  window.noCorsJson = () => fetch("{box}/api/lessons", {{method: "POST", mode: "no-cors",
+    headers: {{"Content-Type": "text/plain"}}, body: JSON.stringify({{title: "Forged"}})}})
+    .then(() => "sent", (err) => String(err));
+</script>
+</body></html>"""
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@contextlib.asynccontextmanager
+async def other_origin(page_html: str) -> AsyncIterator[str]:
+    """A second web server on another port of 127.0.0.1 that serves one page; yields its URL."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            await reader.readuntil(b"\r\n\r\n")
+            body = page_html.encode()
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {len(body)}\r\n"
+            writer.write(head.encode() + b"Connection: close\r\n\r\n" + body)
+            await writer.drain()
+        writer.close()
+
+    port = free_port()
+    server = await asyncio.start_server(serve, "127.0.0.1", port)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_page_from_another_origin_cannot_stop_the_lesson_from_the_panels_browser(
+    tmp_path: Path, browser: Browser
+) -> None:
+    async with live_box(small_config(tmp_path), with_devices=False) as live:
+        lesson = await live.start_lesson("History")
+        page = await browser.new_page()  # the kiosk: a panel address, so the box takes it for the teacher
+        async with other_origin(ATTACK_PAGE.format(box=live.base)) as evil:
+            await page.goto(evil)
+            assert await page.evaluate("window.noCors()") == "sent"
+            assert await page.evaluate("window.noCorsJson()") == "sent"
+            async with page.expect_navigation():
+                await page.click("#stop button")
+            assert "must come from the box's own pages" in (await page.content())
+        current = live.box.current_lesson()
+        assert current is not None
+        assert current.id == lesson.id
+        await page.goto(f"{live.base}/healthz")  # the box's own origin
+        status = await page.evaluate("fetch('/api/lessons/current/stop', {method: 'POST'}).then((r) => r.status)")
+        assert status == 200
+        await until(lambda: live.box.current_lesson() is None, what="the lesson to stop")
+        started = await page.evaluate(
+            """fetch('/api/lessons', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                      body: JSON.stringify({title: 'Own page'})}).then((r) => r.status)"""
+        )
+        assert started == 201
+        await page.close()
