@@ -127,6 +127,9 @@ class IceServer(Section):
     """A STUN or TURN server handed to viewers."""
 
     urls: list[str] = Field(min_length=1)
+    # TURN REST API (coturn `static-auth-secret`): each viewer gets a minted credential that expires.
+    auth_secret: str = Field(default="", repr=False)
+    ttl_s: int = Field(default=14_400, ge=60, le=7 * 86_400)
     username: str = ""
     credential: str = Field(default="", repr=False)
 
@@ -136,6 +139,13 @@ class IceServer(Section):
         for url in value:
             if not re.match(r"^(stun|stuns|turn|turns):[^\s]+$", url):
                 raise ValueError(f"{url!r} is not a stun:, stuns:, turn: or turns: URL")
+        return value
+
+    @field_validator("username")
+    @classmethod
+    def _minted_or_static(cls, value: str, info: ValidationInfo) -> str:
+        if value and info.data.get("auth_secret"):
+            raise ValueError("with auth_secret the box mints each viewer's username and credential: leave both empty")
         return value
 
 

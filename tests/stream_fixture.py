@@ -218,9 +218,11 @@ async def offer_sdp(pc: RTCPeerConnection, data_channel: bool = True) -> str:
     return str(pc.localDescription.sdp)
 
 
-async def join(client: httpx.AsyncClient, url: str, data_saver: bool = False) -> Player:
+async def join(
+    client: httpx.AsyncClient, url: str, data_saver: bool = False, rtc: RTCConfiguration | None = None
+) -> Player:
     """POST a WHEP offer to `url` and play the answer; raise on any status but 201."""
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc = RTCPeerConnection(rtc or RTCConfiguration(iceServers=[]))
     player = Player(pc)
     player.channel = pc.createDataChannel("lesson")
 

@@ -256,10 +256,14 @@ async def test_cors_preflight_and_ice_servers_in_link_headers(tmp_path: Path) ->
         IceServer(urls=["turn:turn.school.example:3478?transport=udp"], username="box", credential='se"cret'),
     ]
     async with live_box(config, with_devices=False) as live, httpx.AsyncClient(base_url=live.base) as client:
-        response = await client.options("/whep/abcdef")
+        unknown = await client.options("/whep/abcdef")
+        assert unknown.status_code == 204
+        assert "POST" in unknown.headers["access-control-allow-methods"]
+        assert "Location" in unknown.headers["access-control-expose-headers"]
+        assert unknown.headers.get_list("link") == []  # no TURN credential for a code that is not a live lesson
+        lesson = await live.start_lesson()
+        response = await client.options(f"/whep/{lesson.join_code.upper()}")
         assert response.status_code == 204
-        assert "POST" in response.headers["access-control-allow-methods"]
-        assert "Location" in response.headers["access-control-expose-headers"]
         links = response.headers.get_list("link")
         assert links[0] == '<stun:stun.school.example:3478>; rel="ice-server"'
         assert links[1] == (
@@ -268,6 +272,9 @@ async def test_cors_preflight_and_ice_servers_in_link_headers(tmp_path: Path) ->
         )
         patch = await client.patch("/whep/abcdef/123")
         assert patch.status_code == 405
+        await live.box.stop_lesson("panel")
+        ended = await client.options(f"/whep/{lesson.join_code}")
+        assert ended.headers.get_list("link") == []
 
 
 @pytest.mark.slow

@@ -13,9 +13,9 @@ USER, PASSWORD, REALM = "classbox", "turn-secret", "classbox.test"
 
 
 class TurnServer:
-    """`turnserver` on 127.0.0.1 with one user; relays between loopback peers."""
+    """`turnserver` on 127.0.0.1 with one user, or TURN REST API credentials given `auth_secret`; relays on loopback."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, auth_secret: str | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_udp_port()
         self.log = workdir / "turn.log"
@@ -32,7 +32,11 @@ class TurnServer:
         ]
         argv += ["--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={self.port}"]
         argv += [f"--min-port={relay}", f"--max-port={relay + 200}", "--lt-cred-mech", f"--realm={REALM}"]
-        argv += [f"--user={USER}:{PASSWORD}", f"--userdb={workdir / 'turn.db'}", f"--pidfile={workdir / 'turn.pid'}"]
+        if auth_secret is None:
+            argv += [f"--user={USER}:{PASSWORD}"]
+        else:  # usernames "<unix-expiry>:<anything>", credential base64(hmac-sha1(secret, username))
+            argv += ["--use-auth-secret", f"--static-auth-secret={auth_secret}"]
+        argv += [f"--userdb={workdir / 'turn.db'}", f"--pidfile={workdir / 'turn.pid'}"]
         argv += [f"--log-file={self.log}"]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         self._wait_up()

@@ -18,7 +18,6 @@ from typing import Any
 
 from aiortc import (
     RTCConfiguration,
-    RTCIceServer,
     RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCSessionDescription,
@@ -39,6 +38,7 @@ from edge.stream.feeds import (
     route_bitrate_estimates,
     route_keyframe_requests,
 )
+from edge.stream.ice import rtc_ice_servers
 from edge.stream.layers import LayerPolicy, LinkReport, SendCapacity
 
 log = logging.getLogger(__name__)
@@ -107,14 +107,6 @@ class Viewer:
             "retransmitted_packets": self.video.retransmitted + self.audio.retransmitted,
             "audio_packets": self.audio.packets,
         }
-
-
-def ice_servers(box: Box) -> list[RTCIceServer]:
-    """The configured STUN/TURN servers as aiortc wants them (never a default public server)."""
-    return [
-        RTCIceServer(urls=s.urls, username=s.username or None, credential=s.credential or None)
-        for s in box.config.stream.ice_servers
-    ]
 
 
 def check_offer(sdp: str) -> None:
@@ -255,11 +247,14 @@ class ViewerHub(Component):
     def _new_viewer(self, lesson: Lesson, name: str, data_saver: bool) -> Viewer:
         fanout = self.fanout()
         layer = "low" if data_saver or not self.capacity.allows_high(self._high_count()) else "high"
-        relay = RTCIceTransportPolicy.RELAY if self._box.config.stream.relay_only else RTCIceTransportPolicy.ALL
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(self._box), iceTransportPolicy=relay))
+        stream = self._box.config.stream
+        relay = RTCIceTransportPolicy.RELAY if stream.relay_only else RTCIceTransportPolicy.ALL
+        viewer_id = uuid.uuid4().hex[:16]
+        servers = rtc_ice_servers(stream.ice_servers, viewer_id)  # the viewer's own minted TURN credentials
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=servers, iceTransportPolicy=relay))
         clean = name.strip() if NAME_RE.match(name.strip() or "-") else ""
         viewer = Viewer(
-            id=uuid.uuid4().hex[:16],
+            id=viewer_id,
             lesson_id=lesson.id,
             name=clean or f"Student {self.joined + 1}",
             pc=pc,

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from edge.box import Box
-from edge.config import IceServer
 from edge.errors import BadOffer, LessonFull, LessonNotFound
+from edge.stream.ice import ice_links
 from edge.stream.viewers import ViewerHub
 
 SDP = "application/sdp"
@@ -29,23 +29,6 @@ CORS = {
 router = APIRouter()
 
 
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def ice_links(servers: list[IceServer]) -> list[str]:
-    """One `Link` header value per ICE server URL (WHEP section 4.6)."""
-    links = []
-    for server in servers:
-        for url in server.urls:
-            link = f'<{url}>; rel="ice-server"'
-            if server.username:
-                link += f"; username={_quote(server.username)}; credential={_quote(server.credential)}"
-                link += '; credential-type="password"'
-            links.append(link)
-    return links
-
-
 def _hub(request: Request) -> tuple[Box, ViewerHub]:
     box: Box = request.app.state.box
     hub = box.component("stream")
@@ -58,17 +41,21 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status, headers={**CORS, **headers})
 
 
-def _with_links(response: Response, box: Box) -> Response:
-    for link in ice_links(box.config.stream.ice_servers):
+def _with_links(response: Response, box: Box, who: str) -> Response:
+    for link in ice_links(box.config.stream.ice_servers, who):
         response.headers.append("Link", link)
     return response
 
 
 @router.options("/whep/{join_code}")
 async def whep_options(request: Request, join_code: str) -> Response:
-    """CORS preflight; also tells the player the ICE servers."""
+    """CORS preflight; for the live lesson's code it also tells the player the ICE servers."""
     box: Box = request.app.state.box
-    return _with_links(Response(status_code=204, headers={**CORS, "Accept-Post": SDP}), box)
+    response = Response(status_code=204, headers={**CORS, "Accept-Post": SDP})
+    lesson = box.current_lesson()
+    if lesson is None or lesson.join_code != join_code.lower():
+        return response  # no ICE servers (and no TURN credential) for a code that is not live
+    return _with_links(response, box, lesson.id)
 
 
 @router.post("/whep/{join_code}")
@@ -100,7 +87,7 @@ async def whep_join(
         return _error(503, str(err), **{"Retry-After": "30"})
     location = f"/whep/{join_code.lower()}/{viewer.id}"
     headers = {**CORS, "Location": location, "ETag": f'"{viewer.id}"'}
-    return _with_links(Response(answer, status_code=201, media_type=SDP, headers=headers), box)
+    return _with_links(Response(answer, status_code=201, media_type=SDP, headers=headers), box, viewer.id)
 
 
 @router.options("/whep/{join_code}/{viewer_id}")
