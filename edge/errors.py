@@ -48,6 +48,10 @@ class LessonFull(ViewerError):
     """The lesson has as many viewers as the box may serve."""
 
 
+class StreamUnavailable(ViewerError):
+    """The box cannot take a viewer right now (the live stream is restarting, no socket or memory left)."""
+
+
 class RecordingError(ClassboxError):
     """A recording operation is not possible."""
 

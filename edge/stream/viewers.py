@@ -25,11 +25,10 @@ from aiortc import (
 from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from aiortc.rtcdatachannel import RTCDataChannel
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.sdp import SessionDescription
 
 from edge.box import Box, Lesson
 from edge.component import Component
-from edge.errors import BadOffer, LessonFull, LessonNotFound, ViewerError
+from edge.errors import BadOffer, LessonFull, LessonNotFound, StreamUnavailable, ViewerError
 from edge.media.packets import AUDIO_LAYER, PacketFanout
 from edge.stream.feeds import (
     SharedPacketizer,
@@ -40,10 +39,10 @@ from edge.stream.feeds import (
 )
 from edge.stream.ice import rtc_ice_servers
 from edge.stream.layers import LayerPolicy, LinkReport, SendCapacity
+from edge.stream.offers import check_offer
 
 log = logging.getLogger(__name__)
 
-MAX_OFFER_BYTES = 64 * 1024
 MAX_MESSAGE_BYTES = 2048
 FORWARDED_TOPICS = "board."  # bus topics every viewer receives (the board's ink, page changes)
 NAME_RE = re.compile(r"^[\w .,'()-]{1,40}$", re.UNICODE)
@@ -107,24 +106,6 @@ class Viewer:
             "retransmitted_packets": self.video.retransmitted + self.audio.retransmitted,
             "audio_packets": self.audio.packets,
         }
-
-
-def check_offer(sdp: str) -> None:
-    """Raise BadOffer unless `sdp` looks like a WebRTC offer we can answer."""
-    if len(sdp.encode()) > MAX_OFFER_BYTES:
-        raise BadOffer(f"the offer is larger than {MAX_OFFER_BYTES} bytes")
-    if not sdp.lstrip().startswith("v=0"):
-        raise BadOffer("the body is not an SDP offer (it must start with v=0)")
-    try:
-        description = SessionDescription.parse(sdp)
-    except Exception as err:  # aiortc's parser raises whatever the bad line provokes
-        raise BadOffer(f"the SDP offer could not be read: {type(err).__name__}: {err}") from err
-    kinds = {m.kind for m in description.media}
-    if not kinds & {"audio", "video"}:
-        raise BadOffer("the offer has no audio or video section to receive")
-    for media in description.media:
-        if media.kind in ("audio", "video") and media.direction not in (None, "recvonly", "sendrecv"):
-            raise BadOffer(f"the {media.kind} section must be recvonly (it is {media.direction})")
 
 
 def parse_message(message: str | bytes) -> dict[str, Any]:
@@ -201,7 +182,7 @@ class ViewerHub(Component):
         media = self._box.component("media")
         fanout = getattr(media, "fanout", None)
         if not isinstance(fanout, PacketFanout):
-            raise LessonNotFound("the live stream is not running on this box")
+            raise StreamUnavailable("the live stream is not running on this box right now")
         return fanout
 
     def live_lesson(self, join_code: str) -> Lesson:
@@ -276,15 +257,25 @@ class ViewerHub(Component):
         return viewer
 
     async def _negotiate(self, viewer: Viewer, offer_sdp: str) -> str:
+        """The answer to `offer_sdp`; raise BadOffer for what is wrong with it, StreamUnavailable for the box."""
         try:
             await viewer.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+            answer = await viewer.pc.createAnswer()
+            await viewer.pc.setLocalDescription(answer)
         except OperationError as err:
             raise BadOffer(f"the offer has no codec in common with this box (H.264 and Opus): {err}") from err
+        except (OSError, MemoryError) as err:  # no UDP port or memory left: the box's trouble, not the offer's
+            raise StreamUnavailable(f"the box cannot open a connection now: {type(err).__name__}") from err
         except (ValueError, InvalidAccessError, InvalidStateError) as err:
             raise BadOffer(f"the offer was refused: {err}") from err
-        answer = await viewer.pc.createAnswer()
-        await viewer.pc.setLocalDescription(answer)
-        return viewer.pc.localDescription.sdp
+        except Exception as err:  # whatever else aiortc raises while answering comes from what the offer says
+            raise BadOffer(f"the offer could not be answered: {type(err).__name__}: {err}") from err
+        sdp: str = viewer.pc.localDescription.sdp
+        if "\na=candidate:" not in sdp:  # aioice skips an address it cannot bind: no candidate, no connection
+            raise StreamUnavailable(
+                "the box has no network port for this viewer now (no UDP port free, or TURN unreachable)"
+            )
+        return sdp
 
     def viewer(self, viewer_id: str) -> Viewer | None:
         """A connected viewer by id."""
@@ -301,7 +292,10 @@ class ViewerHub(Component):
                 fanout.unsubscribe(feed)
             feed.close()
         self._dropped_by_leavers += viewer.video.dropped + viewer.audio.dropped
-        await viewer.pc.close()
+        try:
+            await viewer.pc.close()
+        except Exception:  # a connection half set up by a bad offer: what it held is released regardless
+            log.warning("viewer %s: closing its connection failed", viewer.id, exc_info=True)
         log.info("viewer %s %s (%d watching)", viewer.id, reason, len(self._viewers))
         self._box.bus.publish("viewer.left", viewer=viewer.id, reason=reason)
         self._report()

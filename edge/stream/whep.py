@@ -2,7 +2,8 @@
 
 `POST /whep/{join_code}` (application/sdp) -> 201 with the answer, `Location` of the session and
 the ICE servers in `Link` headers; `DELETE` on that location ends it. CORS is open so any WHEP
-player can watch. Errors: 404 wrong or ended code, 400 bad offer, 415 wrong type, 503 full.
+player can watch. Errors: 404 wrong or ended code, 400 bad offer, 413 too large, 415 wrong type,
+503 full or the box cannot serve now; every one says why.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from edge.box import Box
-from edge.errors import BadOffer, LessonFull, LessonNotFound
+from edge.errors import BadOffer, LessonFull, LessonNotFound, StreamUnavailable, ViewerError
 from edge.stream.ice import ice_links
 from edge.stream.viewers import ViewerHub
 
@@ -83,8 +84,10 @@ async def whep_join(
         return _error(404, str(err))
     except BadOffer as err:
         return _error(400, str(err))
-    except LessonFull as err:
+    except (LessonFull, StreamUnavailable) as err:
         return _error(503, str(err), **{"Retry-After": "30"})
+    except ViewerError as err:
+        return _error(400, str(err))
     location = f"/whep/{join_code.lower()}/{viewer.id}"
     headers = {**CORS, "Location": location, "ETag": f'"{viewer.id}"'}
     return _with_links(Response(answer, status_code=201, media_type=SDP, headers=headers), box, viewer.id)
