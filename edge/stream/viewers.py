@@ -108,6 +108,12 @@ class Viewer:
         }
 
 
+def _unavailable(err: BaseException) -> StreamUnavailable:
+    """The box ran out of something (descriptors, ports, memory) while taking a viewer."""
+    reason = err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__
+    return StreamUnavailable(f"the box cannot take a viewer now: {reason}")
+
+
 def parse_message(message: str | bytes) -> dict[str, Any]:
     """A viewer's data-channel message as a JSON object; raise ValueError/TypeError otherwise."""
     if len(message) > MAX_MESSAGE_BYTES:
@@ -198,12 +204,15 @@ class ViewerHub(Component):
     async def open_viewer(
         self, join_code: str, offer_sdp: str, name: str = "", data_saver: bool = False
     ) -> tuple[Viewer, str]:
-        """Answer a student's offer; raise LessonNotFound, LessonFull or BadOffer."""
+        """Answer a student's offer; raise LessonNotFound, LessonFull, StreamUnavailable or BadOffer."""
         lesson = self.live_lesson(join_code)
         if len(self._viewers) >= self._box.config.lesson.max_viewers:
             raise LessonFull(f"this lesson already has {len(self._viewers)} viewers, the most this box serves")
         check_offer(offer_sdp)
-        viewer = self._new_viewer(lesson, name, data_saver)
+        try:
+            viewer = self._new_viewer(lesson, name, data_saver)
+        except (OSError, MemoryError) as err:
+            raise _unavailable(err) from err
         self._viewers[viewer.id] = viewer
         try:
             answer = await self._negotiate(viewer, offer_sdp)
@@ -265,7 +274,7 @@ class ViewerHub(Component):
         except OperationError as err:
             raise BadOffer(f"the offer has no codec in common with this box (H.264 and Opus): {err}") from err
         except (OSError, MemoryError) as err:  # no UDP port or memory left: the box's trouble, not the offer's
-            raise StreamUnavailable(f"the box cannot open a connection now: {type(err).__name__}") from err
+            raise _unavailable(err) from err
         except (ValueError, InvalidAccessError, InvalidStateError) as err:
             raise BadOffer(f"the offer was refused: {err}") from err
         except Exception as err:  # whatever else aiortc raises while answering comes from what the offer says
