@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import itertools
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -30,8 +31,14 @@ from edge.web.app import create_app
 from tests.helpers import free_port
 
 # The daemon builds its FastAPI app on the loop; the first build (pydantic schemas) can take longer
-# than the suite's blocked-loop limit on a busy machine, so build one once at import.
+# than the suite's blocked-loop limit on a busy machine, so build one once at import. The same goes
+# for the first import of what the daemon imports when it composes its components.
 create_app(Box(BoxConfig(), EventBus()))
+importlib.import_module("edge.web.server")
+importlib.import_module("edge.courseware")
+importlib.import_module("edge.uploads")
+importlib.import_module("edge.media.recorder")
+importlib.import_module("edge.media.capture")
 
 
 class SourceDevice(Component):

@@ -7,14 +7,18 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
 from playwright.async_api import Browser, async_playwright
 
+from edge.web.watch import strings
 from tests.helpers import free_port
 from tests.stream_fixture import live_box, small_config, until
 from tests.test_watch_page import CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+anyio.open_file  # noqa: B018 (its lazy first import would otherwise run on the test's loop, serving a file)
 
 ATTACK_PAGE = """<!doctype html>
 <html><body>
@@ -86,4 +90,40 @@ async def test_a_page_from_another_origin_cannot_stop_the_lesson_from_the_panels
                                       body: JSON.stringify({title: 'Own page'})}).then((r) => r.status)"""
         )
         assert started == 201
+        await page.close()
+
+
+async def test_home_page_names_the_box_and_links_its_doors(tmp_path: Path, browser: Browser) -> None:
+    config = small_config(tmp_path)
+    config.box.name = "Room 12 <Science>"
+    text = strings("en", "home")
+    async with live_box(config, with_devices=False) as live:
+        lesson = await live.start_lesson("Photosynthesis")
+        for width, height in ((1280, 800), (390, 844)):
+            context = await browser.new_context(viewport={"width": width, "height": height})
+            page = await context.new_page()
+            await page.goto(f"{live.base}/")  # from the panel's own browser: the teacher
+            assert await page.text_content("h1") == "Room 12 <Science>"
+            assert await page.get_attribute("html", "lang") == "en"
+            assert await page.get_attribute("html", "dir") == "ltr"
+            assert text["live"].replace("{title}", "Photosynthesis") in await page.text_content("#lesson")
+            assert await page.evaluate("document.documentElement.scrollWidth") <= width
+            await page.screenshot(path=str(tmp_path / f"home-{width}x{height}.png"), full_page=True)
+            for door in ("#health", "#courseware"):
+                target = await page.get_attribute(door, "href")
+                answer = await page.request.get(f"{live.base}{target}")
+                assert answer.status in (200, 503), (door, answer.status)  # courseware may still be starting
+            await page.click("#join")
+            await page.wait_for_url(f"{live.base}/watch/{lesson.join_code}")
+            assert await page.text_content("#title") == "Photosynthesis"
+            await context.close()
+        live.box.config.web.panel_addresses = ["192.0.2.1/32"]  # now this browser is anyone on the LAN
+        page = await browser.new_page()
+        await page.goto(f"{live.base}/")
+        assert await page.locator("#join").count() == 0
+        assert lesson.join_code not in await page.content()
+        assert await page.locator("#health").count() == 1
+        live.box.config.box.language = "ar"
+        await page.reload()
+        assert await page.get_attribute("html", "dir") == "rtl"
         await page.close()

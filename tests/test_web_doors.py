@@ -41,6 +41,11 @@ async def test_anyone_reads_status_only_and_the_teacher_reads_the_details(tmp_pa
             current = await c.get("/api/lessons/current", headers=headers)
             assert current.status_code == 200
             assert current.json() == {"lesson": {"state": "live", "title": "Algebra"}}
+            home = await c.get("/", headers=headers)
+            assert home.status_code == 200
+            assert "Algebra" in home.text
+            assert lesson.join_code not in home.text
+        assert f'href="/watch/{lesson.join_code}"' in (await c.get("/", headers=teacher)).text
         full = (await c.get("/healthz", headers=teacher)).json()
         assert full["lesson"]["join_code"] == lesson.join_code
         assert full["components"]["web"]["detail"].startswith("listening on")

@@ -111,4 +111,7 @@ def create_app(box: Box) -> FastAPI:
     from edge.web.devices import router as devices_router
 
     app.include_router(devices_router)
+    from edge.web.home import router as home_router
+
+    app.include_router(home_router)
     return app

@@ -1,7 +1,8 @@
 """The student page `/watch/{join_code}`: a WHEP player that needs nothing but the link.
 
-Every string the student reads comes from a catalog (`locales/watch.<lang>.json`, English as the
-fallback); right-to-left languages get `dir="rtl"` and the CSS uses logical properties only.
+Every string a person reads on the box's pages comes from a catalog (`locales/<page>.<lang>.json`,
+English as the fallback); right-to-left languages get `dir="rtl"` and the CSS uses logical
+properties only. `strings()` and `render()` here serve every page.
 """
 
 from __future__ import annotations
@@ -30,13 +31,23 @@ _templates = Environment(loader=FileSystemLoader(WEB / "templates"), autoescape=
 
 
 @cache
-def strings(language: str) -> dict[str, str]:
-    """The student page's strings in `language` (missing ones fall back to English)."""
-    english: dict[str, str] = json.loads((WEB / "locales" / "watch.en.json").read_text("utf-8"))
-    path = WEB / "locales" / f"watch.{language.split('-')[0]}.json"
+def strings(language: str, catalog: str = "watch") -> dict[str, str]:
+    """A page's strings (`locales/<catalog>.<lang>.json`) in `language`; missing ones fall back to English."""
+    english: dict[str, str] = json.loads((WEB / "locales" / f"{catalog}.en.json").read_text("utf-8"))
+    path = WEB / "locales" / f"{catalog}.{language.split('-')[0]}.json"
     if language != "en" and path.exists():
         return {**english, **json.loads(path.read_text("utf-8"))}
     return english
+
+
+def direction(language: str) -> str:
+    """`rtl` for right-to-left languages, else `ltr` (the pages' `dir` attribute)."""
+    return "rtl" if language.split("-")[0] in RTL_LANGUAGES else "ltr"
+
+
+def render(template: str, language: str, **values: Any) -> str:
+    """A page from `templates/` with the `lang` and `dir` of `language`."""
+    return _templates.get_template(template).render(lang=language, direction=direction(language), **values)
 
 
 def page(box: Box, join_code: str) -> str:
@@ -47,9 +58,9 @@ def page(box: Box, join_code: str) -> str:
     config = {"join_code": join_code.lower(), "strings": catalog, "retry_ms": RETRY_MS}
     # </script> cannot appear inside the JSON island: escape the slash.
     config_json = json.dumps(config, ensure_ascii=False).replace("</", "<\\/")
-    return _templates.get_template("watch.html").render(
-        lang=language,
-        direction="rtl" if language.split("-")[0] in RTL_LANGUAGES else "ltr",
+    return render(
+        "watch.html",
+        language,
         strings=catalog,
         title=lesson.title if lesson else "",
         config_json=config_json,

@@ -1,0 +1,33 @@
+"""The box's home page `/`: names the box and links the doors it has (the live lesson's join page for the teacher)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, HTMLResponse
+
+from edge.web.app import BoxDep, MaybeTeacherDep
+from edge.web.watch import WEB, render, strings
+
+router = APIRouter()
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(box: BoxDep, who: MaybeTeacherDep) -> HTMLResponse:
+    """The home page; only the teacher sees the live lesson's join link and code."""
+    language = box.config.box.language
+    lesson = box.current_lesson()
+    page = render(
+        "home.html",
+        language,
+        strings=strings(language, "home"),
+        name=box.config.box.name,
+        lesson=lesson,
+        join_url=f"/watch/{lesson.join_code}" if lesson and who else None,
+    )
+    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/static/home.css")
+async def home_style() -> FileResponse:
+    """The home page's style."""
+    return FileResponse(WEB / "static" / "home.css", media_type="text/css")
