@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from edge.web.watch import strings
 from tests.stream_fixture import live_box, small_config, until
-
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -76,14 +75,15 @@ async def wait_inbound(page: Page, ok: Any, within: float = 20.0) -> dict[str, A
     raise AssertionError(f"no media in the browser: {stats}; the page shows {shown}")
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 async def test_student_page_plays_the_lesson_and_talks_to_the_box(tmp_path: Path, browser: Browser) -> None:
     text = strings("en")
-    async with live_box(small_config(tmp_path)) as live, httpx.AsyncClient(base_url=live.base) as client:
+    async with live_box(small_config(tmp_path)) as live:
         page = await browser.new_page()
         code = "abcdef"
         await page.goto(f"{live.base}/watch/{code}")
         await page.wait_for_selector(f"text={text['not_started']}")
-        assert (await client.get("/watch/../etc")).status_code == 404
 
         lesson = await live.start_lesson("Fractions")
         await page.goto(f"{live.base}/watch/{lesson.join_code}")
@@ -124,6 +124,8 @@ async def test_student_page_plays_the_lesson_and_talks_to_the_box(tmp_path: Path
         await page.close()
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 async def test_phone_sized_touch_screen_plays_with_controls_in_reach(tmp_path: Path, browser: Browser) -> None:
     async with live_box(small_config(tmp_path)) as live:
         phone = await browser.new_context(
@@ -145,3 +147,33 @@ async def test_phone_sized_touch_screen_plays_with_controls_in_reach(tmp_path: P
             await until(lambda: live.hub.viewers() and live.hub.viewers()[0]["hand_raised"], what="hand raised")
         finally:
             await phone.close()
+
+
+def raw_get(port: int, path: str) -> tuple[int, str]:
+    """(status, body) for GET `path` sent exactly as written: no client normalises the dots away."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.putrequest("GET", path, skip_host=False, skip_accept_encoding=True)
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        connection.close()
+
+
+async def test_paths_that_climb_out_of_watch_reach_no_page_and_no_file(tmp_path: Path) -> None:
+    async with live_box(small_config(tmp_path), with_devices=False) as live:
+        port = live.box.config.web.port
+        answers = {
+            "/watch/../etc": "Not Found",  # two segments: no route has that shape
+            "/watch/..%2Fetc%2Fpasswd": "Not Found",  # the router decodes %2F into a slash first
+            "/watch/..": "not a join code",  # one segment: the join-code check refuses it
+            "/watch/%2e%2e": "not a join code",
+            "/watch/abc%00def": "not a join code",
+        }
+        for path, detail in answers.items():
+            status, body = await asyncio.to_thread(raw_get, port, path)
+            assert (status, json.loads(body)["detail"]) == (404, detail), path
+        status, body = await asyncio.to_thread(raw_get, port, "/watch/abcdef")  # a well-formed code: the page
+        assert status == 200
+        assert "<video" in body
