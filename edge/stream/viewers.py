@@ -216,12 +216,9 @@ class ViewerHub(Component):
         self._viewers[viewer.id] = viewer
         try:
             answer = await self._negotiate(viewer, offer_sdp)
-        except ViewerError:
-            await self.close_viewer(viewer.id, "refused")
-            raise
         except Exception as err:
             ended = viewer.id not in self._viewers  # the lesson stopped while we were answering
-            await self.close_viewer(viewer.id, "failed")
+            await self.close_viewer(viewer.id, "refused" if isinstance(err, ViewerError) else "failed")
             if ended:
                 raise LessonNotFound("this lesson has ended") from err
             raise
