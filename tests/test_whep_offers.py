@@ -34,6 +34,10 @@ BAD_OFFERS = [
     ("no mid", sub(r"^a=mid:.*\r\n", ""), "has no a=mid"),
     ("repeated mid", sub(r"^a=mid:1", "a=mid:0"), "repeats a=mid:0"),
     ("a NUL byte", lambda sdp: sdp.replace("a=mid:0", "a=mid:\x000", 1), "control characters"),
+    ("a mid with a space", sub(r"^a=mid:0", "a=mid:0 0"), "not 1 to 16 token characters"),
+    ("a mid of 5000 characters", sub(r"^a=mid:0", "a=mid:" + "x" * 5000), "not 1 to 16 token characters"),
+    ("BUNDLE names a missing section", lambda sdp: sdp[: sdp.index("m=audio")], "names mid 1, which no section"),
+    ("a text section", lambda sdp: sdp.replace("m=audio", "m=text", 1), "has a text section"),
     # answered 201 before, with a connection that cannot work or that breaks the viewer's sockets later
     ("no fingerprint", sub(r"^a=fingerprint:.*\r\n", ""), "no DTLS fingerprint"),
     ("no setup", sub(r"^a=setup:.*\r\n", ""), "no DTLS fingerprint and setup role"),

@@ -20,6 +20,8 @@ CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 FINGERPRINT_BYTES = {"sha-256": 32, "sha-384": 48, "sha-512": 64}
 HEX_PAIRS_RE = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})*$")
 UINT32 = 2**32 - 1
+MID_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`{|}~-]{1,16}$")  # a token; the RTP mid extension holds 16 bytes
+SECTION_KINDS = {"audio", "video", "application"}
 
 
 def check_offer(sdp: str) -> None:
@@ -37,15 +39,25 @@ def check_offer(sdp: str) -> None:
     kinds = {m.kind for m in description.media}
     if not kinds & {"audio", "video"}:
         raise BadOffer("the offer has no audio or video section to receive")
+    if kinds - SECTION_KINDS:
+        raise BadOffer(
+            f"the offer has a {sorted(kinds - SECTION_KINDS)[0]} section; this box answers audio, video and data"
+        )
     mids: set[str] = set()
     for media in description.media:
         _check_section(media, mids)
+    for group in description.group:
+        unknown = [str(mid) for mid in group.items if str(mid) not in mids]
+        if unknown:
+            raise BadOffer(f"a=group:{group.semantic} names mid {unknown[0]}, which no section of the offer has")
 
 
 def _check_section(media: MediaDescription, mids: set[str]) -> None:
     mid = media.rtp.muxId
     if not mid:
         raise BadOffer(f"the {media.kind} section has no a=mid")
+    if not MID_RE.match(mid):
+        raise BadOffer(f"the {media.kind} section's a=mid is not 1 to 16 token characters")
     if mid in mids:
         raise BadOffer(f"the offer repeats a=mid:{mid}")
     mids.add(mid)
