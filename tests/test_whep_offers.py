@@ -44,6 +44,8 @@ BAD_OFFERS = [
     ("a fingerprint that is no hash", sub(r"^a=fingerprint:sha-256 .*$", "a=fingerprint:sha-256 ZZ"), "not 32 hex"),
     ("only unknown fingerprints", sub(r"^a=fingerprint:sha-\d+", "a=fingerprint:md7"), "no algorithm this box checks"),
     ("candidate port", after_mid0("a=candidate:1 1 udp 1 192.0.2.9 99999999 typ host"), "out of range"),
+    ("a candidate named in DNS", after_mid0("a=candidate:1 1 udp 1 box.example 5 typ host"), "an mDNS name (.local)"),
+    ("a one-character ICE password", sub(r"^a=ice-pwd:.*$", "a=ice-pwd:x"), "the pwd 22 to 256"),
     ("ssrc past 32 bits", after_mid0("a=ssrc:99999999999999999999 cname:x"), "a=ssrc:99999999999999999999"),
     ("extmap id", after_mid0("a=extmap:4096 urn:ietf:params:rtp-hdrext:sdes:mid"), "a=extmap:4096 is out of range"),
     # refused before too: kept so that each keeps its reason

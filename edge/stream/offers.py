@@ -8,8 +8,10 @@ player hears why at once and the box never holds a connection that cannot work.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
+from aioice.mdns import is_mdns_hostname
 from aiortc.rtcdtlstransport import X509_DIGEST_ALGORITHMS
 from aiortc.sdp import MediaDescription, SessionDescription
 
@@ -64,6 +66,7 @@ def _check_section(media: MediaDescription, mids: set[str]) -> None:
     if media.kind in ("audio", "video") and media.direction not in (None, "recvonly", "sendrecv"):
         raise BadOffer(f"the {media.kind} section must be recvonly (it is {media.direction})")
     _check_fingerprint(media)
+    _check_ice(media)
     _check_numbers(media)
 
 
@@ -81,10 +84,29 @@ def _check_fingerprint(media: MediaDescription) -> None:
             raise BadOffer(f"the {fingerprint.algorithm} fingerprint is not {size} hex bytes separated by colons")
 
 
+def _check_ice(media: MediaDescription) -> None:
+    ice = media.ice
+    if ice is None or not ice.usernameFragment or not ice.password:
+        return  # aiortc refuses a section without them, with its own reason
+    if not 4 <= len(ice.usernameFragment) <= 256 or not 22 <= len(ice.password) <= 256:
+        raise BadOffer("the ICE ufrag must be 4 to 256 characters and the pwd 22 to 256 (RFC 8839)")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_numbers(media: MediaDescription) -> None:
     for candidate in media.ice_candidates:
         if not 0 <= candidate.port <= 65535 or not 0 <= candidate.priority <= UINT32:
             raise BadOffer(f"an ICE candidate in the {media.kind} section has port or priority out of range")
+        if not _is_ip(candidate.ip) and not is_mdns_hostname(candidate.ip):
+            # Any other name would be looked up in DNS by the socket, on the box's event loop.
+            raise BadOffer("an ICE candidate's address must be an IP address or an mDNS name (.local)")
     for ssrc in media.ssrc:
         if not 0 <= ssrc.ssrc <= UINT32:
             raise BadOffer(f"a=ssrc:{ssrc.ssrc} is out of range")
