@@ -121,6 +121,14 @@ def test_a_huge_body_is_refused_while_it_arrives_and_never_held(tmp_path: Path) 
             )
             declared = read_response(sock)  # answered at once: no body byte was sent
         assert declared.startswith(b"HTTP/1.1 413 "), declared[:200]
+        with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /whep/abcdef HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/sdp\r\n"
+                b"Content-Length: 70000\r\n\r\n"
+            )
+            student = read_response(sock)
+        assert student.startswith(b"HTTP/1.1 413 "), student[:200]
+        assert b"access-control-allow-origin: *" in student.lower()  # a player on another origin reads why
         assert peak_rss_kib(daemon.proc.pid) - before < 16 * 1024
         assert daemon.health() is not None
 

@@ -22,9 +22,11 @@ CORS_OPEN_PREFIXES = ("/whep/",)  # students' WHEP players may be served from an
 SAME_ORIGIN_SITES = frozenset({"same-origin", "none"})
 
 
-async def _refuse(send: Send, status: int, detail: str) -> None:
+async def _refuse(send: Send, status: int, detail: str, cors: bool = False) -> None:
     body = json.dumps({"detail": detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if cors:  # so that a student's player on another origin can read why
+        headers.append((b"access-control-allow-origin", b"*"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -45,7 +47,7 @@ class BodyLimit:
             return
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.limit:
-            await _refuse(send, 413, _too_large(self.limit))
+            await _refuse(send, 413, _too_large(self.limit), cors=scope.get("path", "").startswith(CORS_OPEN_PREFIXES))
             return
         await self.app(scope, self._counting(receive), send)
 
