@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -53,7 +54,10 @@ async def allocate(turn: TurnServer, username: str, password: str) -> None:
     transport.close()
 
 
-async def test_a_viewer_relayed_with_minted_credentials_plays_the_lesson(tmp_path: Path, turn: TurnServer) -> None:
+async def test_a_viewer_relayed_with_minted_credentials_plays_the_lesson(
+    tmp_path: Path, turn: TurnServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     config = small_config(tmp_path)
     config.stream.ice_servers = [minted_server(turn)]
     config.stream.relay_only = True
@@ -87,6 +91,8 @@ async def test_a_viewer_relayed_with_minted_credentials_plays_the_lesson(tmp_pat
         finally:
             await player.close(client)
     assert turn.allocations() >= 2  # the box's side and the student's
+    assert SECRET not in caplog.text
+    assert SECRET not in repr(config)
 
 
 async def test_coturn_refuses_an_expired_or_forged_credential(turn: TurnServer) -> None:
