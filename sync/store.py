@@ -29,6 +29,8 @@ from sync.errors import CorruptChunk, DiskFloorReached, NotInStore, QuotaExceede
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
+# What SQLite may write beside a chunk (B-tree pages, its journal before a checkpoint): kept clear of the floor too.
+FLOOR_SLACK = 1 * MB
 
 Migration = Callable[[sqlite_utils.Database], None]
 
@@ -150,7 +152,7 @@ class Store:
         if not self.min_free_bytes:
             return
         free = shutil.disk_usage(self.path.parent).free
-        if free - nbytes < self.min_free_bytes:
+        if free - nbytes - FLOOR_SLACK < self.min_free_bytes:
             raise DiskFloorReached(
                 f"disk nearly full: courseware sync stopped with {free // MB} MB free"
                 f" (it keeps {self.min_free_bytes // MB} MB free for recordings)"
