@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from drivers.camera import parse_video_device
 from edge.errors import ConfigError
-from sync.atomic import write_atomic
+from sync.atomic import exchange_atomic, previous_path, write_atomic
 
 DEFAULT_CONFIG_PATH = Path("/etc/classbox/classbox.toml")
 CONFIG_ENV = "CLASSBOX_CONFIG"
@@ -331,10 +331,11 @@ def save_config(config: BoxConfig, path: Path) -> None:
 
 
 def rollback_config(path: Path) -> BoxConfig:
-    """Bring back the version saved before the last save; the current one becomes `.prev`."""
-    previous = path.with_name(path.name + ".prev")
+    """Bring back the version saved before the last save; the current one becomes `.prev` (one atomic swap)."""
+    previous = previous_path(path)
     restored = load_config(previous)
-    current = path.read_bytes() if path.exists() else b""
-    write_atomic(path, previous.read_bytes(), mode=0o600)
-    write_atomic(previous, current, mode=0o600)
+    if path.exists():
+        exchange_atomic(path, previous)
+    else:
+        write_atomic(path, previous.read_bytes(), mode=0o600)
     return restored

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from edge.config import BoxConfig, config_path, dump_config, load_config, rollback_config, save_config
 from edge.errors import ConfigError
+from tests.helpers import REPO
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -112,3 +119,103 @@ def test_config_path_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("CLASSBOX_CONFIG", str(tmp_path / "env.toml"))
     assert config_path(None) == tmp_path / "env.toml"
     assert config_path(tmp_path / "arg.toml") == tmp_path / "arg.toml"
+
+
+def named(name: str) -> BoxConfig:
+    config = BoxConfig()
+    config.box.name = name
+    return config
+
+
+def crash_child(*args: str | Path) -> Any:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "crash_config.py"), *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def names_on_disk(directory: Path) -> tuple[str, str]:
+    path = directory / "classbox.toml"
+    for file in (path, path.with_name("classbox.toml.prev")):
+        assert file.stat().st_mode & 0o777 == 0o600, file
+    return load_config(path).box.name, load_config(path.with_name("classbox.toml.prev")).box.name
+
+
+def crash_each_step(tmp_path: Path, op: str, prepare: Callable[[Path], None]) -> list[tuple[str, tuple[str, str]]]:
+    """Run `op` in a child SIGKILLed at each of its steps in turn; (step, (config, .prev) names) per step."""
+    scratch = tmp_path / "count"
+    prepare(scratch)
+    steps: list[str] = crash_child("count", op, scratch)
+    dirs = [tmp_path / f"step-{i}" for i in range(1, len(steps) + 1)]
+    for directory in dirs:
+        prepare(directory)
+    outcomes = crash_child("kill", op, *dirs)
+    assert outcomes == ["killed"] * len(steps), list(zip(steps, outcomes, strict=True))
+    return [(step, names_on_disk(d)) for step, d in zip(steps, dirs, strict=True)]
+
+
+def saved_twice_with_leftovers(directory: Path) -> None:
+    """Room 1 saved over Room 0, and what crashes of older code left: the fixed-name link, a torn temp."""
+    path = directory / "classbox.toml"
+    save_config(named("Room 0"), path)
+    save_config(named("Room 1"), path)
+    os.link(path, directory / "classbox.toml.prev.new")
+    (directory / ".classbox.toml.new-0123456789ab.tmp").write_text("[box]\nname = ")
+
+
+def test_a_save_killed_at_any_step_leaves_whole_versions_and_the_next_save_works(tmp_path: Path) -> None:
+    results = crash_each_step(tmp_path, "save", saved_twice_with_leftovers)
+    assert {"write", "fsync", "link", "replace"} <= {step for step, _ in results}
+    allowed = {("Room 1", "Room 0"), ("Room 1", "Room 1"), ("Room new", "Room 1")}
+    assert all(names in allowed for _, names in results), results
+    assert results[-1][1] == ("Room new", "Room 1")  # killed before its last step (releasing the lock) it is done
+    for index, (_, (current, _prev)) in enumerate(results, start=1):
+        directory = tmp_path / f"step-{index}"
+        save_config(named("Room 3"), directory / "classbox.toml")
+        assert names_on_disk(directory) == ("Room 3", current)
+        assert sorted(p.name for p in directory.iterdir()) == ["classbox.toml", "classbox.toml.prev"]
+        assert rollback_config(directory / "classbox.toml").box.name == current
+
+
+def test_a_rollback_killed_at_any_step_swaps_whole_or_not_at_all_and_the_next_works(tmp_path: Path) -> None:
+    def saved_twice(directory: Path) -> None:
+        save_config(named("Room 1"), directory / "classbox.toml")
+        save_config(named("Room 2"), directory / "classbox.toml")
+
+    results = crash_each_step(tmp_path, "rollback", saved_twice)
+    assert "exchange" in {step for step, _ in results}
+    assert all(names in {("Room 2", "Room 1"), ("Room 1", "Room 2")} for _, names in results), results
+    for index, (_, (current, previous)) in enumerate(results, start=1):
+        path = tmp_path / f"step-{index}" / "classbox.toml"
+        assert rollback_config(path).box.name == previous
+        assert names_on_disk(path.parent) == (previous, current)
+
+
+def test_rollback_without_an_exchanging_filesystem_still_swaps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import sync.atomic
+
+    def unsupported(first: Path, second: Path) -> None:
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(sync.atomic, "_rename_exchange", unsupported)
+    path = tmp_path / "classbox.toml"
+    save_config(named("Room 1"), path)
+    save_config(named("Room 2"), path)
+    assert rollback_config(path).box.name == "Room 1"
+    assert names_on_disk(tmp_path) == ("Room 1", "Room 2")
+
+
+def test_rollback_refuses_an_invalid_prev_and_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "classbox.toml"
+    save_config(named("Room 1"), path)
+    path.with_name("classbox.toml.prev").write_text("[web]\nport = 0\n")
+    with pytest.raises(ConfigError, match="web.port"):
+        rollback_config(path)
+    assert load_config(path).box.name == "Room 1"
