@@ -74,13 +74,95 @@ def test_duplicate_device_names_are_refused() -> None:
 def test_relay_only_needs_a_turn_server_and_never_echoes_its_credential() -> None:
     from edge.config import parse_config
 
+    stun = {"urls": ["stun:stun.school.example"], "username": "box", "credential": "Zt6qW9pLr2xV-stun"}
     with pytest.raises(ConfigError) as caught:
-        parse_config({"stream": {"ice_servers": [{"urls": ["stun:stun.school.example"]}], "relay_only": True}})
+        parse_config({"stream": {"ice_servers": [stun], "relay_only": True}})
     assert caught.value.problems == [
         "stream.relay_only: True is not allowed: relay_only needs a turn: or turns: server in stream.ice_servers"
     ]
-    turn = {"urls": ["turn:turn.school.example"], "username": "box", "credential": "s3cret"}
+    turn = {"urls": ["turn:turn.school.example"], "username": "box", "credential": "Q7m-turn-secret"}
+    with pytest.raises(ConfigError) as caught:  # [stream.ice_servers] written where [[stream.ice_servers]] goes
+        parse_config({"stream": {"ice_servers": turn, "relay_only": True}})
+    assert caught.value.problems[0] == "stream.ice_servers: must be an array ([...] or [[section]])"
+    assert "Q7m-turn-secret" not in str(caught.value)
     assert parse_config({"stream": {"ice_servers": [turn], "relay_only": True}}).stream.relay_only
+
+
+TOKEN = "tus_9f8Kq2LmZx7RtW4vB1nC6pYs"
+TURN_CREDENTIAL = "Zt6qW9pLr2xV_turn"
+NUMERIC_TOKEN = 480913377215590061
+TEACHER_HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0$Jm8WqZbQpP1Ff5mY3k2cTn9r0XvLh4sEaDgKoUi7Bw0"
+TECH_HASH = "$argon2id$v=19$m=65536,t=3,p=4$dGVjaHNhbHR0ZWNo$Vx3nR7qLp0Zw2Ks9Ye4Hm6Tj1Ua8Bc5Df0Gh3Ik6Lm8"
+SECRETS_OK = f"""
+[web]
+teacher_pin_hash = "{TEACHER_HASH}"
+[upload]
+tus_url = "https://uploads.school.example/files"
+token = "{TOKEN}"
+[console]
+tech_pin_hash = "{TECH_HASH}"
+[[stream.ice_servers]]
+urls = ["turn:turn.school.example:3478"]
+username = "box"
+credential = "{TURN_CREDENTIAL}"
+"""
+REFUSED = {
+    # a check on the whole config: its input is every section, secrets included
+    "model": (SECRETS_OK + '[[cameras]]\nname = "teacher"\n[[cameras]]\nname = "teacher"\n', ["(top level): cameras:"]),
+    # whole sections of the wrong shape: a table where an array goes and the reverse
+    "section": (
+        f"""
+[[web]]
+teacher_pin_hash = "{TEACHER_HASH}"
+[upload]
+token = "{TOKEN}"
+[console]
+tech_pin_hash = "{TECH_HASH}"
+[stream]
+relay_only = true
+ice_servers = {{ urls = ["turn:turn.school.example"], username = "box", credential = "{TURN_CREDENTIAL}" }}
+""",
+        ["web: ", "stream.ice_servers: "],
+    ),
+    # the secret fields themselves, each with a value of the wrong form
+    "secret": (
+        f"""
+[web]
+teacher_pin_hash = "{TEACHER_HASH.replace("argon2id", "2b")}"
+[upload]
+token = {NUMERIC_TOKEN}
+[console]
+tech_pin_hash = "{TECH_HASH.replace("$argon2id$", "")}"
+[[stream.ice_servers]]
+urls = ["turn:turn.school.example"]
+credential = ["{TURN_CREDENTIAL}"]
+""",
+        ["web.teacher_pin_hash: ", "upload.token: ", "console.tech_pin_hash: ", "stream.ice_servers.0.credential: "],
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REFUSED))
+def test_a_refused_config_never_echoes_a_secret(tmp_path: Path, kind: str) -> None:
+    text, keys = REFUSED[kind]
+    path = write(tmp_path, text)
+    secrets = [
+        TOKEN,
+        TURN_CREDENTIAL,
+        *TEACHER_HASH.split("$")[-2:],
+        *TECH_HASH.split("$")[-2:],
+        str(NUMERIC_TOKEN),
+    ]
+    for command in (["config", "check", str(path)], ["run", "--config", str(path)]):
+        result = subprocess.run(
+            [sys.executable, "-m", "edge", *command], cwd=REPO, capture_output=True, text=True, timeout=60
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode == 2, output
+        problems = [line.strip() for line in result.stderr.splitlines()[1:]]
+        assert all(any(p.startswith(key) for p in problems) for key in keys), problems
+        assert [s for s in secrets if s in output] == [], output
+        assert "{'" not in output, output  # no section or mapping is echoed
 
 
 def test_save_is_atomic_keeps_previous_and_rolls_back(tmp_path: Path) -> None:
