@@ -101,7 +101,8 @@ class Supervisor:
     async def _stop_component(self, item: _Supervised) -> None:
         item.running = False
         try:
-            await asyncio.wait_for(item.component.stop(), STOP_TIMEOUT_S)
+            async with asyncio.timeout(STOP_TIMEOUT_S):  # not wait_for: on 3.11 it can swallow our own cancellation
+                await item.component.stop()
         except Exception:
             log.exception("stopping %s failed", item.component.name)
 

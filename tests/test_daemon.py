@@ -334,7 +334,8 @@ def test_sigterm_during_a_live_lesson_exits_cleanly_and_keeps_the_recording(tmp_
         status, body = http_json(daemon.url + "/api/lessons", "POST", {"title": "Live at shutdown"})
         assert status == 201
         wait_for(lambda: (daemon.health() or {}).get("components", {}).get("recorder", {}).get("recording"), 10)
-        time.sleep(1.0)
+        segments = state / "recordings" / body["id"]
+        wait_for(lambda: any(p.stat().st_size for p in segments.glob("seg-*")), 10, 0.1, "media in the open segment")
         began = time.monotonic()
         assert daemon.terminate(timeout=5) == 0
         assert time.monotonic() - began < 5

@@ -129,7 +129,7 @@ async def test_pli_gets_a_keyframe_within_a_second(tmp_path: Path) -> None:
 async def test_leaving_frees_the_peer_connection_subscriptions_and_tasks(tmp_path: Path) -> None:
     async with live_box(small_config(tmp_path)) as live, httpx.AsyncClient(base_url=live.base) as client:
         lesson = await live.start_lesson()
-        await asyncio.sleep(0.2)
+        await until(lambda: live.media.stats()["high_frames"] > 0, what="the lesson's media flowing")
         tasks_before = len(asyncio.all_tasks())
         player = await join(client, f"/whep/{lesson.join_code}")
         await until(lambda: player.frames["video"] >= 3, what="video")
