@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,6 +20,8 @@ import pytest
 
 from edge.box import hash_pin
 from tests.helpers import REPO, DaemonProcess, http_json, wait_for
+
+READY_STATUS = r"STATUS=(ok; lesson: none|(starting|degraded|down); lesson: none; attention: [\w:, -]+)"
 
 
 @pytest.fixture
@@ -55,8 +58,7 @@ def test_lifecycle_health_lessons_and_notify(tmp_path: Path, notify_socket: tupl
         assert any("STATUS=starting" in m for m in messages)
         ready, status_line = messages[-1].split("\n")
         assert ready == "READY=1"
-        expected = r"STATUS=(ok; lesson: none|(starting|degraded|down); lesson: none; attention: [\w:, -]+)"
-        assert re.fullmatch(expected, status_line), status_line
+        assert re.fullmatch(READY_STATUS, status_line), status_line
         # READY means the doors answer
         health = daemon.health()
         assert health is not None
@@ -141,6 +143,27 @@ def test_a_notify_socket_nobody_reads_never_stalls_the_box(
         assert 'classbox_notify_dropped{component="daemon"}' in metrics
         assert daemon.terminate() == 0
     assert daemon.log().count("systemd notify socket: its queue is full") == 1
+
+
+@pytest.mark.slow
+def test_a_ready_dropped_while_the_notify_socket_was_full_is_sent_again(
+    tmp_path: Path, notify_socket: tuple[socket.socket, str]
+) -> None:
+    sock, path = notify_socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as filler:  # systemd busy: its queue full before we start
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                filler.sendto(b"FILLER=1", path)
+    with DaemonProcess(tmp_path / "state", env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"}) as daemon:
+        daemon.wait_healthy()
+        wait_for(lambda: (daemon.health() or {})["components"]["daemon"]["notify_dropped"] >= 2, 10, 0.1, "drops")
+        messages = receive_until(sock, "READY=1")  # reading makes room: the next tick sends READY=1 again
+        assert set(messages[:-1]) <= {"FILLER=1", "WATCHDOG=1"}, messages
+        ready, status_line = messages[-1].split("\n")
+        assert ready == "READY=1"
+        assert re.fullmatch(READY_STATUS, status_line), status_line
+        assert daemon.terminate() == 0
 
 
 @pytest.mark.slow
