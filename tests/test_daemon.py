@@ -274,9 +274,9 @@ def as_systemd_runs_it(config: Path) -> list[str]:
 
 def healthz_inside(pid: int, port: int = 8080) -> dict[str, Any] | None:
     """GET /healthz from inside the network namespace of process `pid`."""
-    url = f"http://127.0.0.1:{port}/healthz"
+    get = f"import urllib.request as u; print(u.urlopen('http://127.0.0.1:{port}/healthz', timeout=5).read().decode())"
     result = subprocess.run(
-        ["nsenter", "--target", str(pid), "--net", "curl", "-s", "--max-time", "5", url],
+        ["nsenter", "--target", str(pid), "--net", sys.executable, "-c", get],
         capture_output=True,
         text=True,
         timeout=15,
