@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -29,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the box daemon", description="Run the box daemon with its config file.")
     run.add_argument(
-        "--config", type=Path, help="config file (default: $CLASSBOX_CONFIG or /etc/classbox/classbox.toml)"
+        "--config",
+        type=Path,
+        help="config file (default: $CLASSBOX_CONFIG or /etc/classbox/classbox.toml); none yet: built-in defaults",
     )
     run.set_defaults(handler=_cmd_run)
 
@@ -76,12 +79,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: Path | None, *, missing_ok: bool) -> BoxConfig:
+def _is_missing(path: Path) -> bool:
+    """True when nothing is at `path` (first boot); a file we cannot read is not missing: loading it says why."""
+    try:
+        path.lstat()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _load_for_run(path: Path | None) -> tuple[BoxConfig, str]:
+    """The config to run and a note when it is the built-in defaults because there is no file yet."""
     resolved = config_path(path)
-    if path is None and missing_ok and not resolved.exists():
-        log.warning("no config file at %s: running on the built-in defaults", resolved)
-        return BoxConfig()
-    return load_config(resolved)
+    note = ""
+    if _is_missing(resolved):
+        note = f"no config file at {resolved}: running on the built-in defaults"
+        log.warning("%s", note)
+        config = BoxConfig()
+    else:
+        config = load_config(resolved)
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if state and "state_dir" not in config.box.model_fields_set:  # systemd's StateDirectory=, unless the file says
+        config.box.state_dir = Path(state)
+    return config, note
 
 
 def _report(err: ConfigError) -> int:
@@ -91,17 +113,17 @@ def _report(err: ConfigError) -> int:
     return EXIT_CONFIG
 
 
-def _serve(config: BoxConfig, fault: str | None = None) -> int:
+def _serve(config: BoxConfig, fault: str | None = None, config_note: str = "") -> int:
     setup_logging(config.logging.level)
-    daemon = Daemon(config, [standard_components], fault=fault)
+    daemon = Daemon(config, [standard_components], fault=fault, config_note=config_note)
     asyncio.run(daemon.run())
     return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     setup_logging()
-    config = _load(args.config, missing_ok=True)
-    return _serve(config)
+    config, note = _load_for_run(args.config)
+    return _serve(config, config_note=note)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

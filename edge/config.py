@@ -7,19 +7,23 @@ settings through `BoxConfig`; nothing keeps its own copy.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from drivers.camera import parse_video_device
 from edge.errors import ConfigError
-from sync.atomic import write_atomic
+from edge.logs import redact
+from sync.atomic import exchange_atomic, previous_path, write_atomic
 
 DEFAULT_CONFIG_PATH = Path("/etc/classbox/classbox.toml")
 CONFIG_ENV = "CLASSBOX_CONFIG"
@@ -58,6 +62,12 @@ class BoxSection(Section):
         return "box-" + re.sub(r"[^A-Za-z0-9_-]", "-", os.uname().nodename)[:32]
 
 
+def _argon2_hash(value: str, how: str = "") -> str:
+    if value and not value.startswith("$argon2"):
+        raise ValueError(f"must be an argon2 hash of the PIN, never the PIN itself{how}")
+    return value
+
+
 class WebSection(Section):
     """The one HTTP port every web door shares (panel, watch, board, admin, API)."""
 
@@ -80,9 +90,7 @@ class WebSection(Section):
     @field_validator("teacher_pin_hash")
     @classmethod
     def _hash(cls, value: str) -> str:
-        if value and not value.startswith("$argon2"):
-            raise ValueError("must be an argon2 hash (set it with `classbox config set-pin`)")
-        return value
+        return _argon2_hash(value, " (set it with `classbox config set-pin`)")
 
 
 class CameraConfig(Section):
@@ -240,6 +248,11 @@ class ConsoleSection(Section):
     baudrate: int = Field(default=115200, ge=1200, le=4_000_000)
     tech_pin_hash: str = Field(default="", repr=False)
 
+    @field_validator("tech_pin_hash")
+    @classmethod
+    def _hash(cls, value: str) -> str:
+        return _argon2_hash(value)
+
 
 class DiscoverySection(Section):
     """Zeroconf advertisement of this box and browsing for peers."""
@@ -281,22 +294,64 @@ class BoxConfig(Section):
         return self
 
 
+SECRET_NAME = re.compile(r"(token|credential|secret|password|passwd|_hash)$", re.IGNORECASE)
+SHOWN_CHARS = 80
+SHAPES = {
+    "model_type": "must be a table ([section] or {key = value})",
+    "list_type": "must be an array ([...] or [[section]])",
+}
+
+
+def _sections(base: type[Section] = Section) -> Iterator[type[Section]]:
+    for sub in base.__subclasses__():
+        yield sub
+        yield from _sections(sub)
+
+
+@functools.cache
+def _secret_fields() -> frozenset[str]:
+    """Every field of the schema whose value is never shown (repr=False), wherever it sits."""
+    return frozenset(name for cls in _sections() for name, field in cls.model_fields.items() if not field.repr)
+
+
+def _is_secret(loc: tuple[int | str, ...]) -> bool:
+    hidden = _secret_fields()
+    return any(isinstance(part, str) and (part in hidden or SECRET_NAME.search(part)) for part in loc)
+
+
+def _is_structure(value: object) -> bool:
+    """A section, a mapping or a list holding them: shown by its key alone (it may hold secrets)."""
+    if isinstance(value, dict):
+        return True
+    return isinstance(value, list | tuple) and any(isinstance(item, dict | list | tuple) for item in value)
+
+
+def _shown(value: object) -> str:
+    text = redact(repr(value))
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
+def _problem(item: ErrorDetails) -> str:
+    """One line for one validation error: the key and what is wrong; the value only if it is safe to show."""
+    where = _location(item["loc"])
+    message = SHAPES.get(item["type"], item["msg"].removeprefix("Value error, "))
+    if item["type"] == "extra_forbidden":
+        return f"{where}: unknown setting"
+    if item["type"] == "missing":
+        return f"{where}: required setting is missing"
+    if _is_secret(item["loc"]):
+        return f"{where}: the value (a secret, not shown) is not allowed: {message}"
+    if _is_structure(item["input"]):
+        return f"{where}: {message}"
+    return f"{where}: {_shown(item['input'])} is not allowed: {message}"
+
+
 def _problems(err: ValidationError) -> list[str]:
-    lines = []
-    for item in err.errors():
-        where = _location(item["loc"])
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            lines.append(f"{where}: unknown setting")
-        elif item["type"] == "missing":
-            lines.append(f"{where}: required setting is missing")
-        else:
-            lines.append(f"{where}: {item['input']!r} is not allowed: {message}")
-    return lines
+    return [_problem(item) for item in err.errors()]
 
 
 def parse_config(data: dict[str, Any], source: str = "config") -> BoxConfig:
@@ -341,10 +396,11 @@ def save_config(config: BoxConfig, path: Path) -> None:
 
 
 def rollback_config(path: Path) -> BoxConfig:
-    """Bring back the version saved before the last save; the current one becomes `.prev`."""
-    previous = path.with_name(path.name + ".prev")
+    """Bring back the version saved before the last save; the current one becomes `.prev` (one atomic swap)."""
+    previous = previous_path(path)
     restored = load_config(previous)
-    current = path.read_bytes() if path.exists() else b""
-    write_atomic(path, previous.read_bytes(), mode=0o600)
-    write_atomic(previous, current, mode=0o600)
+    if path.exists():
+        exchange_atomic(path, previous)
+    else:
+        write_atomic(path, previous.read_bytes(), mode=0o600)
     return restored

@@ -101,7 +101,8 @@ class Supervisor:
     async def _stop_component(self, item: _Supervised) -> None:
         item.running = False
         try:
-            await asyncio.wait_for(item.component.stop(), STOP_TIMEOUT_S)
+            async with asyncio.timeout(STOP_TIMEOUT_S):  # not wait_for: on 3.11 it can swallow our own cancellation
+                await item.component.stop()
         except Exception:
             log.exception("stopping %s failed", item.component.name)
 
@@ -152,6 +153,24 @@ class Supervisor:
         self._bus.publish("component.failed", component=name, error=item.last_error)
 
 
+class DaemonReport(Component):
+    """The daemon's own health: which config it runs on, and how many notify messages systemd missed."""
+
+    name = "daemon"
+
+    def __init__(self, notifier: Notifier, config_note: str) -> None:
+        super().__init__()
+        self._notifier = notifier
+        self._config_note = config_note
+
+    def health(self) -> Health:
+        """Degraded while the box runs on the built-in defaults (no config file yet)."""
+        return Health("degraded" if self._config_note else "ok", self._config_note, self._metrics())
+
+    def _metrics(self) -> dict[str, Any]:
+        return {"notify_dropped": self._notifier.dropped}
+
+
 ComponentFactory = Callable[[Box], list[Component]]
 
 
@@ -164,6 +183,7 @@ class Daemon:
         factories: list[ComponentFactory],
         notifier: Notifier | None = None,
         fault: str | None = None,
+        config_note: str = "",
     ) -> None:
         self.config = config
         self.bus = EventBus()
@@ -171,6 +191,8 @@ class Daemon:
         self.supervisor = Supervisor(self.bus, fault)
         self.notifier = notifier or Notifier()
         self._factories = factories
+        self._report = DaemonReport(self.notifier, config_note)
+        self._ready_sent = False
         self._stop = asyncio.Event()
         self._stopped: asyncio.Future[None] | None = None
 
@@ -201,11 +223,12 @@ class Daemon:
         self.notifier.status("starting")
         self.box.open()
         self.box.attach(self.supervisor)
+        self.supervisor.add(self._report)
         for factory in self._factories:
             for component in factory(self.box):
                 self.supervisor.add(component)
         await self.supervisor.start_all()
-        self.notifier.ready(self.status_line())
+        self._ready_sent = self.notifier.ready(self.status_line())
         log.info("classbox ready: %s", self.status_line())
 
     async def close(self) -> None:
@@ -226,10 +249,13 @@ class Daemon:
         """One line a technician reads in `systemctl status`."""
         health = self.box.health()
         lesson = health["lesson"]
-        bad = [n for n, c in health["components"].items() if c["status"] not in ("ok",)]
+        components = health["components"]
+        bad = [n for n, c in components.items() if c["status"] not in ("ok",)]
         parts = [f"{health['status']}", f"lesson: {lesson['title'] if lesson else 'none'}"]
         if bad:
             parts.append("attention: " + ", ".join(bad))
+        if components.get(DaemonReport.name, {}).get("detail"):
+            parts.append(components[DaemonReport.name]["detail"])
         return "; ".join(parts)
 
     async def _watchdog(self) -> None:
@@ -240,9 +266,11 @@ class Daemon:
             if interval is not None:
                 self.notifier.watchdog()
             status = self.status_line()
-            if status != last_status:
-                self.notifier.status(status)
-                last_status = status
+            if not self._ready_sent:  # dropped at start: systemd still waits for it
+                self._ready_sent = self.notifier.ready(status)
+                last_status = status if self._ready_sent else ""
+            elif status != last_status and self.notifier.status(status):
+                last_status = status  # a dropped STATUS= goes again on the next tick
             await asyncio.sleep(period)
 
 

@@ -10,7 +10,11 @@ log = logging.getLogger(__name__)
 
 
 class Notifier:
-    """Sends notify messages to $NOTIFY_SOCKET; does nothing when the daemon runs without systemd."""
+    """Sends notify messages to $NOTIFY_SOCKET; does nothing when the daemon runs without systemd.
+
+    Sends never block the event loop: a message that cannot go at once (nobody reads the socket,
+    its queue is full, systemd is gone) is dropped and counted in `dropped`, and logged once per kind.
+    """
 
     def __init__(self, address: str | None = None) -> None:
         address = address if address is not None else os.environ.get("NOTIFY_SOCKET", "")
@@ -18,34 +22,47 @@ class Notifier:
             address = "\0" + address[1:]
         self._address = address
         self._socket: socket.socket | None = None
+        self._logged: set[int | None] = set()
+        self.dropped = 0
         if address:
             self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            self._socket.setblocking(False)
 
     @property
     def enabled(self) -> bool:
         """True when a notify socket was given."""
         return self._socket is not None
 
-    def send(self, *fields: str) -> None:
-        """Send one message made of `KEY=value` lines; failures are logged, never raised."""
+    def send(self, *fields: str) -> bool:
+        """Send one message made of `KEY=value` lines; False when it was dropped (never raises, never blocks)."""
         if self._socket is None:
-            return
+            return True
         try:
             self._socket.sendto("\n".join(fields).encode(), self._address)
         except OSError as err:
-            log.warning("systemd notify failed: %s", err)
+            self._drop(err)
+            return False
+        return True
 
-    def ready(self, status: str) -> None:
-        """READY=1 with a status line."""
-        self.send("READY=1", f"STATUS={status}")
+    def _drop(self, err: OSError) -> None:
+        self.dropped += 1
+        if err.errno in self._logged:
+            return
+        self._logged.add(err.errno)
+        reason = "its queue is full: nobody reads it" if isinstance(err, BlockingIOError) else err.strerror
+        log.warning("systemd notify socket: %s; dropping what cannot be sent (count: daemon.notify_dropped)", reason)
 
-    def status(self, text: str) -> None:
-        """A STATUS= line a technician reads in `systemctl status`."""
-        self.send(f"STATUS={text}")
+    def ready(self, status: str) -> bool:
+        """READY=1 with a status line; False when dropped."""
+        return self.send("READY=1", f"STATUS={status}")
 
-    def watchdog(self) -> None:
-        """WATCHDOG=1: the event loop is alive."""
-        self.send("WATCHDOG=1")
+    def status(self, text: str) -> bool:
+        """A STATUS= line a technician reads in `systemctl status`; False when dropped."""
+        return self.send(f"STATUS={text}")
+
+    def watchdog(self) -> bool:
+        """WATCHDOG=1: the event loop is alive; False when dropped."""
+        return self.send("WATCHDOG=1")
 
     def stopping(self) -> None:
         """STOPPING=1."""

@@ -78,11 +78,29 @@ def test_synthetic_frames_carry_a_readable_clock_and_counter(sources: list[Captu
 def test_a_slow_consumer_gets_the_newest_frame_not_a_backlog(sources: list[CapturingVideoSource]) -> None:
     source = _run(sources, SyntheticVideoSource("teacher", 160, 120, fps=30))
     wait_for(lambda: (f := source.latest()) and f.index >= 6, timeout=5, what="six frames")
+    newest = source.latest().index  # type: ignore[union-attr]
     frame = source.wait_newer(0, timeout=1)
     assert frame is not None
-    assert frame.index >= 6
-    assert frame is source.latest() or frame.index < source.latest().index  # type: ignore[union-attr]
-    assert source.latest().yuv is source.latest().yuv  # type: ignore[union-attr]  # handed out, never copied
+    assert frame.index >= newest  # the newest when asked, not frame 1 of a queue
+    wait_for(lambda: source.latest().index >= frame.index + 5, timeout=5, what="five frames nobody read")  # type: ignore[union-attr]
+    newest = source.latest().index  # type: ignore[union-attr]
+    later = source.wait_newer(frame.index, timeout=1)
+    assert later is not None
+    assert later.index >= newest >= frame.index + 5  # the unread frames were skipped, not queued
+
+
+def test_every_consumer_is_handed_the_same_frame_never_a_copy(sources: list[CapturingVideoSource]) -> None:
+    source = _run(sources, SyntheticVideoSource("teacher", 160, 120, fps=30))
+    assert source.wait_newer(0, timeout=5) is not None
+    for _ in range(100):  # until no new frame lands between the two looks
+        seen = source.latest()
+        waited = source.wait_newer(seen.index - 1, timeout=1)  # type: ignore[union-attr]
+        if source.latest() is seen:
+            break
+    else:
+        pytest.fail("a new frame landed between every pair of looks")
+    assert waited is seen
+    assert waited.yuv is seen.yuv  # type: ignore[union-attr]
 
 
 def test_wait_newer_times_out_and_returns_after_stop(sources: list[CapturingVideoSource]) -> None:

@@ -30,7 +30,8 @@ def test_keyframe_requests_are_rate_limited_but_never_lost() -> None:
     assert gate.requests == 21
 
 
-def collect(layer: VideoLayer, seconds: float, ask_at: float | None = None) -> tuple[list[EncodedPacket], int]:
+def collect(layer: VideoLayer, count: int, ask_after: int | None = None) -> tuple[list[EncodedPacket], int]:
+    """At least `count` packets of the synthetic camera from a real encoder; a keyframe asked for after `ask_after`."""
     camera = SyntheticVideoSource("test", 640, 360, 30)
     packets: list[EncodedPacket] = []
     lock = threading.Lock()
@@ -43,11 +44,10 @@ def collect(layer: VideoLayer, seconds: float, ask_at: float | None = None) -> t
     camera.start()
     encoder.start()
     try:
-        began = time.monotonic()
-        if ask_at is not None:
-            time.sleep(ask_at)
+        if ask_after is not None:
+            wait_for(lambda: len(packets) >= ask_after, 10, 0.01, f"{ask_after} packets")
             encoder.request_keyframe()
-        time.sleep(max(0.0, seconds - (time.monotonic() - began)))
+        wait_for(lambda: len(packets) >= count, 10, 0.01, f"{count} packets")
     finally:
         encoder.stop()
         camera.stop()
@@ -56,8 +56,9 @@ def collect(layer: VideoLayer, seconds: float, ask_at: float | None = None) -> t
 
 def test_layer_encodes_at_its_own_size_and_rate_with_a_keyframe_on_request() -> None:
     low = VideoLayer("low", 320, 180, 10, 150)
-    packets, forced = collect(low, 1.6, ask_at=0.8)
-    assert 10 <= len(packets) <= 20  # ~10 fps from a 30 fps camera
+    packets, forced = collect(low, 16, ask_after=8)
+    steps = sorted(float((b.pts - a.pts) * b.time_base) for a, b in zip(packets, packets[1:], strict=False))
+    assert 0.08 <= steps[len(steps) // 2] <= 0.16  # ~10 fps of a 30 fps camera, by the capture clock
     assert packets[0].keyframe  # a stream starts with one
     assert forced == 1
     assert sum(p.keyframe for p in packets) == 2  # the first and the requested one; the GOP is 10 s
@@ -74,11 +75,10 @@ def test_opus_packets_follow_the_capture_clock() -> None:
     mic.start()
     encoder.start()
     try:
-        time.sleep(0.5)
+        wait_for(lambda: len(packets) >= 15, timeout=5, what="15 Opus packets")
     finally:
         encoder.stop()
         mic.stop()
-    assert len(packets) >= 15
     assert {p.layer for p in packets} == {"audio"}
     steps = [b.pts - a.pts for a, b in zip(packets, packets[1:], strict=False)]
     assert min(steps) >= 960  # never backwards; a stalled machine may re-anchor forwards once
@@ -89,7 +89,7 @@ def test_opus_packets_follow_the_capture_clock() -> None:
 
 
 def test_each_packet_is_split_into_rtp_payloads_once_for_every_viewer_as_aiortc_would() -> None:
-    packets, _ = collect(VideoLayer("high", 640, 360, 30, 1500), 0.8)
+    packets, _ = collect(VideoLayer("high", 640, 360, 30, 1500), 24)
     packetizer, aiortc = SharedPacketizer(), H264Encoder()
     for packet in packets:
         payloads = packetizer.payloads(packet)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -264,6 +265,13 @@ async def test_bearer_token_is_sent_and_never_logged(
     assert "s3cret-token" not in rows
 
 
+def settled_offset(tus: TusServer, upload: Path) -> int:
+    """The server's offset of `upload` by HEAD, which waits for the upload's lock (held by a PATCH still writing)."""
+    request = urllib.request.Request(f"{tus.url}/{upload.name}", method="HEAD", headers={"Tus-Resumable": "1.0.0"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return int(response.headers["Upload-Offset"])
+
+
 @pytest.mark.slow
 def test_sigkill_mid_upload_resumes_from_the_servers_offset(tmp_path: Path, tus_sync: TusServer) -> None:
     tus = tus_sync
@@ -278,10 +286,11 @@ def test_sigkill_mid_upload_resumes_from_the_servers_offset(tmp_path: Path, tus_
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    time.sleep(0.2)  # let the server settle the aborted PATCH
-    mark = len(tus.requests())
     [stored] = tus.uploads()
-    left = size - stored.stat().st_size  # the file store's offset is the stored file's length
+    offset = settled_offset(tus, stored)
+    mark = len(tus.requests())
+    assert stored.stat().st_size == offset  # the file store's offset is the stored file's length
+    left = size - offset
     assert 0 < left < size - 10 * chunk
 
     subprocess.run([*worker, str(chunk), "0"], env=env, check=True, timeout=60)

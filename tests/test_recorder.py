@@ -14,8 +14,8 @@ from edge.config import BoxConfig
 from edge.events import Event
 from edge.media.catalogue import Catalogue
 from edge.media.recorder import Recorder
-from edge.media.segments import closed_segments
-from tests.stream_fixture import live_box, small_config
+from edge.media.segments import INK_LOG, closed_segments
+from tests.stream_fixture import live_box, small_config, until
 
 
 def ffprobe(path: Path) -> dict[str, Any]:
@@ -59,7 +59,8 @@ async def test_lesson_is_recorded_in_segments_and_joined_to_mp4(tmp_path: Path) 
         await next_event(events, "recording.segment")
         await next_event(events, "recording.segment")
         box.bus.publish("board.stroke", points=[[0.1, 0.2], [0.3, 0.4]])
-        await asyncio.sleep(0.5)
+        ink_log = recorder.root / lesson.id / INK_LOG  # flushed and fsynced with every closed segment
+        await until(lambda: "board.stroke" in ink_log.read_text(), within=15, what="the stroke in the ink log")
         await box.stop_lesson("panel")
         finished = await next_event(events, "recording.finished")
 

@@ -82,9 +82,36 @@ async def test_component_that_cannot_start_is_down_and_retried() -> None:
     supervisor.add(Broken())
     await supervisor.start_all()
     assert supervisor.report()["camera"]["status"] == "down"
-    await asyncio.sleep(0.2)
+    for _ in range(200):
+        if Broken.attempts >= 3:
+            break
+        await asyncio.sleep(0.02)
     assert Broken.attempts >= 3
     await supervisor.stop_all()
+
+
+async def test_stop_all_while_a_failed_component_is_being_stopped_still_stops_it() -> None:
+    class Failing(Component):
+        name = "camera"
+        stopping_all: asyncio.Task[None] | None = None
+
+        async def run(self) -> None:
+            raise RuntimeError("camera broke")
+
+        async def stop(self) -> None:
+            if Failing.stopping_all is None:  # the daemon shuts down just as the failed camera's stop returns
+                Failing.stopping_all = asyncio.create_task(supervisor.stop_all(), name="test:stop-all")
+
+    supervisor = Supervisor(EventBus(), backoff_first_s=0.02)
+    supervisor.add(Failing())
+    await supervisor.start_all()
+    for _ in range(100):
+        if Failing.stopping_all is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert Failing.stopping_all is not None
+    await asyncio.wait_for(Failing.stopping_all, 5)
+    assert supervisor.report()["camera"]["status"] == "stopped"
 
 
 async def test_duplicate_names_refused() -> None:
