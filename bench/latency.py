@@ -43,7 +43,7 @@ async def receive(url: str, seconds: float, settle: float) -> None:
         began = time.monotonic()
         while time.monotonic() - began < settle + seconds:
             frame = await track.recv()
-            arrived = time.time()
+            arrived = time.monotonic()  # the burned-in clock is the monotonic media clock
             if time.monotonic() - began < settle:
                 continue
             clock = read_burned_clock(frame.to_ndarray(format="yuv420p"))

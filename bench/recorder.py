@@ -72,7 +72,7 @@ def encode(pictures: list[av.VideoFrame]) -> list[EncodedPacket]:
                     packet.pts,
                     VIDEO_TIME_BASE,
                     bool(packet.is_keyframe),
-                    time.time(),
+                    time.monotonic(),
                     90_000 // FPS,
                 )
             )
@@ -89,7 +89,7 @@ def audio_packets() -> list[EncodedPacket]:
         frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
         frame.sample_rate, frame.pts, frame.time_base = 48_000, i * 960, AUDIO_TIME_BASE
         for packet in codec.encode(frame):
-            out.append(EncodedPacket("audio", bytes(packet), packet.pts, AUDIO_TIME_BASE, True, time.time(), 960))
+            out.append(EncodedPacket("audio", bytes(packet), packet.pts, AUDIO_TIME_BASE, True, time.monotonic(), 960))
     return out
 
 

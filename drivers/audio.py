@@ -63,7 +63,7 @@ class AudioFrame:
     sample_rate: int  # 48000
     channels: int
     index: int  # +1 per frame (silence included)
-    captured_at: float  # time.time() of the first sample: the media clock shared with video
+    captured_at: float  # time.monotonic() of the first sample: the media clock shared with video
     silent: bool = False  # generated silence while the device is gone
 
 
@@ -228,7 +228,7 @@ class CapturingAudioSource(AudioSource):
         opened, count = time.monotonic(), 0
         while not self._stopping.is_set():
             pcm = self._read()
-            self._deliver(pcm, time.time() - FRAME_S)
+            self._deliver(pcm, time.monotonic() - FRAME_S)
             self._backoff.reset()
             count += 1
             ahead = opened + count * FRAME_S - time.monotonic()
@@ -240,7 +240,7 @@ class CapturingAudioSource(AudioSource):
         while not self._stopping.wait(FRAME_S / 4):
             for _ in range(min(self._missing_frames(), RING_FRAMES)):
                 with self._cond:
-                    captured_at = time.time() - (time.monotonic() - self._last_any)
+                    captured_at = self._last_any
                 self._deliver(self._silence, captured_at, silent=True)
 
     def _missing_frames(self) -> int:

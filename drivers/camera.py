@@ -62,7 +62,7 @@ class VideoFrame:
     width: int
     height: int
     index: int  # +1 per delivered frame (slate frames included)
-    captured_at: float  # time.time() at capture: the media clock shared with audio and the board ink log
+    captured_at: float  # time.monotonic() at capture: the media clock shared with audio and the board ink log
     slate: bool = False  # True for "camera offline" frames
 
 
@@ -121,7 +121,7 @@ def _grey_chroma(yuv: np.ndarray, width: int, x0: int, y0: int, x1: int, y1: int
 
 
 def read_burned_clock(yuv: np.ndarray) -> float | None:
-    """The time.time() burned into a frame by `burn_clock` (after encoding and decoding too), or None."""
+    """The clock (time.monotonic()) burned into a frame by `burn_clock` (after encoding and decoding too), or None."""
     if yuv.ndim != 2 or yuv.dtype != np.uint8:
         return None
     width = yuv.shape[1]
@@ -150,7 +150,9 @@ def _burn_text(yuv: np.ndarray, height: int, text: str, row: int, scale: float) 
     cv2.putText(luma, text, (x, row), cv2.FONT_HERSHEY_SIMPLEX, scale, Y_WHITE, thickness, cv2.LINE_AA)
 
 
-def _clock_text(at: float) -> str:
+def _clock_text() -> str:
+    """The wall-clock time of day a person reads on the picture (a label: the media clock is monotonic)."""
+    at = time.time()
     return time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
 
 
@@ -340,10 +342,10 @@ class CapturingVideoSource(VideoSource):
                 self._deliver_slate()
 
     def _deliver_slate(self) -> None:
-        at = time.time()
+        at = time.monotonic()
         yuv = self._slate.copy()
         burn_clock(yuv, self.width, at, self._index + 1)
-        _burn_text(yuv, self.height, _clock_text(at), self.height - 16, max(self.width / 1280, 0.4))
+        _burn_text(yuv, self.height, _clock_text(), self.height - 16, max(self.width / 1280, 0.4))
         self._deliver(yuv, at, slate=True)
 
     # -- the backend
@@ -354,7 +356,7 @@ class CapturingVideoSource(VideoSource):
 
     @abstractmethod
     def _grab(self) -> tuple[np.ndarray, float]:
-        """Block for the next frame: (I420 array of the configured size, time.time() at capture)."""
+        """Block for the next frame: (I420 array of the configured size, time.monotonic() at capture)."""
 
     def _close(self) -> None:
         """Release the device (idempotent)."""
@@ -405,10 +407,10 @@ class SyntheticVideoSource(CapturingVideoSource):
 
     def _grab(self) -> tuple[np.ndarray, float]:
         self._wait_tick()
-        at = time.time()
+        at = time.monotonic()
         yuv = self._pattern(self._tick * self._step % self.width)
         burn_clock(yuv, self.width, at, self._index + 1)
-        _burn_text(yuv, self.height, f"{self.name}  #{self._index + 1}  {_clock_text(at)}", *self._text_place)
+        _burn_text(yuv, self.height, f"{self.name}  #{self._index + 1}  {_clock_text()}", *self._text_place)
         return yuv, at
 
     def _wait_tick(self) -> None:
@@ -571,7 +573,7 @@ class OpenCVVideoSource(CapturingVideoSource):
             ok, bgr = self._rewind()
         if not ok or bgr is None:
             raise DeviceUnavailable(f"{self._describe()} stopped sending frames")
-        captured_at = time.time()
+        captured_at = time.monotonic()
         if bgr is not self._bgr:
             self.decode_buffers += 1  # OpenCV decoded into a new array instead of the one handed back
         self._bgr = bgr

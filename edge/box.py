@@ -13,7 +13,6 @@ import ipaddress
 import logging
 import secrets
 import sqlite3
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
@@ -28,6 +27,7 @@ from edge.config import BoxConfig
 from edge.db import Headroom, open_db, table
 from edge.errors import LessonAlreadyLive, NoLiveLesson, NotAllowed, RecordingNotFound, RecordingNotReady
 from edge.events import EventBus
+from sync.clock import Clock, monotonic, wall
 
 if TYPE_CHECKING:
     from edge.component import Component
@@ -60,6 +60,7 @@ class Lesson:
     ended_at: float | None = None
     started_by: str = ""
     alarms: tuple[str, ...] = ()  # what the panel must say about the live lesson, in plain words (not stored)
+    duration_s: float | None = None  # measured on the monotonic clock; the wall times are labels
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Lesson:
@@ -76,7 +77,8 @@ class Lesson:
         """The JSON form the API answers with."""
         data = asdict(self)
         data["alarms"] = list(self.alarms)
-        data["duration_s"] = round((self.ended_at or time.time()) - self.started_at, 3)
+        if self.duration_s is None:  # a lesson from before durations were measured
+            data["duration_s"] = round((self.ended_at or wall()) - self.started_at, 3)
         return data
 
     def public_json(self) -> dict[str, Any]:
@@ -97,7 +99,7 @@ class PinGate:
         per_address: int = PIN_FAILURES_ALLOWED,
         per_box: int = PIN_FAILURES_PER_BOX,
         window_s: float = PIN_LOCKOUT_S,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = monotonic,
     ) -> None:
         self._hasher = PasswordHasher()
         self._per_address, self._per_box, self._window_s, self._clock = per_address, per_box, window_s, clock
@@ -155,7 +157,9 @@ class Box:
         self.config = config
         self.bus = bus
         self.id = config.box.resolved_id()
-        self.started_at = time.time()
+        self.clock = Clock()
+        self.started_at = self.clock.wall()
+        self._started_mono = self.clock.monotonic()
         self._db: sqlite_utils.Database | None = None
         self._supervisor: Supervisor | None = None
         self._lock = asyncio.Lock()
@@ -163,6 +167,7 @@ class Box:
         self._on_start: list[LessonHook] = []
         self._on_stop: list[LessonHook] = []
         self._live: Lesson | None = None
+        self._live_since = 0.0  # the monotonic time the live lesson started
         self._unsaved: dict[str, Lesson] = {}  # lesson states the database could not take yet (disk full)
         self._alarms: dict[str, str] = {}
         self.headroom = Headroom(config.box.state_dir / HEADROOM_FILE, config.box.reserve_mb * MB)
@@ -280,7 +285,7 @@ class Box:
         return {
             "status": overall_status(components),
             "box": {"id": self.id, "name": self.config.box.name},
-            "uptime_s": round(time.time() - self.started_at, 1),
+            "uptime_s": round(self.clock.monotonic() - self._started_mono, 1),
             "lesson": current.to_json() if current else None,
             "alarms": self.alarms(),
             "components": components,
@@ -331,31 +336,44 @@ class Box:
 
     def current_lesson(self) -> Lesson | None:
         """The live lesson, if any, with the alarms the panel must show."""
-        if self._live is None or not self._alarms:
-            return self._live
-        return replace(self._live, alarms=tuple(self._alarms.values()))
+        if self._live is None:
+            return None
+        live = self._measured(self._live)
+        return replace(live, alarms=tuple(self._alarms.values())) if self._alarms else live
 
     def lesson_by_code(self, join_code: str) -> Lesson | None:
         """The lesson a join code belongs to (any state)."""
         code = join_code.lower()
         unsaved = next((lesson for lesson in self._unsaved.values() if lesson.join_code == code), None)
         if unsaved is not None:
-            return unsaved
+            return self._measured(unsaved)
         rows = list(self._lessons.rows_where("join_code = ?", [code], limit=1))
-        return Lesson.from_row(rows[0]) if rows else None
+        return self._measured(Lesson.from_row(rows[0])) if rows else None
 
     def get_lesson(self, lesson_id: str) -> Lesson | None:
         """A lesson by id."""
         if lesson_id in self._unsaved:
-            return self._unsaved[lesson_id]
+            return self._measured(self._unsaved[lesson_id])
         rows = list(self._lessons.rows_where("id = ?", [lesson_id], limit=1))
-        return Lesson.from_row(rows[0]) if rows else None
+        return self._measured(Lesson.from_row(rows[0])) if rows else None
 
     def recent_lessons(self, limit: int = 50) -> list[Lesson]:
         """The most recent lessons, newest first."""
         rows = self._lessons.rows_where(order_by="started_at desc", limit=limit)
         lessons = {row["id"]: Lesson.from_row(row) for row in rows} | self._unsaved
-        return sorted(lessons.values(), key=lambda lesson: lesson.started_at, reverse=True)[:limit]
+        newest = sorted(lessons.values(), key=lambda lesson: lesson.started_at, reverse=True)[:limit]
+        return [self._measured(lesson) for lesson in newest]
+
+    def _measured(self, lesson: Lesson) -> Lesson:
+        """The live lesson with how long it has been live (monotonic); any other lesson as it is."""
+        if lesson.state != "live" or self._live is None or lesson.id != self._live.id:
+            return lesson
+        return replace(lesson, duration_s=round(self.clock.monotonic() - self._live_since, 3))
+
+    def lesson_origin(self, lesson: Lesson) -> float:
+        """The monotonic time the live `lesson` started: time zero of its media clock."""
+        live = self._live is not None and lesson.id == self._live.id
+        return self._live_since if live else self.clock.monotonic()
 
     def _new_join_code(self) -> str:
         length = self.config.lesson.join_code_length
@@ -375,10 +393,10 @@ class Box:
                 title=(title or "").strip()[:120] or self.config.lesson.default_title,
                 join_code=self._new_join_code(),
                 state="live",
-                started_at=time.time(),
+                started_at=self.clock.wall(),
                 started_by=by,
             )
-            self._live = lesson
+            self._live, self._live_since = lesson, self.clock.monotonic()
             self._save(lesson)
             log.info("lesson %s started by %s: %s", lesson.id, by, lesson.title)
             await self._run_hooks(self._on_start, lesson)
@@ -391,7 +409,7 @@ class Box:
             current = self._live
             if current is None:
                 raise NoLiveLesson("no lesson is live")
-            ended = Lesson(**{**asdict(current), "state": "ended", "ended_at": time.time()})
+            ended = replace(self._measured(current), state="ended", ended_at=self.clock.wall())
             self._live = None
             self._save(ended)
             log.info("lesson %s stopped by %s", ended.id, by)

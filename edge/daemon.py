@@ -275,7 +275,8 @@ class Daemon:
 
 
 def standard_components(box: Box) -> list[Component]:
-    """The box's components in start order: devices, media, sync, then the doors."""
+    """The box's components in start order: the clock, devices, media, sync, then the doors."""
+    from edge.clock import ClockWatch
     from edge.courseware import CoursewareComponent
     from edge.media.capture import capture_components
     from edge.media.live import LessonMedia
@@ -287,4 +288,4 @@ def standard_components(box: Box) -> list[Component]:
     devices = capture_components(box)  # cameras and microphones first: media reads their sources
     # The recorder after media: its lesson hooks run after the encoders start and before they stop.
     media = [LessonMedia(box), ViewerHub(box), Recorder(box)]
-    return [*devices, *media, CoursewareComponent(box), Uploads(box), WebDoor(box)]
+    return [ClockWatch(box), *devices, *media, CoursewareComponent(box), Uploads(box), WebDoor(box)]

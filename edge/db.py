@@ -87,8 +87,12 @@ def _v2_recordings(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v3_lesson_durations(db: sqlite_utils.Database) -> None:
+    table(db, "lessons").add_column("duration_s", float)  # measured on the monotonic clock
+
+
 # Append only: the position of a migration is its schema version.
-MIGRATIONS: list[Migration] = [_v1_lessons, _v2_recordings]
+MIGRATIONS: list[Migration] = [_v1_lessons, _v2_recordings, _v3_lesson_durations]
 
 
 class DatabaseError(Exception):

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from sync.clock import monotonic, wall
+
 
 @dataclass(frozen=True)
 class Event:
-    """Something that happened in the box, with the wall-clock time it happened."""
+    """Something that happened in the box: when on the wall clock (a label) and on the monotonic clock."""
 
     topic: str
     data: dict[str, Any] = field(default_factory=dict)
-    at: float = field(default_factory=time.time)
+    at: float = field(default_factory=wall)
+    mono: float = field(default_factory=monotonic)
 
 
 class Subscription:

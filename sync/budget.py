@@ -14,7 +14,10 @@ The rate is the smallest of: the configured daily window's kbit/s (0 or no windo
 while a lesson is live, the link estimate minus the lesson's reservation. Time comes from injectable
 clocks (`now` for windows and months, `monotonic` + `sleep` for the bucket), so tests need no waiting.
 The monthly counter lives in an atomic JSON file and resets when the month changes; a power cut may
-lose at most ~1 MB of counting.
+lose at most ~1 MB of counting. Windows and months follow the wall clock, also when it steps: a
+step back into the previous month (a clock set too far ahead, then corrected) gives that month
+its count back and adds what was counted since; a step back further keeps counting on the month
+the clock now reads, never from zero.
 """
 
 from __future__ import annotations
@@ -23,13 +26,13 @@ import asyncio
 import json
 import logging
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sync import clock
 from sync.atomic import write_atomic
 from sync.errors import BudgetExhausted
 
@@ -71,8 +74,8 @@ class Budget:
         monthly_cap_bytes: int = 0,
         *,
         link_kbps: float = 0.0,
-        now: Callable[[], datetime] = datetime.now,
-        monotonic: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = clock.now,
+        monotonic: Callable[[], float] = clock.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.counter_path = Path(counter_path)
@@ -84,7 +87,7 @@ class Budget:
         self._tokens = 0.0
         self._stamp = monotonic()
         self._lock = threading.Lock()
-        self._month, self._used = self._load()
+        self._month, self._used, self._previous = self._load()
         self._unflushed = 0
 
     # -- configuration, live -------------------------------------------------------------------
@@ -130,15 +133,17 @@ class Budget:
     def _month_key(self) -> str:
         return self._now().strftime("%Y-%m")
 
-    def _load(self) -> tuple[str, int]:
+    def _load(self) -> tuple[str, int, tuple[str, int] | None]:
         try:
             data = json.loads(self.counter_path.read_text())
-            return str(data["month"]), int(data["bytes"])
+            previous = data.get("previous")
+            before = (str(previous["month"]), int(previous["bytes"])) if previous else None
+            return str(data["month"]), int(data["bytes"]), before
         except FileNotFoundError:
-            return self._month_key(), 0
-        except (OSError, ValueError, KeyError, TypeError):
+            return self._month_key(), 0, None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             log.warning("budget: data counter %s unreadable, starting from 0", self.counter_path)
-            return self._month_key(), 0
+            return self._month_key(), 0, None
 
     @property
     def used_bytes(self) -> int:
@@ -152,10 +157,19 @@ class Budget:
 
     def _roll_month(self) -> None:
         month = self._month_key()
-        if month != self._month:
-            with self._lock:
+        if month == self._month:
+            return
+        with self._lock:
+            if month > self._month:
                 log.info("budget: new month %s, data counter reset (was %d bytes)", month, self._used)
-                self._month, self._used, self._unflushed = month, 0, FLUSH_EVERY_BYTES
+                self._previous, self._used = (self._month, self._used), 0
+            elif self._previous is not None and self._previous[0] == month:
+                log.warning("budget: the clock went back to %s; its count is restored", month)
+                self._used += self._previous[1]
+                self._previous = None
+            else:
+                log.warning("budget: the clock went back to %s; the count carries on from %s", month, self._month)
+            self._month, self._unflushed = month, FLUSH_EVERY_BYTES
 
     def record(self, nbytes: int) -> None:
         """Count `nbytes` that crossed the WAN (persisted in batches; see flush)."""
@@ -167,7 +181,10 @@ class Budget:
     def flush(self) -> None:
         """Persist the data counter (blocking: a small atomic write)."""
         with self._lock:
-            data = json.dumps({"month": self._month, "bytes": self._used}).encode()
+            counter: dict[str, Any] = {"month": self._month, "bytes": self._used}
+            if self._previous is not None:
+                counter["previous"] = {"month": self._previous[0], "bytes": self._previous[1]}
+            data = json.dumps(counter).encode()
             self._unflushed = 0
         write_atomic(self.counter_path, data)
 

@@ -21,7 +21,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -39,6 +39,7 @@ from tuf.api.serialization.json import JSONSerializer
 
 from sync.atomic import fsync_dir, write_atomic
 from sync.chunks import COURSE_RE, ItemIndex, index_file, valid_item_path
+from sync.clock import utcnow
 from sync.errors import PublishError
 
 ROLES = ("root", "targets", "snapshot", "timestamp")
@@ -127,7 +128,7 @@ class Publisher:
     def __init__(self, repo: Path, signers: dict[str, CryptoSigner], now: datetime | None = None) -> None:
         self.repo = repo
         self.signers = signers
-        self.now = now or datetime.now(UTC)
+        self.now = now or utcnow()
         self.report = PublishReport()
         self.targets: dict[str, TargetFile] = {}
 
@@ -234,7 +235,10 @@ def publish(
         catalog[course] = {"title": title, "items": items}
         report.courses += 1
         report.items += len(items)
-    data = json.dumps({"format": CATALOG_FORMAT, "courses": catalog}, sort_keys=True, indent=1).encode()
+    # Signed with the catalog: a box whose clock is far behind never treats "now" as earlier than this.
+    published_at = publisher.now.replace(microsecond=0).isoformat()
+    document = {"format": CATALOG_FORMAT, "published_at": published_at, "courses": catalog}
+    data = json.dumps(document, sort_keys=True, indent=1).encode()
     publisher.put_target(CATALOG, data)
     report.version = publisher.sign(timestamp_days)
     return report

@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import sqlite3
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ import aiotus.core
 import aiotus.creation
 import yarl
 
+from sync.clock import wall
 from sync.errors import BudgetExhausted, UploadError
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ class Outbox:
         size = path.stat().st_size
         self._db.execute(
             "INSERT INTO outbox (ref, kind, path, size, sha256, metadata, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (ref, kind, str(path), size, sha256, json.dumps(meta), time.time()),
+            (ref, kind, str(path), size, sha256, json.dumps(meta), wall()),
         )
         if self._wake is not None:
             self._wake.set()
@@ -307,7 +307,7 @@ class Outbox:
                 self._emit("retry", item)
                 await asyncio.sleep(delay)
                 continue
-            item = self._update(item, state="done", error="", done_at=time.time())
+            item = self._update(item, state="done", error="", done_at=wall())
             log.info("uploaded %s %s (%d bytes) to %s", item.kind, item.ref, item.size, item.upload_url)
             self._emit("done", item)
             return

@@ -4,14 +4,19 @@ The box ships the repository's root metadata and keeps TUF's metadata cache unde
 directory; together they make a bad signature, expired metadata or a replayed older version fail
 `refresh()` with a TrustError. The catalog and every chunk index are TUF targets (length + sha256
 checked); chunks are then checked against the sha256 their verified index names.
+
+A box without a battery clock may run days behind, where expiry checks prove nothing: the newest
+`published_at` of a verified catalog is kept beside TUF's cache, and expiry is judged against the
+later of it and the clock. A clock far ahead makes good metadata look expired: the error says so.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -19,12 +24,15 @@ from urllib.parse import unquote, urlparse
 from tuf.api import exceptions as tuf_errors
 from tuf.ngclient import FetcherInterface, TargetFile, Updater, Urllib3Fetcher  # type: ignore[attr-defined]
 
+from sync.atomic import write_atomic
 from sync.chunks import COURSE_RE, ItemIndex, ManifestError, valid_item_path
+from sync.clock import utcnow
 from sync.errors import FetchError, TrustError
 
 log = logging.getLogger(__name__)
 
 CATALOG = "catalog.json"
+NEWEST_TIME = "newest-time.json"  # the newest published_at seen in a verified catalog
 READ_PIECE = 64 * 1024
 
 
@@ -84,6 +92,7 @@ class Catalog:
     version: int
     titles: dict[str, str]
     items: list[CatalogItem]
+    published_at: datetime | None = None
 
     @classmethod
     def parse(cls, version: int, raw: bytes) -> Catalog:
@@ -108,12 +117,20 @@ class Catalog:
                             str(item["content_type"]),
                         )
                     )
+            published = data.get("published_at")
+            published_at = None if published is None else _aware(datetime.fromisoformat(str(published)))
         except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise ManifestError(f"catalog is malformed: {err}") from err
-        return cls(version, titles, items)
+        return cls(version, titles, items, published_at)
 
 
-def _trust_error(err: Exception) -> TrustError:
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("published_at has no time zone")
+    return moment
+
+
+def _trust_error(err: Exception, reference: datetime) -> TrustError:
     reasons = {
         tuf_errors.UnsignedMetadataError: "bad or missing signature",
         tuf_errors.ExpiredMetadataError: "metadata expired",
@@ -122,6 +139,8 @@ def _trust_error(err: Exception) -> TrustError:
         tuf_errors.LengthOrHashMismatchError: "length or hash mismatch",
     }
     reason = next((text for kind, text in reasons.items() if isinstance(err, kind)), type(err).__name__)
+    if isinstance(err, tuf_errors.ExpiredMetadataError):
+        reason += f" as of {reference:%Y-%m-%d %H:%M} UTC; if the box's clock is wrong, set it"
     return TrustError(f"repository metadata refused ({reason}): {err}")
 
 
@@ -131,10 +150,14 @@ class TrustedRepo:
     Blocking (TUF's client is synchronous): run it in a thread. One instance per pull.
     """
 
-    def __init__(self, location: str, trust_dir: Path, trusted_root: bytes) -> None:
+    def __init__(
+        self, location: str, trust_dir: Path, trusted_root: bytes, now: Callable[[], datetime] = utcnow
+    ) -> None:
         self.base = repo_base(location)
         self.trust_dir = trust_dir
         self.fetcher = CountingFetcher()
+        self.newest = _read_newest(trust_dir / NEWEST_TIME)
+        self.reference_time = max(now(), self.newest) if self.newest else now()
         (trust_dir / "metadata").mkdir(parents=True, exist_ok=True)
         (trust_dir / "targets").mkdir(parents=True, exist_ok=True)
         try:
@@ -148,6 +171,8 @@ class TrustedRepo:
             )
         except tuf_errors.RepositoryError as err:
             raise TrustError(f"the shipped root metadata is not valid: {err}") from err
+        # python-tuf reads the clock once, here; "now" is never earlier than the newest catalog seen.
+        self._updater._trusted_set.reference_time = self.reference_time
 
     @property
     def metadata_bytes(self) -> int:
@@ -159,11 +184,19 @@ class TrustedRepo:
         try:
             self._updater.refresh()
         except tuf_errors.RepositoryError as err:
-            raise _trust_error(err) from err
+            raise _trust_error(err, self.reference_time) from err
         except (tuf_errors.DownloadError, OSError) as err:
             raise FetchError(f"repository {self.base} unreachable: {err}") from err
         version = self._updater._trusted_set.targets.version
-        return Catalog.parse(version, self.target(CATALOG))
+        catalog = Catalog.parse(version, self.target(CATALOG))
+        self._note_published(catalog.published_at)
+        return catalog
+
+    def _note_published(self, published_at: datetime | None) -> None:
+        if published_at is None or (self.newest is not None and published_at <= self.newest):
+            return
+        self.newest = published_at
+        write_atomic(self.trust_dir / NEWEST_TIME, json.dumps({"published_at": published_at.isoformat()}).encode())
 
     def target(self, path: str) -> bytes:
         """A verified target's bytes (from TUF's cache when unchanged); raise TrustError or FetchError."""
@@ -175,7 +208,7 @@ class TrustedRepo:
             local = cached or self._updater.download_target(info)
             return Path(local).read_bytes()
         except tuf_errors.RepositoryError as err:
-            raise _trust_error(err) from err
+            raise _trust_error(err, self.reference_time) from err
         except (tuf_errors.DownloadError, OSError) as err:
             raise FetchError(f"{path}: download failed: {err}") from err
 
@@ -189,3 +222,14 @@ class TrustedRepo:
     def chunk_url(self, digest: str) -> str:
         """Where a chunk lives in this repository."""
         return f"{self.base}/chunks/{digest[:2]}/{digest}"
+
+
+def _read_newest(path: Path) -> datetime | None:
+    """The newest published_at recorded at `path`, or None (missing or unreadable: nothing proven yet)."""
+    try:
+        return _aware(datetime.fromisoformat(json.loads(path.read_bytes())["published_at"]))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        log.warning("courseware: %s unreadable (%s); expiry is judged by the clock alone", path, err)
+        return None

@@ -40,7 +40,7 @@ def collect(layer: VideoLayer, count: int, ask_after: int | None = None) -> tupl
         with lock:
             packets.append(packet)
 
-    encoder = VideoLayerEncoder(layer, lambda: camera, publish, origin=time.time(), keyframe_interval_s=10)
+    encoder = VideoLayerEncoder(layer, lambda: camera, publish, origin=time.monotonic(), keyframe_interval_s=10)
     camera.start()
     encoder.start()
     try:
@@ -71,7 +71,7 @@ def test_layer_encodes_at_its_own_size_and_rate_with_a_keyframe_on_request() -> 
 def test_opus_packets_follow_the_capture_clock() -> None:
     mic = SyntheticAudioSource("test")
     packets: list[EncodedPacket] = []
-    encoder = AudioEncoder(lambda: mic, packets.append, origin=time.time())
+    encoder = AudioEncoder(lambda: mic, packets.append, origin=time.monotonic())
     mic.start()
     encoder.start()
     try:

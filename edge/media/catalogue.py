@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import sqlite_utils
 
 from edge.db import table
+from sync.clock import wall
 
 UPLOAD_STATES = ("local", "queued", "uploading", "uploaded", "failed")
 
@@ -163,7 +163,7 @@ class Catalogue:
 
     def deleted(self, recording_id: str) -> Recording:
         """Mark a recording's files removed from the box."""
-        return self.update(recording_id, state="deleted", deleted_at=time.time())
+        return self.update(recording_id, state="deleted", deleted_at=wall())
 
     def bytes_on_disk(self) -> int:
         """What the recordings catalogued as on disk take (joined files, ink logs, open segments)."""

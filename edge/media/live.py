@@ -101,7 +101,7 @@ class LessonMedia(Component):
                 return
             stream = self._box.config.stream
             publish = self.fanout.publish_threadsafe
-            origin = lesson.started_at
+            origin = self._box.lesson_origin(lesson)  # the monotonic clock, as the capture stamps
             for layer in video_layers(self._box):
                 self._video[layer.name] = VideoLayerEncoder(
                     layer, self._camera, publish, origin, stream.keyframe_interval_s, self._keyframe_min_gap_s

@@ -29,7 +29,7 @@ class EncodedPacket:
     pts: int  # in time_base units, from the shared media clock
     time_base: Fraction
     keyframe: bool
-    captured_at: float  # time.time() when the source captured it (the clock of the ink log too)
+    captured_at: float  # the monotonic time the source captured it (the media clock, the ink log's too)
     duration: int = 0  # in time_base units (0 when unknown)
 
 

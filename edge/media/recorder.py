@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,9 +57,10 @@ RESUME_FREE_BYTES = 8 * MB  # room (beyond the database reserve) a recording or 
 class RecordingSession:
     """One live lesson being recorded: the packet and event pumps plus the writer thread."""
 
-    def __init__(self, recording: Recording, writer: SegmentWriter) -> None:
+    def __init__(self, recording: Recording, writer: SegmentWriter, origin: float) -> None:
         self.recording = recording
         self.writer = writer
+        self.origin = origin  # the monotonic time of pts 0 (the lesson's start)
         self._tasks: list[asyncio.Task[None]] = []
         self._packets: PacketSubscription | None = None
         self._fanout: PacketFanout | None = None
@@ -89,7 +89,7 @@ class RecordingSession:
     async def _pump_events(self, events: Subscription) -> None:
         async for event in events:
             if event.topic.startswith(RECORDED_TOPICS):
-                self.writer.put_event(event.at, event.topic, event.data)
+                self.writer.put_event(event.mono - self.origin, event.at, event.topic, event.data)
 
     async def stop(self) -> None:
         """Stop the pumps, then let the writer finish and fsync (idempotent)."""
@@ -196,10 +196,10 @@ class Recorder(Component):
             audio_channels=self._box.config.microphones[0].channels if self._box.config.microphones else 1,
             first_seq=_next_seq(directory, existing),
         )
-        self._session = RecordingSession(recording, writer)
+        self._session = RecordingSession(recording, writer, self._box.lesson_origin(lesson))
         self._session.start(self._fanout(), self._box.bus.subscribe(""))
-        origin = {"lesson": lesson.to_json(), "media_origin": lesson.started_at}  # pts 0 is this wall-clock time
-        writer.put_event(time.time(), "recording.started", origin)
+        origin = {"lesson": lesson.to_json(), "media_origin": lesson.started_at}  # pts 0, labelled in wall time
+        self._put_event(self._session, "recording.started", origin)
         log.info("recording lesson %s into %s", lesson.id, directory)
         self._report()
 
@@ -209,12 +209,16 @@ class Recorder(Component):
         if session is None:
             self._report()
             return
-        session.writer.put_event(time.time(), "recording.stopped", {"lesson": lesson.id})
+        self._put_event(session, "recording.stopped", {"lesson": lesson.id})
         await session.stop()
         if session.writer.error:
             log.error("recording of %s had an error: %s", lesson.id, session.writer.error)
         self._to_finalise.put_nowait((session.recording.id, False))
         self._report()
+
+    def _put_event(self, session: RecordingSession, topic: str, data: dict[str, object]) -> None:
+        clock = self._box.clock
+        session.writer.put_event(clock.monotonic() - session.origin, clock.wall(), topic, data)
 
     def _threadsafe(self, callback: Callable[[str], None], recording_id: str) -> Callable[[], None]:
         loop = asyncio.get_running_loop()
@@ -247,7 +251,7 @@ class Recorder(Component):
 
     def _segment_closed(self, recording_id: str, segment: ClosedSegment) -> None:
         row = Segment(recording_id, segment.seq, str(segment.path), segment.size, segment.sha256, segment.duration_s)
-        row = Segment(**{**row.__dict__, "closed_at": time.time()})
+        row = Segment(**{**row.__dict__, "closed_at": self._box.clock.wall()})
         try:
             self.catalogue.add_segment(row)
         except sqlite3.OperationalError:  # the disk filled before the writer noticed: the reserve is for this

@@ -160,9 +160,10 @@ class SegmentWriter:
         """Queue a packet (from the event loop); counted as dropped if the disk cannot keep up."""
         self._offer(("packet", packet))
 
-    def put_event(self, at: float, topic: str, data: dict[str, Any]) -> None:
-        """Queue one line for the ink/events log (timestamps: time.time(), the packets' capture clock)."""
-        self._offer(("ink", json.dumps({"at": at, "topic": topic, "data": data}, default=str)))
+    def put_event(self, t: float, at: float, topic: str, data: dict[str, Any]) -> None:
+        """Queue one line for the ink/events log: `t` s on the media clock (pts 0 = 0), `at` the wall-clock label."""
+        line = {"t": round(t, 3), "at": at, "topic": topic, "data": data}
+        self._offer(("ink", json.dumps(line, default=str)))
 
     def _offer(self, item: tuple[str, Any]) -> None:
         try:
