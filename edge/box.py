@@ -15,7 +15,7 @@ import secrets
 import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +60,7 @@ class Lesson:
     ended_at: float | None = None
     started_by: str = ""
     alarms: tuple[str, ...] = ()  # what the panel must say about the live lesson, in plain words (not stored)
-    duration_s: float | None = None  # measured on the monotonic clock; the wall times are labels
+    duration_s: float | None = field(default=None, compare=False)  # on the monotonic clock; wall times are labels
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Lesson:

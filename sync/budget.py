@@ -214,6 +214,7 @@ class Budget:
 
     def status(self) -> dict[str, Any]:
         """What the admin page shows."""
+        self._roll_month()
         rate, current = self.rate(), self.window()
         return {
             "rate_kbps": None if rate is None else round(rate / 125.0, 1),

@@ -102,6 +102,28 @@ async def test_the_data_cap_stops_transfers_persists_and_resets_monthly(tmp_path
     assert not again.exhausted()
 
 
+async def test_windows_and_the_monthly_counter_follow_the_clock_across_steps(tmp_path: Path) -> None:
+    clock = FakeTime(datetime(2026, 11, 29, 12, 0))  # an offline box booted with an old saved time
+    budget = budget_at(tmp_path / "c.json", clock, cap=1_000_000)
+    await budget.take(300_000)
+    assert budget.rate() == 32_000  # 12:00 is in the day window
+    clock.wall = datetime(2026, 12, 2, 23, 0)  # NTP answers: +3 days 11 hours, into a new month, at night
+    assert budget.rate() is None
+    assert budget.status()["month"] == "2026-12"
+    assert budget.used_bytes == 0
+    await budget.take(200_000)
+    budget.flush()
+    # The step was wrong (a bad time server) and is taken back: November keeps what it had counted,
+    # plus what was counted under the wrong December; the cap cannot be dodged by a clock step.
+    again = budget_at(tmp_path / "c.json", clock, cap=1_000_000)
+    clock.wall = datetime(2026, 11, 30, 9, 0)
+    assert again.used_bytes == 500_000
+    assert again.status()["month"] == "2026-11"
+    assert again.rate() == 32_000
+    clock.wall = datetime(2026, 12, 1, 0, 0)
+    assert again.used_bytes == 0
+
+
 @pytest.mark.slow
 async def test_a_pull_at_256_kbit_stays_within_ten_percent_of_it(tmp_path: Path) -> None:
     src, out = tmp_path / "src", tmp_path / "repo"
