@@ -35,6 +35,14 @@ def wall() -> float:
     return time.time()
 
 
+_STEADY_ANCHOR = time.time() - time.monotonic()  # the wall clock as it read when the box started
+
+
+def steady_wall() -> float:
+    """Epoch seconds that advance with the monotonic clock and never step (protocol timestamps, e.g. RTCP)."""
+    return _STEADY_ANCHOR + monotonic()
+
+
 def now() -> datetime:
     """The wall clock as a local naive datetime (daily windows, month keys)."""
     return datetime.fromtimestamp(wall())

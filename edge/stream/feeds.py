@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from aiortc import RTCRtpSender, RTCRtpTransceiver, clock
+from aiortc import RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
@@ -40,6 +40,7 @@ from aiortc.rtp import (
 )
 
 from edge.media.packets import AUDIO_LAYER, EncodedPacket, PacketSubscription
+from sync.clock import steady_wall
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ RTP_HEADER = struct.Struct("!BBHLL")
 EXTENSION_HEADER = struct.Struct("!HH")
 HISTORY_SIZE = 512  # packets kept for NACK retransmission (about 2.5 s of the high layer)
 CLOCK_RATES = {"video": 90_000, "audio": 48_000}
+NTP_UNIX_OFFSET_S = 2_208_988_800  # 1900-01-01 to 1970-01-01
 
 
 class SharedPacketizer:
@@ -212,7 +214,7 @@ class ViewerFeed(PacketSubscription):
     def _send_packet(self, route: Route, packet: EncodedPacket) -> None:
         payloads = self.packetizer.payloads(packet)
         timestamp = (self._timestamp_origin + rtp_time(packet, route.clock_rate)) & 0xFFFFFFFF
-        ntp = clock.current_ntp_time()
+        ntp = ntp_now()
         extensions = route.header_extensions(ntp)
         first = 0x90 if extensions else 0x80
         last = len(payloads) - 1
@@ -266,6 +268,15 @@ class ViewerFeed(PacketSubscription):
             self.retransmitted += 1
         except (ConnectionError, OSError) as err:
             self._lost(err)
+
+
+def ntp_now() -> int:
+    """The 64-bit NTP time for sender reports and abs-send-time, on a clock that never steps.
+
+    Receivers only compare these with each other (bandwidth estimates, A/V sync), so a wall-clock
+    step (NTP answering mid-lesson) must not show up in them.
+    """
+    return int((steady_wall() + NTP_UNIX_OFFSET_S) * (1 << 32))
 
 
 def rtp_time(packet: EncodedPacket, clock_rate: int) -> int:

@@ -44,6 +44,7 @@ from edge.stream.offers import check_offer
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 2048
+MAX_RTT_S = 10.0  # beyond this (or below 0) an RTT is a wall-clock step, not the link
 FORWARDED_TOPICS = "board."  # bus topics every viewer receives (the board's ink, page changes)
 NAME_RE = re.compile(r"^[\w .,'()-]{1,40}$", re.UNICODE)
 
@@ -456,7 +457,7 @@ class ViewerHub(Component):
                 elif stat.type == "remote-inbound-rtp":
                     lost += stat.packetsLost
                     received += stat.packetsReceived
-                    if stat.roundTripTime is not None:
+                    if _plausible_rtt(sender, stat.roundTripTime):
                         rtts.append(stat.roundTripTime)
         now = time.monotonic()
         elapsed = max(now - viewer._stats_at, 1e-3)
@@ -500,3 +501,14 @@ class ViewerHub(Component):
             stream_loop_lag_ms=round(self.loop_lag_s * 1000, 1),
             stream_high_cap=-1 if self.capacity.cap is None else self.capacity.cap,
         )
+
+
+def _plausible_rtt(sender: RTCRtpSender, rtt: float | None) -> bool:
+    """True for an RTT worth acting on; a step-made one also restarts aiortc's average."""
+    if rtt is None:
+        return False
+    if 0 <= rtt <= MAX_RTT_S:
+        return True
+    # aiortc times its sender reports on the wall clock: an RR across a step gives days (or less than 0).
+    sender._RTCRtpSender__rtt = None  # type: ignore[attr-defined]
+    return False
