@@ -9,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
 
 from edge.box import Box
 from edge.clock import NOT_SET, ClockWatch
 from edge.config import BoxConfig
 from edge.events import EventBus
+from edge.stream.viewers import _plausible_rtt
 from sync.clock import Clock, Step, StepDetector, kernel_synchronised, system_synchronised
 from sync.errors import TrustError
 from sync.publish import publish
@@ -168,3 +170,20 @@ def test_a_clock_far_behind_never_judges_expiry_earlier_than_the_newest_catalog(
     # Without the record the same clock would have accepted it: expiry checks alone prove nothing.
     (tmp_path / "tuf" / NEWEST_TIME).unlink()
     assert TrustedRepo(str(out), tmp_path / "tuf", root, now=lambda: behind).refresh().version == 2
+
+
+# -- live viewers and a wall-clock step ---------------------------------------------------------
+
+
+async def test_a_round_trip_time_made_by_a_step_is_dropped_and_aiortc_starts_averaging_again() -> None:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        sender = pc.addTransceiver("video", direction="sendonly").sender
+        sender._RTCRtpSender__rtt = 3 * DAY  # type: ignore[attr-defined]  # an RR answering a pre-step report
+        assert not _plausible_rtt(sender, 3 * DAY)
+        assert sender._RTCRtpSender__rtt is None  # type: ignore[attr-defined]
+        assert not _plausible_rtt(sender, -3600.0)
+        assert _plausible_rtt(sender, 0.035)
+        assert not _plausible_rtt(sender, None)
+    finally:
+        await pc.close()
