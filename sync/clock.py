@@ -137,7 +137,3 @@ class Clock:
     def now(self) -> datetime:
         """The wall clock as a local naive datetime."""
         return datetime.fromtimestamp(self.wall())
-
-    def label(self, at_monotonic: float) -> float:
-        """The wall time (a label) of a moment on the monotonic clock, as the clock reads now."""
-        return self.wall() - (self.monotonic() - at_monotonic)
