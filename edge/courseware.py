@@ -166,6 +166,7 @@ class CoursewareComponent(Component):
                     budget=self.budget,
                     peers=self._peer_urls,
                     concurrency=cfg.concurrency,
+                    now=self._box.clock.utcnow,
                 )
                 self.last_report = await puller.pull()
                 self.last_error = ""

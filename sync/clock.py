@@ -137,3 +137,7 @@ class Clock:
     def now(self) -> datetime:
         """The wall clock as a local naive datetime."""
         return datetime.fromtimestamp(self.wall())
+
+    def utcnow(self) -> datetime:
+        """The wall clock as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.wall(), UTC)

@@ -19,12 +19,14 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 import aiohttp
 
 from sync.chunks import ItemIndex, ManifestError
+from sync.clock import utcnow
 from sync.errors import BudgetExhausted, CorruptChunk, FetchError, QuotaExceeded, SyncError, TrustError
 from sync.repo import Catalog, TrustedRepo, local_path
 from sync.store import Store
@@ -85,6 +87,7 @@ class Puller:
         peers: PeerList | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         priority: Callable[[], set[str]] | None = None,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
         self.repo_url = repo_url
@@ -94,13 +97,14 @@ class Puller:
         self.peers = peers or (lambda: ())
         self.concurrency = max(1, concurrency)
         self.priority = priority or store.pinned
+        self.now = now  # the wall clock TUF judges expiry by
         self.report = PullReport()
 
     async def pull(self) -> PullReport:
         """Bring the store to the repository's current version; raise TrustError/FetchError if refused."""
         began = time.monotonic()
         self.report = report = PullReport()
-        repo = await asyncio.to_thread(TrustedRepo, self.repo_url, self.trust_dir, self.trusted_root)
+        repo = await asyncio.to_thread(TrustedRepo, self.repo_url, self.trust_dir, self.trusted_root, self.now)
         if self.budget is not None and local_path(repo.base) is None and self.budget.exhausted():
             raise BudgetExhausted("monthly WAN data cap reached: courseware sync waits")
         try:

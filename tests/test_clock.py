@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +21,7 @@ from sync.clock import Clock, Step, StepDetector, kernel_synchronised, system_sy
 from sync.errors import TrustError
 from sync.publish import publish
 from sync.repo import NEWEST_TIME, TrustedRepo
-from tests.test_courseware import make_course
+from tests.test_courseware import box_config, make_course, running_box
 
 DAY = 86_400.0
 
@@ -187,3 +188,20 @@ async def test_a_round_trip_time_made_by_a_step_is_dropped_and_aiortc_starts_ave
         assert not _plausible_rtt(sender, None)
     finally:
         await pc.close()
+
+
+async def test_a_clock_far_ahead_refuses_pulls_keeps_serving_and_health_says_why(tmp_path: Path) -> None:
+    out, _ = await asyncio.to_thread(_published, tmp_path)
+    config = box_config(tmp_path / "box", str(out), out / "metadata" / "1.root.json")
+    async with running_box(config) as (cw, client):
+        await cw.pull_once()
+        assert cw.last_error == ""
+        served = (await client.get("/courseware/art/exercise.txt")).content
+        box = cw._box
+        box.clock = Clock(lambda: time.time() + 400 * DAY, time.monotonic, lambda: False)  # NTP got it wrong
+        await cw.pull_once()
+        assert "metadata expired as of" in cw.last_error
+        assert cw.health().status == "degraded"
+        assert "if the box's clock is wrong, set it" in cw.health().detail
+        again = await client.get("/courseware/art/exercise.txt")
+        assert (again.status_code, again.content) == (200, served)
