@@ -106,7 +106,7 @@ def test_a_lesson_s_sound_starts_at_the_lesson_not_with_the_second_the_microphon
     packets: list[EncodedPacket] = []
     try:
         wait_for(lambda: (latest := mic.latest()) and latest.index > RING_FRAMES, 10, what="a full ring of room sound")
-        origin = time.time()  # the lesson starts: the ring holds the second before it
+        origin = time.monotonic()  # the lesson starts (the media clock): the ring holds the second before it
         encoder = AudioEncoder(lambda: mic, packets.append, origin=origin)
         encoder.start()
         try:
@@ -143,7 +143,7 @@ def test_a_burst_after_a_stalled_microphone_does_not_make_the_sound_late() -> No
     mic.start()
     packets: list[EncodedPacket] = []
     try:
-        origin = time.time()
+        origin = time.monotonic()
         encoder = AudioEncoder(lambda: mic, packets.append, origin=origin)
         encoder.start()
         try:
