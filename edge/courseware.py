@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 from zeroconf import Error as ZeroconfError
 
 from edge.component import Component
+from edge.logs import redact
 from sync.budget import Budget, Window
-from sync.errors import BudgetExhausted, SyncError
+from sync.chunks import ManifestError
+from sync.errors import BudgetExhausted, SyncError, TrustError
 from sync.peers import PeerDirectory
 from sync.pull import Puller, PullReport
 from sync.store import Store, StoredItem
@@ -49,6 +51,13 @@ def _take(pieces: Iterator[bytes], limit: int) -> bytes:
     return b"".join(out)
 
 
+def _problems(report: PullReport) -> str:
+    """What went wrong in a pull that ran ("" when nothing did): how many chunks or items, and the first reason."""
+    if not report.refused:
+        return ""
+    return redact(f"{len(report.refused)} chunk(s) or item(s) not updated; first: {report.refused[0]}")
+
+
 def windows_of(box: Box) -> list[Window]:
     """The configured budget windows."""
     return [Window(w.start, w.end, w.kbps) for w in box.config.budget.windows]
@@ -67,6 +76,7 @@ class CoursewareComponent(Component):
         self.peers: PeerDirectory | None = None
         self.last_report: PullReport | None = None
         self.last_error = ""
+        self.last_attempt_at: float | None = None
         self._wake = asyncio.Event()
         self._touched: dict[tuple[str, str], float] = {}
         self._pull_lock = asyncio.Lock()
@@ -152,10 +162,12 @@ class CoursewareComponent(Component):
         self._wake.set()
 
     async def pull_once(self) -> PullReport | None:
-        """Pull now (one at a time); log and report a refused or unreachable repository."""
+        """Pull now (one at a time); log and report a refused or unreachable repository in words."""
         store, cfg = self._require(), self._box.config.courseware
         async with self._pull_lock:
             root = self.trusted_root_path()
+            self.last_attempt_at = time.time()
+            verdict = "failed"
             try:
                 trusted = await asyncio.to_thread(root.read_bytes)
                 puller = Puller(
@@ -169,13 +181,14 @@ class CoursewareComponent(Component):
                     now=self._box.clock.utcnow,
                 )
                 self.last_report = await puller.pull()
-                self.last_error = ""
+                self.last_error = _problems(self.last_report)
             except OSError as err:
                 self.last_error = f"trusted root {root}: {err.strerror}"
             except (SyncError, BudgetExhausted) as err:
-                self.last_error = str(err)
+                self.last_error = redact(str(err))
+                verdict = "refused" if isinstance(err, TrustError | ManifestError) else "failed"
             if self.last_error:
-                log.error("courseware pull refused: %s (serving what the box has)", self.last_error)
+                log.error("courseware pull %s: %s (serving what the box has)", verdict, self.last_error)
             self._report_health()
             return self.last_report
 
@@ -219,16 +232,22 @@ class CoursewareComponent(Component):
         """Courses and items with their cache state, the budget and the last pull."""
         store = self._require()
         courses = await asyncio.to_thread(store.courses)
-        report = self.last_report
         return {
             "courses": courses,
             "used_bytes": store.used_bytes,
             "quota_bytes": store.quota_bytes,
             "budget": self.budget.status() if self.budget else None,
-            "last_pull": None if report is None else {**report.__dict__, "error": self.last_error},
+            "last_pull": self._last_pull(),
             "error": self.last_error,
             "peers": self._peer_urls(),
         }
+
+    def _last_pull(self) -> dict[str, Any] | None:
+        """The last pull's report (if one ever ran) and how the last attempt ended: when, ok, why not."""
+        if self.last_attempt_at is None and self.last_report is None:
+            return None
+        report = self.last_report.__dict__ if self.last_report else {}
+        return {**report, "at": self.last_attempt_at, "ok": not self.last_error, "error": self.last_error}
 
     async def item(self, course: str, path: str) -> StoredItem:
         """The whole current version of an item (raise NotInStore); marks it used."""

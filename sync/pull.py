@@ -27,7 +27,15 @@ import aiohttp
 
 from sync.chunks import ItemIndex, ManifestError
 from sync.clock import utcnow
-from sync.errors import BudgetExhausted, CorruptChunk, FetchError, QuotaExceeded, SyncError, TrustError
+from sync.errors import (
+    BudgetExhausted,
+    CorruptChunk,
+    FetchError,
+    QuotaExceeded,
+    SyncError,
+    TrustError,
+    failure_reason,
+)
 from sync.repo import Catalog, TrustedRepo, local_path
 from sync.store import Store
 
@@ -220,7 +228,7 @@ class Puller:
                     raise FetchError(f"chunk {url}: HTTP {response.status}")
                 return await self._read_metered(response, length)
         except (aiohttp.ClientError, TimeoutError) as err:
-            raise FetchError(f"chunk {url}: {err}") from err
+            raise FetchError(f"chunk {url}: {failure_reason(err)}") from err
 
     async def _read_metered(self, response: aiohttp.ClientResponse, length: int) -> bytes:
         pieces = []

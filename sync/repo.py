@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
 from tuf.api import exceptions as tuf_errors
@@ -27,13 +27,14 @@ from tuf.ngclient import FetcherInterface, TargetFile, Updater, Urllib3Fetcher  
 from sync.atomic import write_atomic
 from sync.chunks import COURSE_RE, ItemIndex, ManifestError, valid_item_path
 from sync.clock import utcnow
-from sync.errors import FetchError, TrustError
+from sync.errors import FetchError, TrustError, failure_reason
 
 log = logging.getLogger(__name__)
 
 CATALOG = "catalog.json"
 NEWEST_TIME = "newest-time.json"  # the newest published_at seen in a verified catalog
 READ_PIECE = 64 * 1024
+FETCH_TIMEOUT_S = 20.0  # connect, and the longest gap between bytes
 
 
 def repo_base(location: str) -> str:
@@ -50,24 +51,40 @@ def local_path(url: str) -> Path | None:
 
 
 class CountingFetcher(FetcherInterface):
-    """TUF's fetcher for http(s), plus file:// for USB repositories; counts the bytes it moved."""
+    """TUF's fetcher for http(s), plus file:// for USB repositories; counts the bytes it moved.
 
-    def __init__(self) -> None:
-        self._http = Urllib3Fetcher(socket_timeout=20)
+    The request is made in `_fetch` itself (not lazily in a generator) so that TUF's `fetch()` wraps
+    its failures in a DownloadError; failures while reading the body are wrapped here.
+    """
+
+    def __init__(self, timeout_s: float = FETCH_TIMEOUT_S) -> None:
+        self._http = Urllib3Fetcher(socket_timeout=timeout_s)  # type: ignore[arg-type]
         self.bytes = 0
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         path = local_path(url)
         pieces = self._http._fetch(url) if path is None else self._read(path, url)
-        for piece in pieces:
-            self.bytes += len(piece)
-            yield piece
+        return self._count(pieces, url)
+
+    def _count(self, pieces: Iterator[bytes], url: str) -> Iterator[bytes]:
+        try:
+            for piece in pieces:
+                self.bytes += len(piece)
+                yield piece
+        except tuf_errors.DownloadError:
+            raise
+        except Exception as err:
+            raise tuf_errors.DownloadError(f"{url}: {failure_reason(err)}") from err
 
     def _read(self, path: Path, url: str) -> Iterator[bytes]:
         try:
             handle = path.open("rb")
         except FileNotFoundError as err:
             raise tuf_errors.DownloadHTTPError(f"not found: {url}", 404) from err
+        return self._pieces(handle)
+
+    @staticmethod
+    def _pieces(handle: BinaryIO) -> Iterator[bytes]:
         with handle:
             while piece := handle.read(READ_PIECE):
                 yield piece
@@ -151,11 +168,16 @@ class TrustedRepo:
     """
 
     def __init__(
-        self, location: str, trust_dir: Path, trusted_root: bytes, now: Callable[[], datetime] = utcnow
+        self,
+        location: str,
+        trust_dir: Path,
+        trusted_root: bytes,
+        now: Callable[[], datetime] = utcnow,
+        timeout_s: float = FETCH_TIMEOUT_S,
     ) -> None:
         self.base = repo_base(location)
         self.trust_dir = trust_dir
-        self.fetcher = CountingFetcher()
+        self.fetcher = CountingFetcher(timeout_s)
         self.newest = _read_newest(trust_dir / NEWEST_TIME)
         self.reference_time = max(now(), self.newest) if self.newest else now()
         (trust_dir / "metadata").mkdir(parents=True, exist_ok=True)
@@ -186,7 +208,7 @@ class TrustedRepo:
         except tuf_errors.RepositoryError as err:
             raise _trust_error(err, self.reference_time) from err
         except (tuf_errors.DownloadError, OSError) as err:
-            raise FetchError(f"repository {self.base} unreachable: {err}") from err
+            raise FetchError(f"repository {self.base} unreachable: {failure_reason(err)}") from err
         version = self._updater._trusted_set.targets.version
         catalog = Catalog.parse(version, self.target(CATALOG))
         self._note_published(catalog.published_at)
@@ -210,7 +232,7 @@ class TrustedRepo:
         except tuf_errors.RepositoryError as err:
             raise _trust_error(err, self.reference_time) from err
         except (tuf_errors.DownloadError, OSError) as err:
-            raise FetchError(f"{path}: download failed: {err}") from err
+            raise FetchError(f"repository {self.base}: {path}: download failed: {failure_reason(err)}") from err
 
     def index(self, item: CatalogItem) -> ItemIndex:
         """The verified chunk index of a catalog item."""
