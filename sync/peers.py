@@ -2,7 +2,8 @@
 
 A peer's chunk endpoint (`GET <peer>/api/chunks/<sha256>`) needs no trust: the puller checks every
 chunk against the sha256 its verified index names. So a school downloads a course over its WAN
-once and its other boxes copy it over the LAN.
+once and its other boxes copy it over the LAN. During a pull, `PullPeers` stops asking a peer that
+lied (wrong bytes, too long) or stalled.
 """
 
 from __future__ import annotations
@@ -102,3 +103,42 @@ class PeerDirectory:
                 await zc.async_unregister_service(self._info)
             await zc.async_close()
         self._peers.clear()
+
+
+class PullPeers:
+    """One pull's view of its LAN peers: a peer is probed once before parallel use; one that lied or stalled is dropped.
+
+    A peer is "proven" once it answered a request properly (a good chunk, or "not here"). Until then
+    one request at a time probes it and the other workers wait for that answer, so a bad peer costs
+    one request per pull, not one per worker or per chunk.
+    """
+
+    def __init__(self) -> None:
+        self.dropped: dict[str, str] = {}  # peer -> why, for the rest of this pull
+        self._proven: set[str] = set()
+        self._probes: dict[str, asyncio.Event] = {}
+
+    async def turn(self, peer: str) -> bool:
+        """Wait until `peer` may be asked; False when it has been dropped."""
+        while peer not in self._proven and peer not in self.dropped:
+            probe = self._probes.get(peer)
+            if probe is None:
+                self._probes[peer] = asyncio.Event()
+                return True  # this caller's request is the probe
+            await probe.wait()
+        return peer not in self.dropped
+
+    def answered(self, peer: str, problem: str | None) -> None:
+        """Record how `peer` answered: None for properly, else why it is dropped."""
+        if problem is None:
+            self._proven.add(peer)
+        elif peer not in self.dropped:
+            self.dropped[peer] = problem
+            log.warning("courseware: LAN peer %s not asked again in this pull: %s", peer, problem)
+        self.release(peer)
+
+    def release(self, peer: str) -> None:
+        """End a probe of `peer` without a verdict (cancelled): the next caller probes it."""
+        probe = self._probes.pop(peer, None)
+        if probe is not None:
+            probe.set()

@@ -36,6 +36,7 @@ from sync.errors import (
     TrustError,
     failure_reason,
 )
+from sync.peers import PullPeers
 from sync.repo import Catalog, TrustedRepo, local_path
 from sync.store import Store
 
@@ -44,6 +45,12 @@ log = logging.getLogger(__name__)
 READ_PIECE = 16 * 1024
 DEFAULT_CONCURRENCY = 4
 CHUNK_TIMEOUT_S = 60.0
+# A LAN peer answers a chunk (at most 256 KiB) quickly or not at all: connect, gap between bytes, whole chunk.
+PEER_TIMEOUT = aiohttp.ClientTimeout(total=10.0, sock_connect=2.0, sock_read=3.0)
+
+
+class PeerLied(FetchError):
+    """A peer's answer is not the chunk asked for (too long, too short, wrong bytes)."""
 
 
 class Budget(Protocol):
@@ -78,6 +85,7 @@ class PullReport:
     bytes_from_origin: int = 0
     metadata_bytes: int = 0
     refused: list[str] = field(default_factory=list)
+    peers_dropped: dict[str, str] = field(default_factory=dict)  # peer -> why it was not asked again
     seconds: float = 0.0
 
 
@@ -96,6 +104,7 @@ class Puller:
         concurrency: int = DEFAULT_CONCURRENCY,
         priority: Callable[[], set[str]] | None = None,
         now: Callable[[], datetime] = utcnow,
+        peer_timeout: aiohttp.ClientTimeout = PEER_TIMEOUT,
     ) -> None:
         self.store = store
         self.repo_url = repo_url
@@ -106,12 +115,16 @@ class Puller:
         self.concurrency = max(1, concurrency)
         self.priority = priority or store.pinned
         self.now = now  # the wall clock TUF judges expiry by
+        self.peer_timeout = peer_timeout
         self.report = PullReport()
+        self._peers = PullPeers()
 
     async def pull(self) -> PullReport:
         """Bring the store to the repository's current version; raise TrustError/FetchError if refused."""
         began = time.monotonic()
         self.report = report = PullReport()
+        self._peers = PullPeers()
+        report.peers_dropped = self._peers.dropped
         repo = await asyncio.to_thread(TrustedRepo, self.repo_url, self.trust_dir, self.trusted_root, self.now)
         if self.budget is not None and local_path(repo.base) is None and self.budget.exhausted():
             raise BudgetExhausted("monthly WAN data cap reached: courseware sync waits")
@@ -190,6 +203,8 @@ class Puller:
 
     async def _fetch_chunk(self, session: aiohttp.ClientSession, repo: TrustedRepo, digest: str, length: int) -> bytes:
         for peer in list(self.peers()):
+            if not await self._peers.turn(peer):
+                continue
             data = await self._from_peer(session, peer, digest, length)
             if data is not None:
                 self.report.chunks_from_peers += 1
@@ -202,18 +217,28 @@ class Puller:
         return data
 
     async def _from_peer(self, session: aiohttp.ClientSession, peer: str, digest: str, length: int) -> bytes | None:
+        """The chunk from `peer`, or None (it has not got it, or it lied or stalled and is dropped)."""
         try:
-            async with session.get(f"{peer.rstrip('/')}/api/chunks/{digest}") as response:
-                if response.status != 200 or (response.content_length or 0) > length:
-                    return None
-                data = await response.read()
-            _check(digest, length, data, peer)
-            return data
-        except CorruptChunk as err:
-            log.warning("courseware: peer %s: %s", peer, err)
+            data = await self._ask_peer(session, peer, digest, length)
+        except FetchError as err:  # PeerLied, CorruptChunk
+            self._peers.answered(peer, str(err))
         except (aiohttp.ClientError, TimeoutError) as err:
-            log.debug("courseware: peer %s unavailable: %s", peer, err)
+            self._peers.answered(peer, failure_reason(err))
+        except BaseException:
+            self._peers.release(peer)  # cancelled mid-request: no verdict on the peer
+            raise
+        else:
+            self._peers.answered(peer, None)
+            return data
         return None
+
+    async def _ask_peer(self, session: aiohttp.ClientSession, peer: str, digest: str, length: int) -> bytes | None:
+        async with session.get(f"{peer.rstrip('/')}/api/chunks/{digest}", timeout=self.peer_timeout) as response:
+            if response.status != 200:
+                return None  # an honest "not here"
+            data = await _read_exactly(response, length)
+        _check(digest, length, data, peer)
+        return data
 
     async def _from_origin(self, session: aiohttp.ClientSession, url: str, length: int) -> bytes:
         path = local_path(url)
@@ -247,6 +272,24 @@ class Puller:
         if self.budget is not None:
             self.budget.observe(received, network_s)
         return b"".join(pieces)
+
+
+async def _read_exactly(response: aiohttp.ClientResponse, length: int) -> bytes:
+    """The body when it is exactly `length` bytes, holding at most one byte more; raise PeerLied otherwise."""
+    declared = response.content_length
+    if declared is not None and declared != length:
+        raise PeerLied(f"declared {declared} bytes for a chunk of {length}")
+    data = bytearray()
+    while len(data) <= length:
+        piece = await response.content.read(length + 1 - len(data))
+        if not piece:
+            break
+        data += piece
+    if len(data) > length:
+        raise PeerLied(f"sent more than the {length} bytes of the chunk")
+    if len(data) < length:
+        raise PeerLied(f"sent only {len(data)} of the {length} bytes of the chunk")
+    return bytes(data)
 
 
 def _check(digest: str, length: int, data: bytes, source: str) -> None:
