@@ -23,10 +23,10 @@ from edge.component import Component
 from edge.logs import redact
 from sync.budget import Budget, Window
 from sync.chunks import ManifestError
-from sync.errors import BudgetExhausted, SyncError, TrustError
+from sync.errors import BudgetExhausted, StoreClosed, SyncError, TrustError
 from sync.peers import PeerDirectory
 from sync.pull import Puller, PullReport
-from sync.store import Store, StoredItem
+from sync.store import Hold, Store
 
 if TYPE_CHECKING:
     from edge.box import Box, Lesson
@@ -225,7 +225,7 @@ class CoursewareComponent(Component):
 
     def _require(self) -> Store:
         if self.store is None:
-            raise SyncError("the courseware store is not open")
+            raise StoreClosed("the courseware cache is not running (starting or restarting)")
         return self.store
 
     async def listing(self) -> dict[str, Any]:
@@ -249,25 +249,36 @@ class CoursewareComponent(Component):
         report = self.last_report.__dict__ if self.last_report else {}
         return {**report, "at": self.last_attempt_at, "ok": not self.last_error, "error": self.last_error}
 
-    async def item(self, course: str, path: str) -> StoredItem:
-        """The whole current version of an item (raise NotInStore); marks it used."""
+    async def open(self, course: str, path: str) -> Hold:
+        """Hold the current version of an item for one reader (raise NotInStore); marks it used.
+
+        The caller must `release()` the hold, also when it sends no body; `read()` releases at its end.
+        """
         store = self._require()
-        found = await asyncio.to_thread(store.item, course, path)
+        hold = await asyncio.to_thread(store.hold, course, path)
         now = time.monotonic()
         if now - self._touched.get((course, path), -TOUCH_EVERY_S) >= TOUCH_EVERY_S:  # players send many Ranges
             self._touched[(course, path)] = now
-            await asyncio.to_thread(store.touch, course, path)
-        return found
+            try:
+                await asyncio.to_thread(store.touch, course, path)
+            except BaseException:
+                await self.release(hold)
+                raise
+        return hold
 
-    async def read(self, item: StoredItem, start: int, end: int) -> AsyncIterator[bytes]:
-        """The bytes [start, end) of an item, chunk by chunk, read in a thread."""
-        store = self._require()
-        pieces = store.read(item, start, end)
-        while True:
-            batch = await asyncio.to_thread(_take, pieces, SERVE_BATCH_BYTES)
-            if not batch:
-                return
-            yield batch
+    async def read(self, hold: Hold, start: int, end: int) -> AsyncIterator[bytes]:
+        """The bytes [start, end) of a held item, chunk by chunk, read in a thread; releases the hold at the end."""
+        try:
+            pieces = hold.read(start, end)
+            while batch := await asyncio.to_thread(_take, pieces, SERVE_BATCH_BYTES):
+                yield batch
+        finally:
+            await self.release(hold)
+
+    async def release(self, hold: Hold) -> None:
+        """Let go of a hold (idempotent): an item evicted while it was read is freed now."""
+        if not hold.released:
+            await asyncio.to_thread(hold.release)
 
     async def chunk(self, digest: str) -> bytes | None:
         """A stored chunk (for LAN peers), or None."""

@@ -23,6 +23,10 @@ class DiskFloorReached(QuotaExceeded):
     """The disk's free space is down to the floor kept for recordings: the pull stops until there is room."""
 
 
+class StoreClosed(StoreError):
+    """The store is closed: the courseware cache is stopping or restarting (try again shortly)."""
+
+
 class NotInStore(StoreError):
     """The course or item is not (completely) in the store."""
 

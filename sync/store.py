@@ -5,6 +5,9 @@ An item has a `current` index (complete: every chunk present, what the doors ser
 so a box keeps serving the old version until the new one is whole. A quota bounds the chunk bytes;
 room is made by evicting the least recently used items that are not pinned and not being pulled.
 A free-space floor (`min_free_bytes`) stops new chunks well before the disk is full.
+A version being served is held (`hold`): an eviction or a newer version takes it out of the
+catalogue at once, but its bytes stay until its last reader lets go, so no response is cut short
+(the store may exceed its quota by those bytes meanwhile). Items being read are evicted last.
 All methods are blocking and thread-safe (one connection behind a lock): call them from a thread.
 """
 
@@ -16,6 +19,7 @@ import shutil
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +28,7 @@ from typing import Any
 import sqlite_utils
 
 from sync.chunks import ItemIndex
-from sync.errors import CorruptChunk, DiskFloorReached, NotInStore, QuotaExceeded, StoreError
+from sync.errors import CorruptChunk, DiskFloorReached, NotInStore, QuotaExceeded, StoreClosed, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,8 @@ def _v1(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+_LIVE = "SELECT current FROM items WHERE current IS NOT NULL UNION SELECT pending FROM items WHERE pending IS NOT NULL"
+
 # Append only: the position of a migration is its schema version.
 MIGRATIONS: list[Migration] = [_v1]
 
@@ -66,11 +72,29 @@ class StoredItem:
     sha256: str
     content_type: str
     chunks: list[tuple[str, int, int]]
+    digest: str = ""  # the chunk index this version comes from
 
     @property
     def etag(self) -> str:
         """A strong ETag: the content's sha256."""
         return f'"{self.sha256}"'
+
+
+class Hold:
+    """A reader's hold on one version of an item: its bytes stay in the store until `release()` (idempotent)."""
+
+    def __init__(self, store: Store, item: StoredItem) -> None:
+        self.store = store
+        self.item = item
+        self.released = False
+
+    def read(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The bytes [start, end) of the held version, chunk by chunk."""
+        return self.store.read(self.item, start, end)
+
+    def release(self) -> None:
+        """This reader is done; bytes evicted meanwhile are freed when it was the last one."""
+        self.store._let_go(self)
 
 
 class Store:
@@ -88,6 +112,8 @@ class Store:
         self.min_free_bytes = min_free_bytes
         self._clock = clock
         self._lock = threading.RLock()
+        self._readers: Counter[str] = Counter()  # index digest -> holds on it
+        self._closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
@@ -95,7 +121,7 @@ class Store:
         except sqlite3.DatabaseError as err:
             conn.close()
             raise StoreError(f"{self.path}: {err}") from err
-        self._db = sqlite_utils.Database(conn)
+        self._database = sqlite_utils.Database(conn)
         self._migrate()
         self._used = int(self._one("SELECT COALESCE(SUM(size), 0) FROM chunks"))
 
@@ -115,9 +141,16 @@ class Store:
             log.info("courseware store migrated to schema version %d", number)
 
     def close(self) -> None:
-        """Close the database (idempotent)."""
+        """Close the database (idempotent); later calls raise StoreClosed."""
         with self._lock:
-            self._db.conn.close()
+            self._closed = True
+            self._database.conn.close()
+
+    @property
+    def _db(self) -> sqlite_utils.Database:
+        if self._closed:
+            raise StoreClosed(f"{self.path.name} is closed (the courseware cache is restarting)")
+        return self._database
 
     def _one(self, sql: str, params: Iterable[Any] = ()) -> Any:
         with self._lock:
@@ -284,7 +317,30 @@ class Store:
                     "SELECT hash, offset, length FROM index_chunks WHERE digest = ? ORDER BY seq", [row["current"]]
                 )
             )
-        return StoredItem(course, path, meta[0], meta[1], meta[2], [(h, o, n) for h, o, n in chunks])
+        return StoredItem(course, path, meta[0], meta[1], meta[2], [(h, o, n) for h, o, n in chunks], row["current"])
+
+    def hold(self, course: str, path: str) -> Hold:
+        """The current version of an item, held for one reader until `Hold.release()`; raise NotInStore."""
+        with self._lock:
+            item = self.item(course, path)
+            self._readers[item.digest] += 1
+        return Hold(self, item)
+
+    def _let_go(self, hold: Hold) -> None:
+        with self._lock:
+            if hold.released:
+                return
+            hold.released = True
+            digest = hold.item.digest
+            self._readers[digest] -= 1
+            if self._readers[digest] > 0:
+                return
+            del self._readers[digest]
+            if not self._closed and not self._is_live(digest):
+                self.collect_garbage()
+
+    def _is_live(self, digest: str) -> bool:
+        return self._one("SELECT 1 FROM items WHERE current = ? OR pending = ?", [digest, digest]) is not None
 
     def touch(self, course: str, path: str) -> None:
         """Mark an item as just used (for LRU eviction)."""
@@ -325,24 +381,28 @@ class Store:
             return {r[0] for r in rows}
 
     def _make_room(self, nbytes: int) -> None:
-        if self._used + nbytes <= self.quota_bytes:
+        if self._used + nbytes <= self.quota_bytes or self._kept_bytes() + nbytes <= self.quota_bytes:
             return
         pinned = self.pinned()
-        rows = list(
-            self._db.execute(
-                "SELECT course, path FROM items WHERE current IS NOT NULL AND pending IS NULL ORDER BY last_used"
-            )
+        rows = self._db.execute(
+            "SELECT course, path, current FROM items WHERE current IS NOT NULL AND pending IS NULL ORDER BY last_used"
         )
-        for course, path in rows:
-            if course in pinned:
-                continue
+        candidates = [(c, p, d in self._readers) for c, p, d in rows if c not in pinned]
+        for course, path, _ in sorted(candidates, key=lambda row: row[2]):  # items being read go last
             self.evict(course, path)
-            if self._used + nbytes <= self.quota_bytes:
+            if self._kept_bytes() + nbytes <= self.quota_bytes:
                 return
         raise QuotaExceeded(f"courseware quota of {self.quota_bytes} bytes is full of pinned or in-use items")
 
+    def _kept_bytes(self) -> int:
+        """Bytes that stay once every reader let go (what is held for readers only is on its way out)."""
+        if not self._readers:
+            return self._used
+        live_chunks = f"SELECT hash FROM index_chunks WHERE digest IN ({_LIVE})"
+        return int(self._one(f"SELECT COALESCE(SUM(size), 0) FROM chunks WHERE hash IN ({live_chunks})"))
+
     def evict(self, course: str, path: str) -> None:
-        """Drop an item's cached bytes (it stays known and will be pulled again)."""
+        """Drop an item's cached bytes (it stays known and will be pulled again); a held version's bytes go later."""
         with self._lock:
             with self._tx():
                 self._db.execute("UPDATE items SET current = NULL WHERE course = ? AND path = ?", [course, path])
@@ -350,14 +410,12 @@ class Store:
             self.collect_garbage()
 
     def collect_garbage(self) -> None:
-        """Delete chunks and indexes that no current or pending item refers to."""
+        """Delete chunks and indexes that no current or pending item, and no reader, refers to."""
         with self._lock, self._tx():
-            live = (
-                "SELECT current FROM items WHERE current IS NOT NULL "
-                "UNION SELECT pending FROM items WHERE pending IS NOT NULL"
-            )
-            self._db.execute(f"DELETE FROM indexes WHERE digest NOT IN ({live})")
-            self._db.execute(f"DELETE FROM index_chunks WHERE digest NOT IN ({live})")
+            unused = self._db.execute(f"SELECT digest FROM indexes WHERE digest NOT IN ({_LIVE})").fetchall()
+            doomed = [(digest,) for (digest,) in unused if digest not in self._readers]
+            self._db.conn.executemany("DELETE FROM indexes WHERE digest = ?", doomed)
+            self._db.conn.executemany("DELETE FROM index_chunks WHERE digest = ?", doomed)
             self._db.execute("DELETE FROM chunks WHERE hash NOT IN (SELECT hash FROM index_chunks)")
             self._used = int(self._one("SELECT COALESCE(SUM(size), 0) FROM chunks"))
 
@@ -400,7 +458,11 @@ class _Transaction:
 
     def __enter__(self) -> None:
         self._store._lock.acquire()
-        conn = self._store._db.conn
+        try:
+            conn = self._store._db.conn
+        except StoreClosed:
+            self._store._lock.release()
+            raise
         self._outer = not conn.in_transaction
         if self._outer:
             conn.execute("BEGIN IMMEDIATE")

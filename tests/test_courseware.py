@@ -75,17 +75,22 @@ def box_config(state: Path, repo_url: str, root: Path) -> BoxConfig:
 
 
 @asynccontextmanager
-async def running_box(config: BoxConfig) -> AsyncIterator[tuple[CoursewareComponent, httpx.AsyncClient]]:
-    """A box with its courseware component supervised and its web app reachable in-process."""
+async def running_box(
+    config: BoxConfig, *, http: bool = False, fault: str | None = None, backoff_s: float = 0.5
+) -> AsyncIterator[tuple[CoursewareComponent, httpx.AsyncClient]]:
+    """A box with its courseware component supervised and its web app reachable in-process (and on its port).
+
+    `fault` and `backoff_s` go to the supervisor (its fault drill makes that component fail once).
+    """
     bus = EventBus()
     box = Box(config, bus)
     box.open()
-    supervisor = Supervisor(bus)
+    supervisor = Supervisor(bus, fault, backoff_s)
     box.attach(supervisor)
     component = CoursewareComponent(box)
     supervisor.add(component)
     app = await asyncio.to_thread(create_app, box)  # first imports of the doors are slow: not on the loop
-    if config.discovery.enabled:  # a peer must really answer HTTP on loopback
+    if config.discovery.enabled or http:  # a peer must really answer HTTP on loopback
         supervisor.add(WebDoor(box, app))
     await supervisor.start_all()
     transport = httpx.ASGITransport(app=app)

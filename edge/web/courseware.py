@@ -1,28 +1,69 @@
-"""Courseware over HTTP: files for the board, panel and tablets (Range, ETag), the listing, chunks for peers."""
+"""Courseware over HTTP: files for the board, panel and tablets (Range, ETag), the listing, chunks for peers.
+
+Every route answers 503 with `Retry-After` while the courseware component is (re)starting. Course
+files are content from outside the box served on the box's own origin: pages that can run scripts
+get a sandbox with an opaque origin and no network access of their own, so a course page cannot use
+the panel's teacher rights against the API.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
+from starlette.types import Receive, Scope, Send
 
 from edge.courseware import CoursewareComponent
 from edge.web.app import BoxDep, TeacherDep
 from sync.chunks import COURSE_RE, SHA256_RE, valid_item_path
-from sync.errors import NotInStore
-
-router = APIRouter()
+from sync.errors import NotInStore, StoreClosed
+from sync.store import Hold
 
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+RETRY_AFTER_S = 2
+# Types a browser runs scripts in. They get an opaque origin (no allow-same-origin) and no fetch/XHR/
+# WebSocket/beacon or form posts, so nothing reaches the API with the panel's rights; images and
+# media load as usual. Other types (images, PDF, video) keep the browser's viewers: Chromium shows
+# no PDF in a sandboxed document.
+ACTIVE_TYPES = ("text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml")
+SANDBOX_CSP = (
+    "sandbox allow-scripts allow-popups allow-modals allow-downloads; "
+    "connect-src 'none'; form-action 'none'; base-uri 'none'"
+)
+
+
+class CoursewareRoute(APIRoute):
+    """A route that answers 503 + Retry-After while the courseware cache is not open (restarting)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except StoreClosed as err:
+                return unavailable(str(err))
+
+        return answer
+
+
+def unavailable(reason: str) -> JSONResponse:
+    """503: the courseware cache is restarting; ask again in RETRY_AFTER_S seconds."""
+    return JSONResponse({"detail": reason}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+router = APIRouter(route_class=CoursewareRoute)
 
 
 def courseware(box: BoxDep) -> CoursewareComponent:
-    """The courseware component, or 503 while it is not running."""
+    """The courseware component while its store is open; StoreClosed (503) otherwise."""
     component = box.component("courseware")
     if not isinstance(component, CoursewareComponent) or component.store is None:
-        raise HTTPException(status_code=503, detail="the courseware cache is not running")
+        raise StoreClosed("the courseware cache is not running (starting or restarting)")
     return component
 
 
@@ -72,24 +113,34 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-@router.api_route("/courseware/{course}/{path:path}", methods=["GET", "HEAD"])
-async def serve(
-    course: str,
-    path: str,
-    request: Request,
-    cw: CoursewareDep,
-    range_header: Annotated[str | None, Header(alias="range")] = None,
-    if_none_match: Annotated[str | None, Header()] = None,
+def content_headers(etag: str, content_type: str) -> dict[str, str]:
+    """Headers every answer for a course file carries: caching, ranges, no sniffing, the sandbox for pages."""
+    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+    if content_type.split(";")[0].strip().lower() in ACTIVE_TYPES:
+        headers["Content-Security-Policy"] = SANDBOX_CSP
+    return headers
+
+
+class HeldResponse(StreamingResponse):
+    """A streamed course file that lets go of its hold on the item when the response ends, however it ends."""
+
+    def __init__(self, cw: CoursewareComponent, hold: Hold, start: int, end: int, **kwargs: Any) -> None:
+        super().__init__(cw.read(hold, start, end), **kwargs)
+        self._cw, self._hold = cw, hold
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._cw.release(self._hold)
+
+
+def _answer(
+    request: Request, cw: CoursewareComponent, hold: Hold, range_header: str | None, etags: str | None
 ) -> Response:
-    """An item straight from the store, with Range, ETag and its Content-Type."""
-    if not COURSE_RE.match(course) or not valid_item_path(path):
-        raise HTTPException(status_code=400, detail="not a courseware path")
-    try:
-        item = await cw.item(course, path)
-    except NotInStore as err:
-        raise HTTPException(status_code=404, detail=str(err)) from err
-    headers = {"ETag": item.etag, "Accept-Ranges": "bytes", "Cache-Control": "no-cache"}
-    if if_none_match and item.etag in [tag.strip() for tag in if_none_match.split(",")]:
+    item = hold.item
+    headers = content_headers(item.etag, item.content_type)
+    if etags and item.etag in [tag.strip() for tag in etags.split(",")]:
         return Response(status_code=304, headers=headers)
     span = _byte_range(range_header, item.size)
     start, end = span or (0, item.size)
@@ -99,6 +150,30 @@ async def serve(
     headers["Content-Length"] = str(end - start)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type=item.content_type)
-    return StreamingResponse(
-        cw.read(item, start, end), status_code=status, headers=headers, media_type=item.content_type
-    )
+    return HeldResponse(cw, hold, start, end, status_code=status, headers=headers, media_type=item.content_type)
+
+
+@router.api_route("/courseware/{course}/{path:path}", methods=["GET", "HEAD"])
+async def serve(
+    course: str,
+    path: str,
+    request: Request,
+    cw: CoursewareDep,
+    range_header: Annotated[str | None, Header(alias="range")] = None,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """An item straight from the store, with Range, ETag and its Content-Type; held until its body is sent."""
+    if not COURSE_RE.match(course) or not valid_item_path(path):
+        raise HTTPException(status_code=400, detail="not a courseware path")
+    try:
+        hold = await cw.open(course, path)
+    except NotInStore as err:
+        raise HTTPException(status_code=404, detail=str(err)) from err
+    try:
+        response = _answer(request, cw, hold, range_header, if_none_match)
+    except BaseException:
+        await cw.release(hold)
+        raise
+    if not isinstance(response, HeldResponse):
+        await cw.release(hold)
+    return response
