@@ -39,6 +39,7 @@ __all__ = [
     "parse_video_device",
     "probe_video_device",
     "read_burned_clock",
+    "without_userinfo",
 ]
 
 # Drivers report device problems in their health; keep OpenCV's and FFmpeg's own chatter out of the logs.
@@ -455,6 +456,19 @@ class VideoDevice:
         """The V4L2 index (kind "index" only)."""
         return int(self.value)
 
+    @property
+    def shown(self) -> str:
+        """The device as errors and health show it: a URL's user-info (user:password@) replaced by ***."""
+        return without_userinfo(self.value) if self.kind == "url" else self.value
+
+
+def without_userinfo(url: str) -> str:
+    """`url` with any user-info (user:password@) replaced by ***, the rest untouched."""
+    scheme, sep, rest = url.partition("://")
+    authority_end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    at = rest.rfind("@", 0, authority_end)
+    return url if not sep or at < 0 else f"{scheme}://***@{rest[at + 1 :]}"
+
 
 def parse_video_device(spec: str) -> VideoDevice:
     """Check the FORM of a device spec (not that it exists); raise DeviceSpecError saying what is expected."""
@@ -565,7 +579,7 @@ class OpenCVVideoSource(CapturingVideoSource):
             self._expected_fps = native  # an IP camera set to a lower rate than configured (MJPEG streams guess 25)
 
     def _describe(self) -> str:
-        return {"index": "camera index ", "path": "", "url": "", "file": "file "}[self.device.kind] + self.device.value
+        return {"index": "camera index ", "path": "", "url": "", "file": "file "}[self.device.kind] + self.device.shown
 
     def _grab(self) -> tuple[np.ndarray, float]:
         ok, bgr = self._cap.read(self._bgr)

@@ -27,6 +27,7 @@ from edge.config import BoxConfig
 from edge.db import Headroom, open_db, table
 from edge.errors import LessonAlreadyLive, NoLiveLesson, NotAllowed, RecordingNotFound, RecordingNotReady
 from edge.events import EventBus
+from edge.logs import redact
 from sync.clock import Clock, monotonic, wall
 
 if TYPE_CHECKING:
@@ -305,7 +306,7 @@ class Box:
 
         found = await asyncio.to_thread(list_devices)
         configured = {
-            "cameras": [c.model_dump() for c in self.config.cameras],
+            "cameras": [{**c.model_dump(), "device": redact(c.device)} for c in self.config.cameras],
             "microphones": [m.model_dump() for m in self.config.microphones],
         }
         return {**found, "configured": configured}

@@ -13,6 +13,8 @@ _SECRET_PATTERNS = [
     re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9._~+/=-]+)"),
     re.compile(r"\$argon2[a-z]*\$[^\s\"']+"),
 ]
+# scheme://user:password@host: the whole user-info goes (up to the authority's last '@').
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@]*(?:@[^\s/?#@]*)*@")
 _JOURNAL_PRIORITY = {
     logging.DEBUG: 7,
     logging.INFO: 6,
@@ -23,7 +25,8 @@ _JOURNAL_PRIORITY = {
 
 
 def redact(text: str) -> str:
-    """Mask anything that looks like a credential in `text`."""
+    """Mask anything that looks like a credential in `text` (URL user-info included)."""
+    text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}***@", text)
     text = _SECRET_PATTERNS[1].sub(lambda m: f"{m.group(1)}***", text)
     text = _SECRET_PATTERNS[0].sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
     return _SECRET_PATTERNS[2].sub("$argon2***", text)

@@ -26,6 +26,7 @@ from drivers.errors import DriverError
 from edge.box import Box
 from edge.component import Component
 from edge.config import BoxConfig, CameraConfig, MicrophoneConfig
+from edge.logs import redact
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +69,13 @@ class _CaptureComponent(Component):
     def refresh(self) -> None:
         """Copy the source's stats into this component's health; announce status changes on the bus."""
         stats = self._source_stats()
-        self.set_health(stats.status, stats.detail, **_metrics(stats), **self._extra_metrics())
+        detail = redact(stats.detail)  # a device's own words may name its URL, credentials included
+        self.set_health(stats.status, detail, **_metrics(stats), **self._extra_metrics())
         if stats.status != self._last_status:
             if stats.status == "down" or self._last_status == "down":
-                log.warning("%s is %s%s", self.name, stats.status, f": {stats.detail}" if stats.detail else "")
+                log.warning("%s is %s%s", self.name, stats.status, f": {detail}" if detail else "")
             self._box.bus.publish(
-                "device.status", device=self.name, kind=self._kind, status=stats.status, detail=stats.detail
+                "device.status", device=self.name, kind=self._kind, status=stats.status, detail=detail
             )
             self._last_status = stats.status
 
