@@ -123,7 +123,7 @@ class Store:
             raise StoreError(f"{self.path}: {err}") from err
         self._database = sqlite_utils.Database(conn)
         self._migrate()
-        self._used = int(self._one("SELECT COALESCE(SUM(size), 0) FROM chunks"))
+        self.collect_garbage()  # bytes a reader held when the process ended (their items were evicted meanwhile)
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA journal_mode=WAL")

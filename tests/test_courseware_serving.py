@@ -97,8 +97,8 @@ def _write_course(src: Path, course: str, name: str, size: int, seed: int) -> by
 
 async def test_an_item_evicted_while_a_slow_reader_streams_it_completes_and_is_freed_after(tmp_path: Path) -> None:
     src, out = tmp_path / "src", tmp_path / "repo"
-    video = _write_course(src, "math", "film.mp4", 12 * MB, 1)
-    _write_course(src, "math", "notes.txt", 20_000, 2)
+    video = await asyncio.to_thread(_write_course, src, "math", "film.mp4", 12 * MB, 1)
+    await asyncio.to_thread(_write_course, src, "math", "notes.txt", 20_000, 2)
     await asyncio.to_thread(publish, src, out, tmp_path / "keys")
     nginx = await asyncio.to_thread(Nginx, tmp_path / "nginx", out)
     config = box_config(tmp_path / "box", nginx.url, out / "metadata" / "1.root.json")
@@ -110,7 +110,9 @@ async def test_an_item_evicted_while_a_slow_reader_streams_it_completes_and_is_f
             store = cw.store
             assert store is not None
             assert (await cw.pull_once()) is not None
-            _write_course(src, "art", "clip.mp4", 6 * MB, 3)  # a new course that only fits if the film goes
+            await asyncio.to_thread(
+                _write_course, src, "art", "clip.mp4", 6 * MB, 3
+            )  # a new course that only fits if the film goes
             await asyncio.to_thread(publish, src, out, tmp_path / "keys")
             url = f"http://127.0.0.1:{config.web.port}/courseware/math/film.mp4"
             http = await asyncio.to_thread(httpx.AsyncClient, timeout=30)  # its TLS set-up is slow: not on the loop
@@ -125,7 +127,8 @@ async def test_an_item_evicted_while_a_slow_reader_streams_it_completes_and_is_f
                 states = {i["path"]: i["state"] for c in (await cw.listing())["courses"] for i in c["items"]}
                 assert states["film.mp4"] == "missing"  # evicted: new requests no longer get it
                 assert states["clip.mp4"] == "cached"
-                assert all(store.has_chunk(h) for h in film_chunks)  # ...but its bytes wait for the reader
+                held = await asyncio.to_thread(lambda: [store.has_chunk(h) for h in film_chunks])
+                assert all(held)  # ...but its bytes wait for the reader
                 received += [piece async for piece in body]
             assert sha(b"".join(received)) == sha(video)
             await until(lambda: not any(store.has_chunk(h) for h in film_chunks), 5, "the film's chunks freed")
