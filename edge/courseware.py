@@ -37,6 +37,7 @@ ROOT_FILE = "courseware-root.json"
 PEER_SETTLE_S = 2.0
 TOUCH_EVERY_S = 60.0
 SERVE_BATCH_BYTES = 1024 * 1024  # bytes read per thread hop when serving
+DRAIN_S = 2.0  # how long a stop waits for responses being sent (the supervisor allows 3 s for a stop)
 
 
 def _take(pieces: Iterator[bytes], limit: int) -> bytes:
@@ -130,19 +131,22 @@ class CoursewareComponent(Component):
             self.apply_settings()
             if self._box.config.courseware.repo_url:
                 await self.pull_once()
+            # asyncio.timeout, not wait_for: in 3.11 wait_for loses a cancel that races a wake-up (a pull asked
+            # for while the daemon stops), and the supervisor would wait for this task forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._box.config.courseware.pull_interval_s)
+                async with asyncio.timeout(self._box.config.courseware.pull_interval_s):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def stop(self) -> None:
+        store, self.store = self.store, None  # new requests get 503 from here on
         peers, self.peers = self.peers, None
         if peers is not None:
             await peers.close()
         if self.budget is not None:
             await asyncio.to_thread(self.budget.flush)
-        store, self.store = self.store, None
         if store is not None:
-            await asyncio.to_thread(store.close)
+            await asyncio.to_thread(store.close, DRAIN_S)  # responses being sent may finish first
 
     def apply_settings(self) -> None:
         """Take the budget and quota settings from the config again (the admin page changed them)."""

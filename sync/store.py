@@ -113,6 +113,7 @@ class Store:
         self._clock = clock
         self._lock = threading.RLock()
         self._readers: Counter[str] = Counter()  # index digest -> holds on it
+        self._idle = threading.Condition(self._lock)  # notified when the last hold is let go
         self._closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -140,9 +141,10 @@ class Store:
                 self._db.execute(f"PRAGMA user_version={number}")
             log.info("courseware store migrated to schema version %d", number)
 
-    def close(self) -> None:
-        """Close the database (idempotent); later calls raise StoreClosed."""
+    def close(self, drain_s: float = 0.0) -> None:
+        """Close once readers let go (waiting up to `drain_s`); idempotent; later calls raise StoreClosed."""
         with self._lock:
+            self._idle.wait_for(lambda: not self._readers, drain_s)
             self._closed = True
             self._database.conn.close()
 
@@ -338,6 +340,7 @@ class Store:
             del self._readers[digest]
             if not self._closed and not self._is_live(digest):
                 self.collect_garbage()
+            self._idle.notify_all()
 
     def _is_live(self, digest: str) -> bool:
         return self._one("SELECT 1 FROM items WHERE current = ? OR pending = ?", [digest, digest]) is not None

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import httpx
 
+from edge.box import Box
+from edge.courseware import CoursewareComponent
+from edge.events import EventBus
 from sync.chunks import ItemIndex
 from sync.publish import publish
 from tests.helpers import free_port
@@ -70,6 +73,7 @@ async def test_every_courseware_route_answers_503_with_retry_after_while_the_com
             task = asyncio.create_task(hammer(), name="test:hammer")
             try:
                 await component_is("down")
+                await until(lambda: cw.store is None, 5, "the component stopped")  # its stop follows the report
                 for method, path, headers in routes(chunk):
                     response = await client.request(method, path, headers=headers)
                     assert response.status_code == 503, path
@@ -136,3 +140,24 @@ async def test_an_item_evicted_while_a_slow_reader_streams_it_completes_and_is_f
             assert (await client.get("/courseware/math/film.mp4")).status_code == 404
     finally:
         await asyncio.to_thread(nginx.stop)
+
+
+async def test_stopping_the_component_while_a_pull_is_asked_for_ends_its_loop(tmp_path: Path) -> None:
+    config = box_config(tmp_path / "box", "", tmp_path / "root.json")  # no repository: the loop only waits
+    box = Box(config, EventBus())
+    box.open()
+    cw = CoursewareComponent(box)
+    await cw.start()
+    loop = asyncio.create_task(cw.run(), name="test:courseware-run")
+    try:
+        await asyncio.sleep(0.1)  # the loop waits for a wake-up
+        cw.pull_now()  # a pull asked for in the same moment the supervisor cancels the loop
+        loop.cancel()
+        done, _ = await asyncio.wait({loop}, timeout=3)
+        assert loop in done  # the cancel was not lost
+        assert loop.cancelled()
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+        await cw.stop()
+        box.close()
