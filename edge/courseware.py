@@ -250,7 +250,8 @@ class CoursewareComponent(Component):
         """The last pull's report (if one ever ran) and how the last attempt ended: when, ok, why not."""
         if self.last_attempt_at is None and self.last_report is None:
             return None
-        report = self.last_report.__dict__ if self.last_report else {}
+        report = dict(self.last_report.__dict__) if self.last_report else {}
+        report["refused"] = [redact(line) for line in report.get("refused", [])]  # chunk URLs may carry credentials
         return {**report, "at": self.last_attempt_at, "ok": not self.last_error, "error": self.last_error}
 
     async def open(self, course: str, path: str) -> Hold:

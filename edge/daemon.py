@@ -15,6 +15,7 @@ from edge.box import Box
 from edge.component import Component, Health
 from edge.config import BoxConfig
 from edge.events import EventBus
+from edge.logs import redact
 from edge.notify import Notifier, watchdog_interval
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ class Supervisor:
 
     def _failed(self, item: _Supervised, err: Exception) -> None:
         name = item.component.name
-        item.last_error = f"{type(err).__name__}: {err}"
+        item.last_error = redact(f"{type(err).__name__}: {err}")  # shown in /healthz: no URL credentials
         item.running = False
         log.error("%s failed: %s", name, item.last_error)
         log.debug("%s", "".join(traceback.format_exception(err)))

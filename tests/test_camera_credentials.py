@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
+from edge.component import Component
 from edge.config import parse_config
+from edge.daemon import Supervisor
 from edge.errors import ConfigError
+from edge.events import EventBus
 from edge.logs import redact
 from sync.publish import publish
 from tests.helpers import DaemonProcess, free_port, http_json, wait_for
+from tests.nginx_server import Nginx
+from tests.test_courseware import box_config, make_course, running_box
 
 SECRETS = ("S3cretPw", "An0therPw", "RepoPw9")
 
@@ -94,3 +100,39 @@ def test_a_refused_camera_url_is_not_echoed_with_its_password() -> None:
         parse_config({"cameras": [{"name": "door", "source": "opencv", "device": "ftp://admin:S3cretPw@cam/x"}]})
     assert refused.value.problems  # the refusal is reported ...
     assert "S3cretPw" not in str(refused.value)  # ... without the password
+
+
+async def test_a_repository_url_with_credentials_is_redacted_in_the_pull_report(tmp_path: Path) -> None:
+    src, out = tmp_path / "src", tmp_path / "repo"
+    make_course(src, video_mb=0.2)
+    await asyncio.to_thread(publish, src, out, tmp_path / "keys")
+    next(p for p in (out / "chunks").rglob("*") if p.is_file()).unlink()  # the origin has lost one chunk
+    nginx = await asyncio.to_thread(Nginx, tmp_path / "nginx", out)  # answers whatever the user-info says
+    url = nginx.url.replace("http://", "http://teacher:S3cretPw@")
+    try:
+        async with running_box(box_config(tmp_path / "box", url, out / "metadata" / "1.root.json")) as (cw, client):
+            await cw.pull_once()
+            listing = (await client.get("/api/courseware")).json()
+            health = (await client.get("/healthz")).json()
+    finally:
+        await asyncio.to_thread(nginx.stop)
+    assert "HTTP 404" in listing["last_pull"]["refused"][0]  # the chunk the origin lost
+    assert "http://***@127.0.0.1" in listing["last_pull"]["refused"][0]
+    assert "S3cretPw" not in json.dumps(listing) + json.dumps(health)
+
+
+async def test_a_component_failure_naming_a_url_shows_no_password_in_health() -> None:
+    class Failing(Component):
+        name = "camera:door"
+
+        async def start(self) -> None:
+            raise RuntimeError("cannot reach rtsp://admin:S3cretPw@10.0.0.9/stream")
+
+    supervisor = Supervisor(EventBus(), backoff_first_s=30)
+    supervisor.add(Failing())
+    await supervisor.start_all()
+    try:
+        report = supervisor.report()["camera:door"]
+    finally:
+        await supervisor.stop_all()
+    assert report["last_error"] == "RuntimeError: cannot reach rtsp://***@10.0.0.9/stream"
