@@ -138,6 +138,14 @@ async def test_an_item_evicted_while_a_slow_reader_streams_it_completes_and_is_f
             await until(lambda: not any(store.has_chunk(h) for h in film_chunks), 5, "the film's chunks freed")
             assert store.used_bytes <= store.quota_bytes
             assert (await client.get("/courseware/math/film.mp4")).status_code == 404
+
+            # A reader that hangs up mid-body lets go too: evicted afterwards, the clip's bytes go at once.
+            clip_chunks = [h for h, _ in ItemIndex.from_bytes(_index_bytes(out, "art", "clip.mp4")).chunks]
+            http = await asyncio.to_thread(httpx.AsyncClient, timeout=30)
+            async with http, http.stream("GET", url.replace("math/film", "art/clip")) as response:
+                await anext(response.aiter_raw(64 * 1024))
+            await asyncio.to_thread(store.evict, "art", "clip.mp4")
+            await until(lambda: not any(store.has_chunk(h) for h in clip_chunks), 5, "the clip's chunks freed")
     finally:
         await asyncio.to_thread(nginx.stop)
 
