@@ -170,7 +170,7 @@ class CoursewareComponent(Component):
         store, cfg = self._require(), self._box.config.courseware
         async with self._pull_lock:
             root = self.trusted_root_path()
-            self.last_attempt_at = time.time()
+            self.last_attempt_at = self._box.clock.wall()
             verdict = "failed"
             try:
                 trusted = await asyncio.to_thread(root.read_bytes)
