@@ -14,6 +14,9 @@ import traceback
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from playwright.async_api import Browser
+
+from tests.browser import chromium
 
 BLOCK_LIMIT_S = 0.5
 THREAD_GRACE_S = 3.0
@@ -100,6 +103,13 @@ def _guards(request: pytest.FixtureRequest) -> Iterator[None]:
 def _exempt(thread: threading.Thread) -> bool:
     # asyncio's default executor threads end when the loop closes, after this check runs.
     return thread.name.startswith(("asyncio_", "test-guard:"))
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """A headless Chromium for a browser test."""
+    async with chromium() as launched:
+        yield launched
 
 
 def pytest_configure(config: pytest.Config) -> None:

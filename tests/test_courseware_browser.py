@@ -5,18 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import cv2
 import httpx
 import numpy as np
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from sync.publish import publish
 from tests.stream_fixture import live_box, small_config, until
-from tests.test_watch_page import CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -55,16 +53,6 @@ def write_course(src: Path) -> None:
         check=True,
         timeout=60,
     )
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 async def test_a_course_page_renders_but_its_scripts_cannot_stop_the_lesson_or_read_recordings(

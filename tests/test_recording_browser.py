@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import async_playwright
 
 from edge.media.catalogue import Catalogue
+from tests.browser import chromium
 from tests.stream_fixture import live_box
 from tests.test_recorder import next_event, recording_config
-from tests.test_watch_page import CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -41,16 +40,12 @@ async def test_recording_plays_in_chromium_from_the_download_route(tmp_path: Pat
         await live.box.stop_lesson("panel")
         await next_event(events, "recording.finished")
         recording = Catalogue(live.box.db).require(lesson.id)
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            try:
-                page = await browser.new_page()
-                await page.goto(live.base + "/healthz")  # same origin as the recording
-                played: dict[str, Any] = await asyncio.wait_for(
-                    page.evaluate(PLAY, f"{live.base}/api/recordings/{recording.id}/download"), 30
-                )
-            finally:
-                await browser.close()
+        async with chromium() as browser:
+            page = await browser.new_page()
+            await page.goto(live.base + "/healthz")  # same origin as the recording
+            played: dict[str, Any] = await asyncio.wait_for(
+                page.evaluate(PLAY, f"{live.base}/api/recordings/{recording.id}/download"), 30
+            )
     assert abs(played["duration"] - (recording.duration_s or 0)) < 0.3
     assert played["time"] > 0.5
     assert played["width"] == 640

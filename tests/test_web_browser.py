@@ -9,12 +9,11 @@ from pathlib import Path
 
 import anyio
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from edge.web.watch import strings
 from tests.helpers import free_port
 from tests.stream_fixture import live_box, small_config, until
-from tests.test_watch_page import CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -31,16 +30,6 @@ ATTACK_PAGE = """<!doctype html>
     .then(() => "sent", (err) => String(err));
 </script>
 </body></html>"""
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 @contextlib.asynccontextmanager

@@ -108,7 +108,8 @@ class LessonMedia(Component):
                 )
             self._audio = AudioEncoder(self._microphone, publish, origin, stream.audio_kbps)
             for encoder in [*self._video.values(), self._audio]:
-                encoder.start()
+                # Off the loop: Thread.start waits for the new thread to run, which takes a while on a busy box.
+                await asyncio.to_thread(encoder.start)
             log.info("encoders started for lesson %s", lesson.id)
         self._report()
 

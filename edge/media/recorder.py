@@ -387,8 +387,10 @@ class Recorder(Component):
     async def _storage_watch(self) -> None:
         with self._box.bus.subscribe("recording.uploaded") as uploaded:
             while True:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can lose the cancel that stops this task.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(uploaded.get(), self._storage_check_s)
+                    async with asyncio.timeout(self._storage_check_s):
+                        await uploaded.get()
                 await self._check_storage()
 
     async def _check_storage(self) -> None:
