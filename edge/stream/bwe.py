@@ -39,6 +39,7 @@ MIN_BPS = 50_000
 MAX_BPS = 20_000_000
 LOSS_DECREASE = 0.10  # GCC: above 10 % lost the bound shrinks by half the loss...
 LOSS_INCREASE = 0.02  # ...below 2 % it grows 8 % a second
+RETRANSMIT_SHARE = 0.25
 PROBE_SECONDS = 1.0
 PROBE_DELAY_GROWTH_MS = 25.0  # the queue growing by this much during a probe fails it
 PROBE_MIN_SHARE = 0.8  # of its target a probe must really have sent and got through
@@ -227,6 +228,10 @@ class BandwidthEstimator:
         self._min_delay_ms: float | None = None
         self._newest_reported: int | None = None
         self._probe_credit = 0.0
+        self._lost_window = 0
+        self._repair_tokens = 0.0
+        self._repair_at = now_us()
+        self._received_window = 0
         self.pad: Callable[[int], int] | None = None  # sends about that many bytes of padding, says how many
         self.transports: set[int] = set()  # the DTLS transports whose feedback comes here
 
@@ -291,19 +296,25 @@ class BandwidthEstimator:
         return min(self._delay_samples) - self._min_delay_ms
 
     def _update_loss(self, lost: int, received: int, now_ms: int) -> None:
-        """GCC's loss-based bound: shrink above 10 % lost, grow below 2 % (at most once per 300 ms)."""
-        total = lost + received
-        if total == 0:
-            return
-        self.loss = 0.8 * self.loss + 0.2 * (lost / total)
+        """GCC's loss-based bound, once per 300 ms of feedback: shrink above 10 % lost, grow below 2 %.
+
+        It shrinks from what the viewer really received (a queue still draining keeps losing for a
+        while after the box sent less: compounding on the bound itself would fall far below the link).
+        """
+        self._lost_window += lost
+        self._received_window += received
         last = self._last_loss_update_ms
-        if last is not None and now_ms - last < 300:
+        if last is None:
+            self._last_loss_update_ms = last = now_ms
+        total = self._lost_window + self._received_window
+        if now_ms - last < 300 or total == 0:
             return
-        self._last_loss_update_ms = now_ms
-        elapsed_s = 0.3 if last is None else min((now_ms - last) / 1000, 1.0)
+        self.loss = self._lost_window / total
+        self._last_loss_update_ms, self._lost_window, self._received_window = now_ms, 0, 0
+        elapsed_s = min((now_ms - last) / 1000, 1.0)
         if self.loss > LOSS_DECREASE:
-            bound = self.loss_bound_bps or self.acked_bps(now_ms) or self.delay_bps
-            self.loss_bound_bps = max(MIN_BPS, bound * (1 - 0.5 * self.loss))
+            acked = self.acked_bps(now_ms) or self.delay_bps
+            self.loss_bound_bps = max(MIN_BPS, acked * (1 - 0.5 * self.loss))
         elif self.loss < LOSS_INCREASE and self.loss_bound_bps is not None:
             self.loss_bound_bps *= 1.08**elapsed_s
             if self.loss_bound_bps > self.delay_bps:
@@ -340,10 +351,25 @@ class BandwidthEstimator:
 
     # -- probing ----------------------------------------------------------------------------------
 
+    def may_retransmit(self, size: int) -> bool:
+        """Whether a NACKed packet of `size` bytes may go again: repairs get at most a quarter of the estimate."""
+        at = now_us()
+        rate = RETRANSMIT_SHARE * self.estimate_bps / 8e6  # bytes per µs
+        self._repair_tokens = min(self._repair_tokens + (at - self._repair_at) * rate, rate * 200_000)
+        self._repair_at = at
+        if self.feedback_packets == 0 or self._repair_tokens >= size:
+            self._repair_tokens -= size
+            return True
+        return False
+
     @property
     def can_probe(self) -> bool:
-        """True when feedback arrives and the video feed can pad (RTX negotiated)."""
-        return self.feedback_packets > 0 and self.pad is not None
+        """True when feedback arrives, the video feed can pad (RTX negotiated) and the link is calm.
+
+        Calm: nothing lost lately and no queue at the bottleneck; a probe into a full queue only loses more.
+        """
+        calm = self.loss == 0 and self._lost_window == 0 and self.queue_delay_ms() < PROBE_DELAY_GROWTH_MS
+        return self.feedback_packets > 0 and self.pad is not None and calm
 
     def start_probe(self, target_bps: int) -> bool:
         """Pad this viewer's link up to `target_bps` for about a second; False if it cannot now."""
@@ -409,8 +435,8 @@ class BandwidthEstimator:
         success = not probe.failed and rate is not None and rate >= PROBE_MIN_SHARE * probe.target_bps
         self.probe_results.append(success)
         self.probes += 1
-        if success and probe.target_bps > self.delay_bps:
-            self.delay_bps = min(probe.target_bps, MAX_BPS)
+        if success:
+            self.delay_bps = min(max(self.delay_bps, probe.target_bps), MAX_BPS)
             self.rate_control.set_estimate(self.delay_bps, at_us // 1000)
             self.loss_bound_bps = None
 

@@ -166,6 +166,7 @@ class ViewerFeed(PacketSubscription):
         self._route: Route | None = None
         self._sequence = random.getrandbits(15)  # below 2^15 so SRTP's rollover counter stays simple
         self._rtx_sequence = random.getrandbits(15)
+        self._layer_from = self._sequence
         self._timestamp_origin = random.getrandbits(32)
         self._history: list[tuple[int, int, bool, bytes] | None] = [None] * HISTORY_SIZE
         self._failed = False
@@ -344,8 +345,17 @@ class ViewerFeed(PacketSubscription):
         route, entry = self._route, self._history[sequence_number % HISTORY_SIZE]
         if route is None or entry is None or entry[0] != sequence_number:
             return
+        if (sequence_number - self._layer_from) & 0xFFFF >= 0x8000:
+            return  # a packet of the layer the viewer had before: its decoder restarted at a keyframe
+        if self.estimator is not None and not self.estimator.may_retransmit(len(entry[3])):
+            return  # a congested link: repairs beyond a share of the estimate only keep its queue full
         if self._resend(route, entry):
             self.retransmitted += 1
+
+    def switch(self, layers: Iterable[str]) -> None:
+        """Change the layers; what was sent of the old one is no longer repaired."""
+        super().switch(layers)
+        self._layer_from = self._sequence
 
     def _resend(self, route: Route, entry: tuple[int, int, bool, bytes]) -> int:
         """Send a packet from the history again (as RTX when negotiated); the bytes sent (0 if it failed)."""

@@ -93,7 +93,7 @@ class LayerPolicy:
             self._probe_ended(success, now)
         estimate, index = report.estimate_kbps or 0.0, self.ladder.index(current)
         heavy_loss = report.loss >= self.down_loss or (report.rtt_s or 0.0) >= self.down_rtt_s
-        if index > 0 and (heavy_loss or estimate < self.need_kbps(current)):
+        if index > 0 and estimate < self.need_kbps(current):
             self._short += 1
             if heavy_loss or self._short >= self.short_reports_to_drop:
                 self._short = 0

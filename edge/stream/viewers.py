@@ -125,6 +125,7 @@ class Viewer:
             "estimate_kbps": self.estimate_kbps(),
             "layer_switches_per_min": self.switches_per_minute(),
             "probes": self.estimator.probes,
+            "padding_packets": self.video.padding_packets,
             "keyframe_requests": self.keyframe_requests,
             "video_packets": self.video.packets,
             "dropped_packets": self.video.dropped + self.audio.dropped,
@@ -526,7 +527,7 @@ class ViewerHub(Component):
         viewer._bandwidth_fresh = False
         if d_lost or d_recv:
             viewer._lost_seen = (lost, received)
-            viewer.loss = max(d_lost, 0) / max(d_lost + d_recv, 1)
+            viewer.loss = min(1.0, max(d_lost, 0) / max(d_lost + d_recv, 1))
             viewer.rtt_s = max(rtts) if rtts else None
             if viewer.rtt_s is not None:
                 viewer.estimator.on_rtt(viewer.rtt_s)
