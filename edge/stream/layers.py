@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-LADDER = ("none", "low", "high")  # "none": audio (and the board) only
+LADDER = ("none", "low", "high")  # worst first; "none": audio (and the board) only; the hub passes the configured one
+
+
+def ladder(layers: Iterable[str]) -> tuple[str, ...]:
+    """The ladder, worst first, for the configured video layers given best first."""
+    return ("none", *reversed(tuple(layers)))
 
 
 @dataclass
@@ -35,6 +41,7 @@ class LayerPolicy:
     congested_ratio: float = 0.8  # REMB below this share of the (smoothed) sending rate means congestion
     congested_reports_to_drop: int = 2  # keyframes make the sending rate jumpy: one report is not enough
     good_reports_to_rise: int = 5
+    ladder: tuple[str, ...] = LADDER  # the configured layers (see `ladder`)
     steps_for_estimate: int = 0  # step-downs that the viewer's bandwidth estimate alone caused
     _good: int = 0
     _congested_reports: int = 0
@@ -44,7 +51,7 @@ class LayerPolicy:
     def next_layer(self, current: str, report: LinkReport | None, data_saver: bool) -> str:
         """The layer to give next; `data_saver` caps it at the low layer."""
         ceiling = "low" if data_saver else "high"
-        if LADDER.index(current) > LADDER.index(ceiling):
+        if self.ladder.index(current) > self.ladder.index(ceiling):
             self._good = 0
             return ceiling
         if report is None:
@@ -55,14 +62,14 @@ class LayerPolicy:
         if lossy or congested:
             self.steps_for_estimate += int(congested and not lossy)
             self._good = 0
-            return LADDER[max(LADDER.index(current) - 1, 0)]
+            return self.ladder[max(self.ladder.index(current) - 1, 0)]
         if report.loss <= self.up_loss and rtt <= self.up_rtt_s:
             self._good += 1
         else:
             self._good = 0
         if self._good >= self.good_reports_to_rise and current != ceiling:
             self._good = 0
-            return LADDER[LADDER.index(current) + 1]
+            return self.ladder[self.ladder.index(current) + 1]
         return current
 
     def _congested(self, report: LinkReport) -> bool:

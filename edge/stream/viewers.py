@@ -29,6 +29,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from edge.box import Box, Lesson
 from edge.component import Component
 from edge.errors import BadOffer, LessonFull, LessonNotFound, StreamUnavailable, ViewerError
+from edge.media.live import video_layers
 from edge.media.packets import AUDIO_LAYER, PacketFanout
 from edge.stream.feeds import (
     SharedPacketizer,
@@ -38,7 +39,7 @@ from edge.stream.feeds import (
     route_keyframe_requests,
 )
 from edge.stream.ice import rtc_ice_servers
-from edge.stream.layers import LayerPolicy, LinkReport, SendCapacity
+from edge.stream.layers import LayerPolicy, LinkReport, SendCapacity, ladder
 from edge.stream.offers import check_offer
 
 log = logging.getLogger(__name__)
@@ -250,6 +251,7 @@ class ViewerHub(Component):
             audio=fanout.add(ViewerFeed("audio", [AUDIO_LAYER], self._packetizer)),
             layer=layer,
             data_saver=data_saver,
+            policy=LayerPolicy(ladder=ladder(v.name for v in video_layers(self._box))),
         )
         video = pc.addTransceiver(viewer.video.track(), direction="sendonly")
         prefer_codecs(video, "video/H264")
@@ -336,7 +338,7 @@ class ViewerHub(Component):
             self.fanout().request_keyframe(viewer.layer)
 
     def set_layer(self, viewer: Viewer, layer: str, why: str = "") -> None:
-        """Give the viewer another layer ("high", "low" or "none"); video resumes at a keyframe."""
+        """Give the viewer another layer ("high", "low", "lowest" or "none"); video resumes at a keyframe."""
         if layer == viewer.layer:
             return
         viewer.layer = layer
@@ -492,6 +494,7 @@ class ViewerHub(Component):
             viewers=len(layers),
             viewers_high=layers.count("high"),
             viewers_low=layers.count("low"),
+            viewers_lowest=layers.count("lowest"),
             viewers_audio_only=layers.count("none"),
             viewers_hands_raised=sum(v.hand_raised for v in self._viewers.values()),
             viewers_kbps=round(sum(v.kbps for v in self._viewers.values()), 1),
