@@ -80,6 +80,13 @@ SAMPLE = """async () => {
   return out;
 }"""
 
+PAGE_STATE = """() => {
+  const pc = window.classboxWatch && window.classboxWatch.pc;
+  const text = (id) => (document.getElementById(id) || {}).textContent;
+  return { state: text('state'), message: text('message'), pc: pc ? pc.connectionState : null,
+           ice: pc ? pc.iceConnectionState : null };
+}"""
+
 
 def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, check=check, capture_output=True, text=True, timeout=20)
@@ -345,8 +352,10 @@ class Student:
             if ok(sample):
                 return sample
             await asyncio.sleep(max(0.0, 1.0 - (loop.time() - tick)))
+        page = await self.page.evaluate(PAGE_STATE)
         log = self.box.log()[-3000:]
-        raise AssertionError(f"not {what} within {within}s:\n{describe(self.samples[-int(within) - 2 :])}\n{log}")
+        samples = describe(self.samples[-int(within) - 2 :])
+        raise AssertionError(f"not {what} within {within}s:\n{samples}\nthe page: {page}\nthe box's log:\n{log}")
 
 
 def describe(samples: list[Sample]) -> str:
