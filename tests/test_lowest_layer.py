@@ -9,7 +9,7 @@ import pytest
 
 from edge.config import BoxConfig, LowestLayerConfig, load_config
 from edge.errors import ConfigError
-from edge.stream.layers import LayerPolicy, LinkReport, ladder
+from edge.stream.layers import LayerPolicy, LinkReport
 from tests.stream_fixture import join, live_box, small_config, until
 
 GOOD = LinkReport(loss=0.0, rtt_s=0.02)
@@ -39,12 +39,12 @@ def test_a_lowest_layer_not_below_the_low_one_is_refused_naming_both(tmp_path: P
 
 
 def test_policy_steps_through_every_configured_layer_one_at_a_time() -> None:
-    three = LayerPolicy(good_reports_to_rise=1, ladder=ladder(["high", "low", "lowest"]))
+    three = LayerPolicy(good_reports_to_rise=1, ladder=("none", "lowest", "low", "high"))
     downs = [three.next_layer(layer, LOSSY, data_saver=False) for layer in ("high", "low", "lowest")]
     assert downs == ["low", "lowest", "none"]
     ups = [three.next_layer(layer, GOOD, data_saver=False) for layer in ("none", "lowest", "low")]
     assert ups == ["lowest", "low", "high"]
-    two = LayerPolicy(ladder=ladder(["high", "low"]))  # the lowest layer turned off
+    two = LayerPolicy(ladder=("none", "low", "high"))  # the lowest layer turned off
     assert two.next_layer("low", LOSSY, data_saver=False) == "none"
 
 

@@ -12,6 +12,11 @@ counts a feed keeps up to date; receiver reports, PLI/FIR and NACK come in as be
 answered from the feed's own history). This module is the one place that reaches into aiortc's
 and aioice's private state; the versions are pinned by the lock file, and the stream tests fail
 if that state moves.
+
+When the viewer negotiated transport-wide congestion control, every packet also carries the
+transport-wide sequence number, noted with its send time and size in the viewer's `SendHistory`;
+the viewer's transport feedback goes to its `BandwidthEstimator`, and while the estimator probes,
+the video feed pads the link with RTX copies of recent packets.
 """
 
 from __future__ import annotations
@@ -23,11 +28,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from aiortc import RTCRtpSender, RTCRtpTransceiver
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
-from aiortc.rtcrtpparameters import RTCRtpSendParameters
+from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpHeaderExtensionParameters, RTCRtpSendParameters
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     AnyRtcpPacket,
@@ -38,8 +43,17 @@ from aiortc.rtp import (
     unpack_remb_fci,
     wrap_rtx,
 )
+from aiortc.sdp import SessionDescription
 
 from edge.media.packets import AUDIO_LAYER, EncodedPacket, PacketSubscription
+from edge.stream.bwe import (
+    TRANSPORT_CC_URI,
+    BandwidthEstimator,
+    TransportFeedback,
+    now_us,
+    parse_transport_feedback,
+    transport_feedback_payloads,
+)
 from sync.clock import steady_wall
 
 log = logging.getLogger(__name__)
@@ -49,6 +63,8 @@ EXTENSION_HEADER = struct.Struct("!HH")
 HISTORY_SIZE = 512  # packets kept for NACK retransmission (about 2.5 s of the high layer)
 CLOCK_RATES = {"video": 90_000, "audio": 48_000}
 NTP_UNIX_OFFSET_S = 2_208_988_800  # 1900-01-01 to 1970-01-01
+SRTP_TAG_BYTES = 10
+TWO_BYTE_PROFILE = 0x1000
 
 
 class SharedPacketizer:
@@ -82,6 +98,7 @@ class Route:
     extensions: HeaderExtensionsMap
     dtls: RTCDtlsTransport
     clock_rate: int
+    transport_cc_id: int | None = None  # the transport-wide sequence number's extension id, when negotiated
 
     def protect(self, data: bytes) -> bytes:
         """SRTP-protect one RTP packet."""
@@ -96,6 +113,22 @@ class Route:
         abs_send_time = (ntp >> 14) & 0x00FFFFFF
         profile, value = self.extensions.set(HeaderExtensions(mid=self.mid, abs_send_time=abs_send_time))
         return EXTENSION_HEADER.pack(profile, len(value) >> 2) + value if value else b""
+
+    def sequenced_extensions(self, ntp: int) -> tuple[bytes, Callable[[int], bytes]]:
+        """The frame's extension block and, per packet, its transport-wide sequence number element.
+
+        The shared block is built once per frame; a packet adds 4 bytes (element and padding).
+        """
+        abs_send_time = (ntp >> 14) & 0x00FFFFFF
+        profile, value = self.extensions.set(HeaderExtensions(mid=self.mid, abs_send_time=abs_send_time))
+        ext_id = self.transport_cc_id or 0
+        if not value:
+            profile = TWO_BYTE_PROFILE if ext_id > 14 else 0xBEDE
+        block = EXTENSION_HEADER.pack(profile, (len(value) >> 2) + 1) + value
+        if profile == TWO_BYTE_PROFILE:
+            return block, lambda seq: bytes((ext_id, 2, seq >> 8, seq & 0xFF))
+        tag = (ext_id << 4) | 1
+        return block, lambda seq: bytes((tag, seq >> 8, seq & 0xFF, 0))
 
     def destination(self) -> tuple[Callable[[bytes, tuple[str, int]], None], tuple[str, int]]:
         """The nominated ICE pair's datagram send (a UDP socket, or aioice's TURN relay) and remote address."""
@@ -115,6 +148,7 @@ class ViewerFeed(PacketSubscription):
         layers: Iterable[str],
         packetizer: SharedPacketizer,
         on_ready: Callable[[ViewerFeed], None] = lambda feed: None,
+        estimator: BandwidthEstimator | None = None,
     ) -> None:
         super().__init__(frozenset(layers), maxsize=1)
         self.kind = kind
@@ -124,11 +158,15 @@ class ViewerFeed(PacketSubscription):
         self.keyframes = 0
         self.rtp_packets = 0
         self.retransmitted = 0
+        self.padding_packets = 0
+        self.estimator = estimator
+        self._pad_from = 0
         self._sender: RTCRtpSender | None = None
         self._parameters: RTCRtpSendParameters | None = None
         self._route: Route | None = None
         self._sequence = random.getrandbits(15)  # below 2^15 so SRTP's rollover counter stays simple
         self._rtx_sequence = random.getrandbits(15)
+        self._layer_from = self._sequence
         self._timestamp_origin = random.getrandbits(32)
         self._history: list[tuple[int, int, bool, bytes] | None] = [None] * HISTORY_SIZE
         self._failed = False
@@ -163,6 +201,7 @@ class ViewerFeed(PacketSubscription):
             return None
         extensions = HeaderExtensionsMap()
         extensions.configure(parameters)
+        transport_cc = [e.id for e in parameters.headerExtensions if e.uri == TRANSPORT_CC_URI]
         rtx = [
             c.payloadType
             for c in parameters.codecs
@@ -177,7 +216,12 @@ class ViewerFeed(PacketSubscription):
             extensions=extensions,
             dtls=dtls,
             clock_rate=codec.clockRate or CLOCK_RATES[self.kind],
+            transport_cc_id=transport_cc[0] if transport_cc and self.estimator is not None else None,
         )
+        if self.estimator is not None and self._route.transport_cc_id is not None:
+            route_transport_feedback(dtls, self.estimator)
+            if self.kind == "video" and self._route.rtx_payload_type is not None:
+                self.estimator.pad = self._pad
         self._waiting_keyframe = {layer for layer in self.layers if layer != AUDIO_LAYER}
         self.on_ready(self)
         return self._route
@@ -215,6 +259,19 @@ class ViewerFeed(PacketSubscription):
         payloads = self.packetizer.payloads(packet)
         timestamp = (self._timestamp_origin + rtp_time(packet, route.clock_rate)) & 0xFFFFFFFF
         ntp = ntp_now()
+        if route.transport_cc_id is not None and self.estimator is not None:
+            datagrams, octets = self._sequenced(route, payloads, timestamp, ntp, self.estimator)
+        else:
+            datagrams, octets = self._plain(route, payloads, timestamp, ntp)
+        self._send(route, datagrams)
+        self.packets += 1
+        self.keyframes += packet.keyframe
+        self.rtp_packets += len(datagrams)
+        self._note_sent(ntp, timestamp, len(datagrams), octets)
+        if self.estimator is not None and self.estimator.probe is not None:
+            self.estimator.after_media(sum(len(d) for d in datagrams))
+
+    def _plain(self, route: Route, payloads: list[bytes], timestamp: int, ntp: int) -> tuple[list[bytes], int]:
         extensions = route.header_extensions(ntp)
         first = 0x90 if extensions else 0x80
         last = len(payloads) - 1
@@ -228,11 +285,45 @@ class ViewerFeed(PacketSubscription):
             sequence = (sequence + 1) & 0xFFFF
             octets += len(payload)
         self._sequence = sequence
-        self._send(route, datagrams)
-        self.packets += 1
-        self.keyframes += packet.keyframe
-        self.rtp_packets += len(datagrams)
-        self._note_sent(ntp, timestamp, len(datagrams), octets)
+        return datagrams, octets
+
+    def _sequenced(
+        self, route: Route, payloads: list[bytes], timestamp: int, ntp: int, estimator: BandwidthEstimator
+    ) -> tuple[list[bytes], int]:
+        """As `_plain`, each packet with its transport-wide sequence number, noted in the send history."""
+        block, element = route.sequenced_extensions(ntp)
+        take, sent_us = estimator.history.take, now_us()
+        last = len(payloads) - 1
+        datagrams = []
+        sequence, history, octets = self._sequence, self._history, 0
+        overhead = RTP_HEADER.size + len(block) + 4 + SRTP_TAG_BYTES
+        for i, payload in enumerate(payloads):
+            marker = i == last
+            header = RTP_HEADER.pack(0x90, (marker << 7) | route.payload_type, sequence, timestamp, route.ssrc)
+            wide = take(sent_us, overhead + len(payload))
+            datagrams.append(route.protect(header + block + element(wide) + payload))
+            history[sequence % HISTORY_SIZE] = (sequence, timestamp, marker, payload)
+            sequence = (sequence + 1) & 0xFFFF
+            octets += len(payload)
+        self._sequence = sequence
+        return datagrams, octets
+
+    def _pad(self, due_bytes: int) -> int:
+        """Probe padding: RTX copies of the most recent packets until `due_bytes` went out; the bytes sent."""
+        route, sent = self._route, 0
+        if route is None or route.rtx_payload_type is None:
+            return 0
+        start = (self._sequence - 1) & 0xFFFF
+        for back in range(HISTORY_SIZE):
+            if sent >= due_bytes:
+                break
+            entry = self._history[(start - ((self._pad_from + back) % 64)) % HISTORY_SIZE]
+            if entry is None:
+                break
+            sent += self._resend(route, entry)
+            self.padding_packets += 1
+        self._pad_from = (self._pad_from + 1) % 64
+        return sent
 
     def _send(self, route: Route, datagrams: list[bytes]) -> None:
         sendto, address = route.destination()
@@ -254,7 +345,21 @@ class ViewerFeed(PacketSubscription):
         route, entry = self._route, self._history[sequence_number % HISTORY_SIZE]
         if route is None or entry is None or entry[0] != sequence_number:
             return
-        _, timestamp, marker, payload = entry
+        if (sequence_number - self._layer_from) & 0xFFFF >= 0x8000:
+            return  # a packet of the layer the viewer had before: its decoder restarted at a keyframe
+        if self.estimator is not None and not self.estimator.may_retransmit(len(entry[3])):
+            return  # a congested link: repairs beyond a share of the estimate only keep its queue full
+        if self._resend(route, entry):
+            self.retransmitted += 1
+
+    def switch(self, layers: Iterable[str]) -> None:
+        """Change the layers; what was sent of the old one is no longer repaired."""
+        super().switch(layers)
+        self._layer_from = self._sequence
+
+    def _resend(self, route: Route, entry: tuple[int, int, bool, bytes]) -> int:
+        """Send a packet from the history again (as RTX when negotiated); the bytes sent (0 if it failed)."""
+        sequence_number, timestamp, marker, payload = entry
         packet = RtpPacket(
             payload_type=route.payload_type, marker=int(marker), sequence_number=sequence_number, timestamp=timestamp
         )
@@ -263,11 +368,17 @@ class ViewerFeed(PacketSubscription):
             packet = wrap_rtx(packet, route.rtx_payload_type, self._rtx_sequence, route.rtx_ssrc)
             self._rtx_sequence = (self._rtx_sequence + 1) & 0xFFFF
         packet.extensions.mid = route.mid
+        estimator = self.estimator
+        if route.transport_cc_id is not None and estimator is not None:
+            size = len(packet.payload) + 40  # header, extensions and SRTP tag, near enough for a rate
+            packet.extensions.transport_sequence_number = estimator.history.take(now_us(), size)
         try:
-            self._send(route, [route.protect(packet.serialize(route.extensions))])
-            self.retransmitted += 1
+            datagram = route.protect(packet.serialize(route.extensions))
+            self._send(route, [datagram])
         except (ConnectionError, OSError) as err:
             self._lost(err)
+            return 0
+        return len(datagram)
 
 
 def ntp_now() -> int:
@@ -337,6 +448,51 @@ def route_bitrate_estimates(sender: RTCRtpSender, on_estimate: Callable[[int], N
         await handle(packet)
 
     sender._handle_rtcp_packet = handling  # type: ignore[method-assign]
+
+
+def route_transport_feedback(dtls: RTCDtlsTransport, estimator: BandwidthEstimator) -> None:
+    """Hand every RTCP transport feedback (RTPFB fmt 15) this transport receives to `estimator`.
+
+    aiortc 1.16 reads fmt 15 as a NACK list and drops it (`RTCRtpSender` acts on fmt 1 only), so the
+    raw datagram is read here before aiortc parses it. Hooked once per transport (BUNDLE shares one).
+    """
+    if id(dtls) in estimator.transports:
+        return
+    estimator.transports.add(id(dtls))
+    handle = dtls._handle_rtcp_data
+
+    async def handling(data: bytes) -> None:
+        for payload in transport_feedback_payloads(data):
+            try:
+                feedback: TransportFeedback = parse_transport_feedback(payload)
+            except ValueError:
+                continue  # a malformed feedback is ignored, as aiortc ignores malformed RTCP
+            estimator.on_feedback(feedback)
+        await handle(data)
+
+    dtls._handle_rtcp_data = handling  # type: ignore[method-assign]
+
+
+def accept_transport_cc(pc: RTCPeerConnection, offer_sdp: str) -> None:
+    """Answer transport-wide congestion control where the offer has it (its extension and rtcp-fb).
+
+    Call after setRemoteDescription, before createAnswer: aiortc 1.16 answers only the extensions
+    and feedback it knows itself (`HEADER_EXTENSIONS`, `CODECS`), which leave transport-cc out.
+    """
+    offered = {m.rtp.muxId: m for m in SessionDescription.parse(offer_sdp).media}
+    for transceiver in pc.getTransceivers():
+        media = offered.get(transceiver.mid or "")
+        if media is None:
+            continue
+        extension = [e for e in media.rtp.headerExtensions if e.uri == TRANSPORT_CC_URI]
+        if not extension or any(e.uri == TRANSPORT_CC_URI for e in transceiver._headerExtensions):
+            continue
+        transceiver._headerExtensions.append(RTCRtpHeaderExtensionParameters(id=extension[0].id, uri=TRANSPORT_CC_URI))
+        feedback = RTCRtcpFeedback(type="transport-cc")
+        wanted = {c.payloadType for c in media.rtp.codecs if feedback in c.rtcpFeedback}
+        for codec in transceiver._codecs:
+            if codec.payloadType in wanted and feedback not in codec.rtcpFeedback:
+                codec.rtcpFeedback.append(feedback)
 
 
 def prefer_codecs(transceiver: RTCRtpTransceiver, mime_type: str) -> None:

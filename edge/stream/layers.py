@@ -1,16 +1,12 @@
-"""Which layer a viewer's link can carry, from its receiver reports (loss, round-trip time)."""
+"""Which layer a viewer's link can carry: from the box's own estimate of it, or its receiver reports."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-LADDER = ("none", "low", "high")  # worst first; "none": audio (and the board) only; the hub passes the configured one
-
-
-def ladder(layers: Iterable[str]) -> tuple[str, ...]:
-    """The ladder, worst first, for the configured video layers given best first."""
-    return ("none", *reversed(tuple(layers)))
+LADDER = ("none", "low", "high")  # "none": audio (and the board) only; the rest ordered by bitrate
+HEADROOM = 0.85  # a layer fits when its bitrate plus audio is at most this share of the estimate
 
 
 @dataclass
@@ -21,17 +17,24 @@ class LinkReport:
     rtt_s: float | None
     bandwidth_kbps: float | None = None  # the viewer's own estimate of its link (REMB), if it sends one
     sending_kbps: float = 0.0  # what the box sent this viewer over the same interval
+    estimate_kbps: float | None = None  # the box's own estimate from transport feedback, when negotiated
+    probe_results: list[bool] = field(default_factory=list)  # probes that ended since the last report
 
 
 @dataclass
 class LayerPolicy:
-    """Steps down at once on a bad report, up only after `good_reports_to_rise` good ones in a row.
+    """Picks each viewer's layer; with a sender-side estimate it steps and probes, else it reads reports.
 
-    A report is bad when loss or round-trip time is too high, or when the viewer's own estimate of
-    its link (REMB) is well below what the box is sending it and not climbing: its receiver saw
-    queues build up (a browser's first estimates start low and ramp up; they do not count).
-    REMB cannot say that a higher layer would fit (a receiver estimates at most about 1.5x what
-    it gets), so rising rests on loss and round-trip time alone.
+    With an estimate (transport-cc): a layer fits when its bitrate plus audio is at most 85 % of the
+    estimate. The viewer never stays below the best layer that fits; it steps down one layer at a
+    time once the estimate cannot carry even the layer it has (two reports in a row, or at once on
+    heavy loss); after `stable_s` on a layer it asks for a probe at the next layer's need, and
+    after a failed probe waits twice as long before the next one.
+
+    Without one (a player that sends no transport feedback), a report is bad when loss or
+    round-trip time is too high, or when the viewer's own estimate (REMB) is well below what the
+    box is sending it and not climbing; it steps down at once on a bad report and climbs after
+    `good_reports_to_rise` good ones (REMB cannot say that a higher layer would fit).
     """
 
     down_loss: float = 0.10
@@ -41,35 +44,107 @@ class LayerPolicy:
     congested_ratio: float = 0.8  # REMB below this share of the (smoothed) sending rate means congestion
     congested_reports_to_drop: int = 2  # keyframes make the sending rate jumpy: one report is not enough
     good_reports_to_rise: int = 5
-    ladder: tuple[str, ...] = LADDER  # the configured layers (see `ladder`)
+    ladder: Sequence[str] = LADDER
+    layer_kbps: dict[str, float] = field(default_factory=lambda: {"low": 350.0, "high": 1500.0})
+    audio_kbps: float = 48.0
+    short_reports_to_drop: int = 2
+    stable_s: float = 3.0
+    probe_backoff_s: float = 3.0
+    max_probe_backoff_s: float = 60.0
     steps_for_estimate: int = 0  # step-downs that the viewer's bandwidth estimate alone caused
     _good: int = 0
     _congested_reports: int = 0
     _last_estimate: float | None = None
     _sending_kbps: float | None = None  # smoothed over about five reports
+    _short: int = 0
+    _stable_since: float | None = None
+    _backoff_s: float = 0.0
+    _next_probe_at: float = 0.0
+    _probing: bool = False
 
-    def next_layer(self, current: str, report: LinkReport | None, data_saver: bool) -> str:
+    def next_layer(self, current: str, report: LinkReport | None, data_saver: bool, now: float = 0.0) -> str:
         """The layer to give next; `data_saver` caps it at the low layer."""
-        ceiling = "low" if data_saver else "high"
+        ceiling = self.ceiling(data_saver)
         if self.ladder.index(current) > self.ladder.index(ceiling):
             self._good = 0
-            return ceiling
+            return self._moved(ceiling, now)
         if report is None:
             return current
+        if report.estimate_kbps is not None:
+            return self._moved(self._by_estimate(current, report, ceiling, now), now, current)
+        return self._by_reports(current, report, ceiling)
+
+    def ceiling(self, data_saver: bool) -> str:
+        """The highest layer this viewer may get."""
+        return "low" if data_saver and "low" in self.ladder else self.ladder[-1]
+
+    def need_kbps(self, layer: str) -> float:
+        """What a layer costs on the link, audio included."""
+        return self.audio_kbps + (self.layer_kbps.get(layer, 0.0) if layer != self.ladder[0] else 0.0)
+
+    def fits(self, layer: str, estimate_kbps: float) -> bool:
+        """True when the layer plus audio is at most 85 % of the estimate."""
+        return self.need_kbps(layer) <= HEADROOM * estimate_kbps
+
+    # -- with the box's own estimate --------------------------------------------------------------
+
+    def _by_estimate(self, current: str, report: LinkReport, ceiling: str, now: float) -> str:
+        for success in report.probe_results:
+            self._probe_ended(success, now)
+        estimate, index = report.estimate_kbps or 0.0, self.ladder.index(current)
+        heavy_loss = report.loss >= self.down_loss or (report.rtt_s or 0.0) >= self.down_rtt_s
+        if index > 0 and estimate < self.need_kbps(current):
+            self._short += 1
+            if heavy_loss or self._short >= self.short_reports_to_drop:
+                self._short = 0
+                return self.ladder[index - 1]
+            return current
+        self._short = 0
+        top = self.ladder.index(ceiling)
+        if index < top and self.fits(self.ladder[index + 1], estimate):
+            return self.ladder[index + 1]
+        return current
+
+    def _moved(self, layer: str, now: float, current: str | None = None) -> str:
+        if layer != current or self._stable_since is None:
+            self._stable_since = now
+        return layer
+
+    def probe_kbps(self, current: str, data_saver: bool, now: float) -> float | None:
+        """The rate to probe at now for the next layer up, or None (too soon, on top, or probing)."""
+        index, top = self.ladder.index(current), self.ladder.index(self.ceiling(data_saver))
+        stable = self._stable_since is not None and now - self._stable_since >= self.stable_s
+        if index >= top or self._probing or not stable or now < self._next_probe_at:
+            return None
+        self._probing = True
+        return self.need_kbps(self.ladder[index + 1]) / HEADROOM
+
+    def _probe_ended(self, success: bool, now: float) -> None:
+        self._probing = False
+        if success:
+            self._backoff_s = self.probe_backoff_s
+        else:
+            self._backoff_s = min(max(self._backoff_s, self.probe_backoff_s / 2) * 2, self.max_probe_backoff_s)
+        self._next_probe_at = now + self._backoff_s
+
+    # -- from receiver reports alone --------------------------------------------------------------
+
+    def _by_reports(self, current: str, report: LinkReport, ceiling: str) -> str:
+        ladder = self.ladder
         rtt = report.rtt_s or 0.0
         lossy = report.loss >= self.down_loss or rtt >= self.down_rtt_s
         congested = self._congested(report)
         if lossy or congested:
             self.steps_for_estimate += int(congested and not lossy)
             self._good = 0
-            return self.ladder[max(self.ladder.index(current) - 1, 0)]
+            return ladder[max(ladder.index(current) - 1, 0)]
         if report.loss <= self.up_loss and rtt <= self.up_rtt_s:
             self._good += 1
         else:
             self._good = 0
         if self._good >= self.good_reports_to_rise and current != ceiling:
             self._good = 0
-            return self.ladder[self.ladder.index(current) + 1]
+            return ladder[ladder.index(current) + 1]
         return current
 
     def _congested(self, report: LinkReport) -> bool:
@@ -94,7 +169,11 @@ class LayerPolicy:
             return "no report"
         rtt = "-" if report.rtt_s is None else f"{report.rtt_s * 1000:.0f} ms"
         estimate = "-" if report.bandwidth_kbps is None else f"{report.bandwidth_kbps:.0f} kbps"
-        return f"loss {report.loss:.1%}, rtt {rtt}, estimate {estimate}, sending {self._sending_kbps or 0:.0f} kbps"
+        own = "" if report.estimate_kbps is None else f", box estimate {report.estimate_kbps:.0f} kbps"
+        return (
+            f"loss {report.loss:.1%}, rtt {rtt}, estimate {estimate}{own}, "
+            f"sending {self._sending_kbps or report.sending_kbps:.0f} kbps"
+        )
 
 
 @dataclass

@@ -13,6 +13,7 @@ import logging
 import re
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,15 +32,17 @@ from edge.component import Component
 from edge.errors import BadOffer, LessonFull, LessonNotFound, StreamUnavailable, ViewerError
 from edge.media.live import video_layers
 from edge.media.packets import AUDIO_LAYER, PacketFanout
+from edge.stream.bwe import BandwidthEstimator, SendHistory
 from edge.stream.feeds import (
     SharedPacketizer,
     ViewerFeed,
+    accept_transport_cc,
     prefer_codecs,
     route_bitrate_estimates,
     route_keyframe_requests,
 )
 from edge.stream.ice import rtc_ice_servers
-from edge.stream.layers import LayerPolicy, LinkReport, SendCapacity, ladder
+from edge.stream.layers import LayerPolicy, LinkReport, SendCapacity
 from edge.stream.offers import check_offer
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,7 @@ MAX_MESSAGE_BYTES = 2048
 MAX_RTT_S = 10.0  # beyond this (or below 0) an RTT is a wall-clock step, not the link
 FORWARDED_TOPICS = "board."  # bus topics every viewer receives (the board's ink, page changes)
 NAME_RE = re.compile(r"^[\w .,'()-]{1,40}$", re.UNICODE)
+SWITCH_WINDOW_S = 60.0
 
 
 @dataclass
@@ -73,6 +77,9 @@ class Viewer:
     rtt_s: float | None = None
     kbps: float = 0.0
     bandwidth_kbps: float | None = None  # the viewer's latest REMB estimate
+    estimator: BandwidthEstimator = field(default_factory=lambda: BandwidthEstimator(SendHistory()))
+    switches: deque[float] = field(default_factory=deque)  # when its layer changed, over the last minute
+    switches_total: int = 0
     _bandwidth_fresh: bool = False
     _bytes_sent: int = 0
     _lost_seen: tuple[int, int] = (0, 0)
@@ -88,6 +95,19 @@ class Viewer:
         if channel is not None and channel.readyState == "open":
             channel.send(text)
 
+    def estimate_kbps(self) -> float | None:
+        """The box's own estimate of this viewer's link, once its transport feedback arrives."""
+        if self.estimator.feedback_packets == 0:
+            return None
+        return round(self.estimator.estimate_bps / 1000, 1)
+
+    def switches_per_minute(self, now: float | None = None) -> int:
+        """Layer switches over the last minute."""
+        now = time.monotonic() if now is None else now
+        while self.switches and self.switches[0] < now - SWITCH_WINDOW_S:
+            self.switches.popleft()
+        return len(self.switches)
+
     def to_json(self) -> dict[str, Any]:
         """The viewer as the panel and the API see it."""
         return {
@@ -102,6 +122,10 @@ class Viewer:
             "loss": round(self.loss, 4),
             "rtt_ms": None if self.rtt_s is None else round(self.rtt_s * 1000, 1),
             "bandwidth_kbps": None if self.bandwidth_kbps is None else round(self.bandwidth_kbps, 1),
+            "estimate_kbps": self.estimate_kbps(),
+            "layer_switches_per_min": self.switches_per_minute(),
+            "probes": self.estimator.probes,
+            "padding_packets": self.video.padding_packets,
             "keyframe_requests": self.keyframe_requests,
             "video_packets": self.video.packets,
             "dropped_packets": self.video.dropped + self.audio.dropped,
@@ -141,6 +165,7 @@ class ViewerHub(Component):
         self.capacity = SendCapacity()
         self.loop_lag_s = 0.0
         self._dropped_by_leavers = 0
+        self._switches_by_leavers = 0
         self._packetizer = SharedPacketizer()
         self.joined = 0
         box.on_lesson_stop(self._lesson_stopped)
@@ -242,16 +267,18 @@ class ViewerHub(Component):
         servers = rtc_ice_servers(stream.ice_servers, viewer_id)  # the viewer's own minted TURN credentials
         pc = RTCPeerConnection(RTCConfiguration(iceServers=servers, iceTransportPolicy=relay))
         clean = name.strip() if NAME_RE.match(name.strip() or "-") else ""
+        estimator = BandwidthEstimator(SendHistory())
         viewer = Viewer(
             id=viewer_id,
             lesson_id=lesson.id,
             name=clean or f"Student {self.joined + 1}",
             pc=pc,
-            video=fanout.add(ViewerFeed("video", [layer], self._packetizer, self._feed_ready)),
-            audio=fanout.add(ViewerFeed("audio", [AUDIO_LAYER], self._packetizer)),
+            video=fanout.add(ViewerFeed("video", [layer], self._packetizer, self._feed_ready, estimator)),
+            audio=fanout.add(ViewerFeed("audio", [AUDIO_LAYER], self._packetizer, estimator=estimator)),
             layer=layer,
             data_saver=data_saver,
-            policy=LayerPolicy(ladder=ladder(v.name for v in video_layers(self._box))),
+            estimator=estimator,
+            policy=self._policy(),
         )
         video = pc.addTransceiver(viewer.video.track(), direction="sendonly")
         prefer_codecs(video, "video/H264")
@@ -265,10 +292,20 @@ class ViewerHub(Component):
         pc.on("datachannel", lambda channel: self._attach_channel(viewer, channel))
         return viewer
 
+    def _policy(self) -> LayerPolicy:
+        """A viewer's layer policy over the configured layers, ordered by bitrate."""
+        layers = sorted(video_layers(self._box), key=lambda layer: layer.kbps)
+        return LayerPolicy(
+            ladder=("none", *(layer.name for layer in layers)),
+            layer_kbps={layer.name: float(layer.kbps) for layer in layers},
+            audio_kbps=float(self._box.config.stream.audio_kbps),
+        )
+
     async def _negotiate(self, viewer: Viewer, offer_sdp: str) -> str:
         """The answer to `offer_sdp`; raise BadOffer for what is wrong with it, StreamUnavailable for the box."""
         try:
             await viewer.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+            accept_transport_cc(viewer.pc, offer_sdp)
             answer = await viewer.pc.createAnswer()
             await viewer.pc.setLocalDescription(answer)
         except OperationError as err:
@@ -301,6 +338,7 @@ class ViewerHub(Component):
                 fanout.unsubscribe(feed)
             feed.close()
         self._dropped_by_leavers += viewer.video.dropped + viewer.audio.dropped
+        self._switches_by_leavers += viewer.switches_total
         try:
             await viewer.pc.close()
         except Exception:  # a connection half set up by a bad offer: what it held is released regardless
@@ -331,6 +369,7 @@ class ViewerHub(Component):
 
     def _bandwidth_estimated(self, viewer: Viewer, bits_per_second: int) -> None:
         viewer.bandwidth_kbps, viewer._bandwidth_fresh = bits_per_second / 1000, True
+        viewer.estimator.on_remb(bits_per_second)
 
     def _keyframe_wanted(self, viewer: Viewer) -> None:
         viewer.keyframe_requests += 1
@@ -342,6 +381,8 @@ class ViewerHub(Component):
         if layer == viewer.layer:
             return
         viewer.layer = layer
+        viewer.switches.append(time.monotonic())
+        viewer.switches_total += 1
         viewer.video.switch([] if layer == "none" else [layer])
         if layer != "none":
             self.fanout().request_keyframe(layer)
@@ -415,12 +456,25 @@ class ViewerHub(Component):
                 continue
             report = await self._read_stats(viewer)
             if self._box.config.stream.adaptive_layers or viewer.data_saver:
-                layer = viewer.policy.next_layer(viewer.layer, report, viewer.data_saver)
-                if layer == "high" and viewer.layer != "high" and not self.capacity.allows_high(self._high_count()):
-                    layer = viewer.layer  # the box is at capacity: the link could take more, the box cannot
-                self.set_layer(viewer, layer, viewer.policy.describe(report))
+                self._adapt(viewer, report)
         self._shed_load()
         self._report()
+
+    def _adapt(self, viewer: Viewer, report: LinkReport | None) -> None:
+        """Move the viewer to the layer its link carries; probe for the next one when the policy asks."""
+        now = time.monotonic()
+        layer = viewer.policy.next_layer(viewer.layer, report, viewer.data_saver, now)
+        at_capacity = not self.capacity.allows_high(self._high_count())
+        if layer == "high" and viewer.layer != "high" and at_capacity:
+            layer = viewer.layer  # the box is at capacity: the link could take more, the box cannot
+        self.set_layer(viewer, layer, viewer.policy.describe(report))
+        if report is None or report.estimate_kbps is None or not viewer.estimator.can_probe:
+            return
+        if viewer.layer == viewer.policy.ladder[-2] and at_capacity:
+            return  # no probe for a layer the box would not give
+        target = viewer.policy.probe_kbps(viewer.layer, viewer.data_saver, now)
+        if target is not None and viewer.estimator.start_probe(int(target * 1000)):
+            log.debug("viewer %s: probing at %.0f kbps", viewer.id, target)
 
     async def _rejoin_stale_viewers(self) -> None:
         """Viewers whose shared packets stopped mid-lesson (the media component restarted) join again."""
@@ -466,14 +520,19 @@ class ViewerHub(Component):
         viewer.kbps = (sent - viewer._bytes_sent) * 8 / 1000 / elapsed
         viewer._bytes_sent, viewer._stats_at = sent, now
         d_lost, d_recv = lost - viewer._lost_seen[0], received - viewer._lost_seen[1]
-        if d_lost == 0 and d_recv == 0:
+        own = viewer.estimate_kbps()
+        if d_lost == 0 and d_recv == 0 and own is None:
             return None  # no receiver report since the last look (a REMB waits for the next one)
         estimate = viewer.bandwidth_kbps if viewer._bandwidth_fresh else None
         viewer._bandwidth_fresh = False
-        viewer._lost_seen = (lost, received)
-        viewer.loss = max(d_lost, 0) / max(d_lost + d_recv, 1)
-        viewer.rtt_s = max(rtts) if rtts else None
-        return LinkReport(viewer.loss, viewer.rtt_s, estimate, viewer.kbps)
+        if d_lost or d_recv:
+            viewer._lost_seen = (lost, received)
+            viewer.loss = min(1.0, max(d_lost, 0) / max(d_lost + d_recv, 1))
+            viewer.rtt_s = max(rtts) if rtts else None
+            if viewer.rtt_s is not None:
+                viewer.estimator.on_rtt(viewer.rtt_s)
+        probes = viewer.estimator.take_probe_results()
+        return LinkReport(viewer.loss, viewer.rtt_s, estimate, viewer.kbps, own, probes)
 
     # -- reporting ------------------------------------------------------------------------------
 
@@ -501,6 +560,12 @@ class ViewerHub(Component):
             viewers_dropped_packets=self._dropped_by_leavers
             + sum(v.video.dropped + v.audio.dropped for v in self._viewers.values()),
             viewers_joined_total=self.joined,
+            viewers_layer_switches_per_min_max=max(
+                (v.switches_per_minute() for v in self._viewers.values()), default=0
+            ),
+            viewers_layer_switches_total=self._switches_by_leavers
+            + sum(v.switches_total for v in self._viewers.values()),
+            viewers_probes_total=sum(v.estimator.probes for v in self._viewers.values()),
             stream_loop_lag_ms=round(self.loop_lag_s * 1000, 1),
             stream_high_cap=-1 if self.capacity.cap is None else self.capacity.cap,
         )
