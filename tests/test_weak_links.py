@@ -17,7 +17,7 @@ BELOW_HIGH = ("low", "lowest")  # video layers under the high one
 
 async def test_800_kbit_link_settles_on_the_low_layer_and_plays_it_at_13_fps_or_more() -> None:
     async with classroom(800) as room:
-        await room.student.until(lambda s: s.layer == "low", SETTLE_S, "on the low layer")
+        await room.student.until(lambda s: s.layer == "low" and s.height == 360, SETTLE_S, "on the low layer")
         window = await room.student.watch(20)
         report = describe(window)
         assert {s.layer for s in window} == {"low"}, report

@@ -365,7 +365,8 @@ def describe(samples: list[Sample]) -> str:
         b = s.box
         lines.append(
             f"t={s.t:6.1f} layer={s.layer!s:5} h={s.height:4} frames={s.frames:5} gap={s.gap_ms:6.0f}ms "
-            f"audio={s.audio_samples} box: {b.get('state')} kbps={b.get('kbps')} est={b.get('bandwidth_kbps')} "
+            f"audio={s.audio_samples} box: {b.get('state')} kbps={b.get('kbps')} remb={b.get('bandwidth_kbps')} "
+            f"est={b.get('estimate_kbps')} "
             f"loss={b.get('loss')} rtt={b.get('rtt_ms')}"
         )
     return "\n".join(lines)
