@@ -9,7 +9,10 @@ Each path is measured against a baseline taken in the same run on the same machi
 Copies: full-frame conversions per delivered frame (aim: exactly one), BGR buffers OpenCV had to
 allocate (aim: one, reused), and whether the consumer got the capture thread's array itself.
 
-    python bench/capture.py [--seconds 4]
+Encoders: process CPU of the demo's video layers encoding one synthetic 720p30 capture, with and
+without the lowest layer (320x180 at 10 fps), in alternating runs of the same process.
+
+    python bench/capture.py [--seconds 4] [--encoder-seconds 6]
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drivers.camera import CapturingVideoSource, OpenCVVideoSource, SyntheticVideoSource, VideoDevice  # noqa: E402
+from edge.config import BoxConfig, VideoLayerConfig  # noqa: E402
+from edge.media.encoders import VideoLayer, VideoLayerEncoder  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
 
@@ -98,6 +103,59 @@ def memcpy_only(frames: int) -> float:
     return (time.process_time() - cpu0) / frames
 
 
+def demo_layers() -> list[VideoLayer]:
+    """The default config's video layers, best first."""
+    stream = BoxConfig().stream
+    configured: list[tuple[str, VideoLayerConfig]] = [
+        ("high", stream.high),
+        ("low", stream.low),
+        ("lowest", stream.lowest),
+    ]
+    return [VideoLayer(name, c.width, c.height, c.fps, c.kbps) for name, c in configured]
+
+
+def encode_cpu(layers: list[VideoLayer], seconds: float) -> tuple[float, dict[str, float]]:
+    """(process CPU as a share of one core, fps per layer) while `layers` encode one synthetic 720p30 camera."""
+    camera = SyntheticVideoSource("bench", WIDTH, HEIGHT, FPS)
+    encoders = [VideoLayerEncoder(layer, lambda: camera, lambda packet: None, time.monotonic()) for layer in layers]
+    camera.start()
+    for encoder in encoders:
+        encoder.start()
+    time.sleep(1.0)  # codecs open, first keyframes
+    cpu0, t0, frames0 = time.process_time(), time.monotonic(), [e.frames for e in encoders]
+    time.sleep(seconds)
+    cpu, elapsed = time.process_time() - cpu0, time.monotonic() - t0
+    rates = {e.layer.name: (e.frames - f0) / elapsed for e, f0 in zip(encoders, frames0, strict=True)}
+    for encoder in encoders:
+        encoder.stop()
+    camera.stop()
+    return cpu / elapsed, rates
+
+
+def encoders_section(seconds: float, rounds: int = 3) -> None:
+    """The lowest layer's CPU cost: with and without it, alternating so that the machine's load hits both alike."""
+    layers = demo_layers()
+    two, three = layers[:2], layers
+    with_cpu, without_cpu = [], []
+    rates: dict[str, float] = {}
+    for _ in range(rounds):
+        cpu, _rates = encode_cpu(two, seconds)
+        without_cpu.append(cpu)
+        cpu, rates = encode_cpu(three, seconds)
+        with_cpu.append(cpu)
+    without, with_ = sorted(without_cpu)[rounds // 2], sorted(with_cpu)[rounds // 2]
+    print(f"\nencoders (camera + encoders, one process, median of {rounds} alternating runs of {seconds:g} s)")
+    print(f"  baseline high + low:                    {without * 100:5.1f}% of a core")
+    print(
+        f"  high + low + lowest:                    {with_ * 100:5.1f}% of a core  "
+        f"({', '.join(f'{n} {r:.1f} fps' for n, r in rates.items())})"
+    )
+    print(
+        f"  the lowest layer costs:                 {(with_ - without) * 100:5.1f}% of a core "
+        f"({(with_ - without) / without * 100:+.1f}% of the baseline)"
+    )
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
 
@@ -105,7 +163,12 @@ def ms(seconds: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--encoder-seconds", type=float, default=6.0)
+    parser.add_argument("--only-encoders", action="store_true", help="only the encoders section")
     args = parser.parse_args()
+    if args.only_encoders:
+        encoders_section(args.encoder_seconds)
+        return
     frames = int(args.seconds * FPS)
     print(
         f"capture benchmark: {WIDTH}x{HEIGHT} {FPS} fps, {args.seconds:g} s per path, 2 shared cores, "
@@ -145,6 +208,7 @@ def main() -> None:
         )
         print(f"  driver / one frame copy:                {per / base_copy:.2f}x")
         print(f"  consumer got the capture thread's array: {'yes (0 copies in the hand-off)' if shared else 'NO'}")
+    encoders_section(args.encoder_seconds)
 
 
 if __name__ == "__main__":

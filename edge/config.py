@@ -166,6 +166,16 @@ class VideoLayerConfig(Section):
     kbps: int = Field(ge=50, le=20_000)
 
 
+class LowestLayerConfig(VideoLayerConfig):
+    """The layer for 2G/EDGE-class links, from the same capture; `enabled = false` leaves it out."""
+
+    enabled: bool = True
+    width: int = Field(default=320, ge=160, le=3840)
+    height: int = Field(default=180, ge=120, le=2160)
+    fps: int = Field(default=10, ge=1, le=60)
+    kbps: int = Field(default=100, ge=50, le=20_000)
+
+
 class StreamSection(Section):
     """Live streaming to students: ICE servers and the encoded layers."""
 
@@ -173,6 +183,8 @@ class StreamSection(Section):
     keyframe_interval_s: float = Field(default=2.0, gt=0, le=10)
     high: VideoLayerConfig = Field(default_factory=lambda: VideoLayerConfig(width=1280, height=720, fps=30, kbps=1500))
     low: VideoLayerConfig = Field(default_factory=lambda: VideoLayerConfig(width=640, height=360, fps=15, kbps=350))
+    # For 2G/EDGE-class links; viewers step down to it before they lose the picture.
+    lowest: LowestLayerConfig = Field(default_factory=LowestLayerConfig)
     audio_kbps: int = Field(default=48, ge=16, le=256)
     adaptive_layers: bool = True
     relay_only: bool = False  # viewers' media only through a TURN server (strict firewalls; hides the box's address)
@@ -184,6 +196,21 @@ class StreamSection(Section):
         if value and not any(url.startswith(("turn:", "turns:")) for s in servers for url in s.urls):
             raise ValueError("relay_only needs a turn: or turns: server in stream.ice_servers")
         return value
+
+    @field_validator("lowest")
+    @classmethod
+    def _lowest_below_low(cls, lowest: LowestLayerConfig, info: ValidationInfo) -> LowestLayerConfig:
+        low: VideoLayerConfig | None = info.data.get("low")
+        if (
+            low
+            and lowest.enabled
+            and (lowest.kbps >= low.kbps or (lowest.width, lowest.height) > (low.width, low.height))
+        ):
+            raise ValueError(
+                f"stream.lowest ({lowest.width}x{lowest.height}, {lowest.kbps} kbps) must be smaller than "
+                f"stream.low ({low.width}x{low.height}, {low.kbps} kbps): fewer kbps, no larger picture"
+            )
+        return lowest
 
 
 class RecordingSection(Section):

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +78,13 @@ SAMPLE = """async () => {
     }
   });
   return out;
+}"""
+
+PAGE_STATE = """() => {
+  const pc = window.classboxWatch && window.classboxWatch.pc;
+  const text = (id) => (document.getElementById(id) || {}).textContent;
+  return { state: text('state'), message: text('message'), pc: pc ? pc.connectionState : null,
+           ice: pc ? pc.iceConnectionState : null };
 }"""
 
 
@@ -345,7 +352,10 @@ class Student:
             if ok(sample):
                 return sample
             await asyncio.sleep(max(0.0, 1.0 - (loop.time() - tick)))
-        raise AssertionError(f"not {what} within {within}s:\n{describe(self.samples[-int(within) - 2 :])}")
+        page = await self.page.evaluate(PAGE_STATE)
+        log = self.box.log()[-3000:]
+        samples = describe(self.samples[-int(within) - 2 :])
+        raise AssertionError(f"not {what} within {within}s:\n{samples}\nthe page: {page}\nthe box's log:\n{log}")
 
 
 def describe(samples: list[Sample]) -> str:
@@ -355,7 +365,8 @@ def describe(samples: list[Sample]) -> str:
         b = s.box
         lines.append(
             f"t={s.t:6.1f} layer={s.layer!s:5} h={s.height:4} frames={s.frames:5} gap={s.gap_ms:6.0f}ms "
-            f"audio={s.audio_samples} box: kbps={b.get('kbps')} est={b.get('bandwidth_kbps')} "
+            f"audio={s.audio_samples} box: {b.get('state')} kbps={b.get('kbps')} remb={b.get('bandwidth_kbps')} "
+            f"est={b.get('estimate_kbps')} "
             f"loss={b.get('loss')} rtt={b.get('rtt_ms')}"
         )
     return "\n".join(lines)
@@ -384,14 +395,14 @@ def audio_unbroken(samples: list[Sample], rate: int = 48_000) -> bool:
     return bool(pairs)
 
 
-@contextlib.contextmanager
-def _link() -> Iterator[WeakLink]:
+@contextlib.asynccontextmanager
+async def _link() -> AsyncIterator[WeakLink]:
     link = new_link()
-    link.create()
+    await asyncio.to_thread(link.create)
     try:
         yield link
     finally:
-        link.remove()
+        await asyncio.to_thread(link.remove)
 
 
 @dataclass
@@ -404,27 +415,42 @@ class Classroom:
     student: Student
     join_code: str
 
+    async def shape(self, kbit: int | None) -> None:
+        """Change the link's rate now (None: unshaped), mid-lesson."""
+        await asyncio.to_thread(self.link.shape, kbit)
+
 
 @contextlib.asynccontextmanager
 async def classroom(kbit: int | None, config_text: str = DEMO_CONFIG) -> AsyncIterator[Classroom]:
     """A live lesson on a box in its namespace, watched by Chromium over a link shaped to `kbit` kbit/s."""
-    with tempfile.TemporaryDirectory(prefix="links-") as tmp, _link() as link:
-        workdir = Path(tmp)
-        box = NetnsBox(link, workdir, config_text)
-        try:
-            link.shape(kbit)
-            await box.wait_healthy()
+    with tempfile.TemporaryDirectory(prefix="links-") as tmp:
+        async with _link() as link, _box(link, Path(tmp), config_text) as box:
+            await asyncio.to_thread(link.shape, kbit)
             code = await box.start_lesson()
-            async with async_playwright() as playwright:
-                browser = await playwright.chromium.launch(
-                    executable_path=str(chromium_wrapper(link, workdir)), args=CHROMIUM_ARGS
-                )
-                try:
-                    page = await browser.new_page()
-                    await page.add_init_script(FRAME_WATCH)
-                    await page.goto(f"{box.student_url}/watch/{code}")
-                    yield Classroom(link, box, browser, Student(page, box), code)
-                finally:
-                    await browser.close()
+            async with _student_browser(link, Path(tmp)) as browser:
+                page = await browser.new_page()
+                await page.add_init_script(FRAME_WATCH)
+                await page.goto(f"{box.student_url}/watch/{code}")
+                yield Classroom(link, box, browser, Student(page, box), code)
+
+
+@contextlib.asynccontextmanager
+async def _box(link: WeakLink, workdir: Path, config_text: str) -> AsyncIterator[NetnsBox]:
+    box = NetnsBox(link, workdir, config_text)
+    try:
+        await box.wait_healthy()
+        yield box
+    finally:
+        await box.close()
+
+
+@contextlib.asynccontextmanager
+async def _student_browser(link: WeakLink, workdir: Path) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(chromium_wrapper(link, workdir)), args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
         finally:
-            await box.close()
+            await browser.close()

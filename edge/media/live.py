@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 def video_layers(box: Box) -> list[VideoLayer]:
     """The configured layers, best first."""
     stream = box.config.stream
-    return [_layer("high", stream.high), _layer("low", stream.low)]
+    lowest = [_layer("lowest", stream.lowest)] if stream.lowest.enabled else []
+    return [_layer("high", stream.high), _layer("low", stream.low), *lowest]
 
 
 def _layer(name: str, cfg: VideoLayerConfig) -> VideoLayer:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TypeVar
 
-VIDEO_LAYERS = ("high", "low")
+VIDEO_LAYERS = ("high", "low", "lowest")  # best first; "lowest" can be configured off
 AUDIO_LAYER = "audio"
 VIDEO_TIME_BASE = Fraction(1, 90_000)
 AUDIO_TIME_BASE = Fraction(1, 48_000)
@@ -24,7 +24,7 @@ AUDIO_TIME_BASE = Fraction(1, 48_000)
 class EncodedPacket:
     """One encoded access unit (H.264 Annex-B) or one Opus packet, as it goes to every subscriber."""
 
-    layer: str  # "high" | "low" | "audio"
+    layer: str  # "high" | "low" | "lowest" | "audio"
     data: bytes
     pts: int  # in time_base units, from the shared media clock
     time_base: Fraction

@@ -377,7 +377,7 @@ class ViewerHub(Component):
             self.fanout().request_keyframe(viewer.layer)
 
     def set_layer(self, viewer: Viewer, layer: str, why: str = "") -> None:
-        """Give the viewer another layer ("high", "low" or "none"); video resumes at a keyframe."""
+        """Give the viewer another layer ("high", "low", "lowest" or "none"); video resumes at a keyframe."""
         if layer == viewer.layer:
             return
         viewer.layer = layer
@@ -553,6 +553,7 @@ class ViewerHub(Component):
             viewers=len(layers),
             viewers_high=layers.count("high"),
             viewers_low=layers.count("low"),
+            viewers_lowest=layers.count("lowest"),
             viewers_audio_only=layers.count("none"),
             viewers_hands_raised=sum(v.hand_raised for v in self._viewers.values()),
             viewers_kbps=round(sum(v.kbps for v in self._viewers.values()), 1),

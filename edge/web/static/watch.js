@@ -53,7 +53,8 @@
       setHand(Boolean(data.raised));
       showMessage(data.acknowledged ? "hand_acknowledged" : data.raised ? "hand_raised" : null);
     } else if (data.type === "layer") {
-      showMessage(data.layer === "none" ? "audio_only" : data.layer === "low" && !saverBox.checked ? "quality_low" : null);
+      const lower = data.layer === "lowest" || (data.layer === "low" && !saverBox.checked);
+      showMessage(data.layer === "none" ? "audio_only" : lower ? "quality_low" : null);
     } else if (data.type === "lesson.ended") {
       finish("ended");
     } else if (data.type === "reconnect") {
