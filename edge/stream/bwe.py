@@ -26,7 +26,7 @@ from aiortc.rate import AimdRateControl, BandwidthUsage, InterArrival, OveruseDe
 TRANSPORT_CC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 RTCP_RTPFB = 205
 RTCP_RTPFB_TRANSPORT_CC = 15
-HISTORY_SIZE = 4096  # packets (about 10 s of the high layer with audio)
+HISTORY_SIZE = 2048  # packets (about 7 s of the high layer with audio; feedback comes within a second)
 DELTA_TICK_US = 250
 REFERENCE_TICK_US = 64_000
 GROUP_LENGTH_US = 5_000
