@@ -15,14 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from edge.stream.bwe import (
     HISTORY_SIZE,
+    TRANSPORT_CC_URI,
     BandwidthEstimator,
     SendHistory,
     parse_transport_feedback,
     transport_feedback_payloads,
 )
+from edge.stream.feeds import RTP_HEADER, Route
 
 RECORDED = Path(__file__).parent / "recorded" / "transport_feedback_2m_600k.jsonl.gz"
 HIGH_NEED_KBPS = 1500 + 48  # the default high layer plus audio
@@ -129,3 +133,26 @@ def test_a_drop_to_600_kbit_is_seen_within_half_a_second_and_the_estimate_then_f
     after = [est for t, est, _, _ in run if t >= 12]
     assert min(after) >= LOW_NEED_KBPS  # the low layer stays: it fits the 600 kbit/s link
     assert max(after) <= 600 * 1.05  # and nothing above the link is believed
+
+
+@pytest.mark.parametrize("transport_cc_id", [5, 15])  # 15 needs the two-byte header form
+def test_a_feeds_header_extensions_carry_the_transport_wide_sequence_number(transport_cc_id: int) -> None:
+    parameters = RTCRtpParameters(
+        headerExtensions=[
+            RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+            RTCRtpHeaderExtensionParameters(id=3, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"),
+            RTCRtpHeaderExtensionParameters(id=transport_cc_id, uri=TRANSPORT_CC_URI),
+        ]
+    )
+    extensions = HeaderExtensionsMap()
+    extensions.configure(parameters)
+    route = Route(96, 97, 1111, 2222, "0", extensions, dtls=None, clock_rate=90_000, transport_cc_id=transport_cc_id)  # type: ignore[arg-type]
+    block, element = route.sequenced_extensions(ntp=0x1234_5678_9ABC_DEF0)
+    packets = [
+        RTP_HEADER.pack(0x90, 96, 7 + i, 90, 1111) + block + element(65535 + i & 0xFFFF) + b"frame" for i in (0, 1)
+    ]
+    parsed = [RtpPacket.parse(packet, extensions) for packet in packets]
+    assert [p.extensions.transport_sequence_number for p in parsed] == [65535, 0]
+    assert {p.extensions.mid for p in parsed} == {"0"}
+    assert {p.extensions.abs_send_time for p in parsed} == {(0x1234_5678_9ABC_DEF0 >> 14) & 0xFFFFFF}
+    assert {p.payload for p in parsed} == {b"frame"}

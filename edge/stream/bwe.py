@@ -136,6 +136,17 @@ class SendHistory:
         self._sequence[slot], self._sent_us[slot], self._size[slot] = sequence, sent_us, size
         return sequence
 
+    def take_run(self, sent_us: int, sizes: list[int]) -> int:
+        """Note a frame's packets, sent together; return the first one's sequence number (the rest follow)."""
+        first = sequence = self._next
+        seqs, times, lengths = self._sequence, self._sent_us, self._size
+        for size in sizes:
+            slot = sequence % HISTORY_SIZE
+            seqs[slot], times[slot], lengths[slot] = sequence, sent_us, size
+            sequence = (sequence + 1) & 0xFFFF
+        self._next = sequence
+        return first
+
     def lookup(self, sequence: int) -> tuple[int, int] | None:
         """(send time µs, size) of a packet still in the history."""
         slot = sequence % HISTORY_SIZE
