@@ -69,6 +69,14 @@ def test_with_an_estimate_the_viewer_steps_down_one_layer_at_a_time_to_audio_onl
     assert policy.next_layer("none", estimated(60), False, now=6) == "none"
 
 
+def test_with_an_estimate_a_short_estimate_without_a_queue_or_loss_keeps_the_layer() -> None:
+    policy = LayerPolicy(**THREE)  # type: ignore[arg-type]
+    drained = LinkReport(loss=0.0, rtt_s=0.05, estimate_kbps=1100, congested=False)  # a keyframe's queue, gone
+    assert [policy.next_layer("high", drained, False, now=t) for t in range(5)] == ["high"] * 5
+    assert policy.next_layer("high", estimated(1100), False, now=6) == "high"
+    assert policy.next_layer("high", estimated(1100), False, now=7) == "low"  # a queue that stays costs the layer
+
+
 def test_with_an_estimate_the_viewer_is_never_left_below_a_layer_that_fits() -> None:
     policy = LayerPolicy(**THREE)  # type: ignore[arg-type]
     assert policy.next_layer("none", estimated(500), False, now=0) == "lowest"  # one step a report, upwards too

@@ -41,6 +41,7 @@ LOSS_DECREASE = 0.10  # GCC: above 10 % lost the bound shrinks by half the loss.
 LOSS_INCREASE = 0.02  # ...below 2 % it grows 8 % a second
 RETRANSMIT_SHARE = 0.5
 RETRANSMIT_BURST_S = 0.5
+CONGESTED_QUEUE_MS = 50.0
 PROBE_SECONDS = 1.0
 PROBE_DELAY_GROWTH_MS = 25.0  # the queue growing by this much during a probe fails it
 PROBE_MIN_SHARE = 0.8  # of its target a probe must really have sent and got through
@@ -306,6 +307,15 @@ class BandwidthEstimator:
         self._delay_samples.append(one_way_ms)
         if self._min_delay_ms is None or one_way_ms < self._min_delay_ms:
             self._min_delay_ms = one_way_ms
+
+    @property
+    def congested(self) -> bool:
+        """A queue stands at the bottleneck or packets were lost lately: the link is full now.
+
+        A keyframe or a pause of the box's own loop queues for a moment; the estimate that an overuse
+        leaves behind is then short of what the link carries, and must not alone cost a layer.
+        """
+        return self.queue_delay_ms() > CONGESTED_QUEUE_MS or self.loss > LOSS_INCREASE or self._lost_window > 2
 
     def queue_delay_ms(self) -> float:
         """How far the recent one-way delay sits above the lowest seen (the bottleneck's queue)."""

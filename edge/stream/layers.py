@@ -18,6 +18,7 @@ class LinkReport:
     bandwidth_kbps: float | None = None  # the viewer's own estimate of its link (REMB), if it sends one
     sending_kbps: float = 0.0  # what the box sent this viewer over the same interval
     estimate_kbps: float | None = None  # the box's own estimate from transport feedback, when negotiated
+    congested: bool = True  # with an estimate: a queue stands at the bottleneck or packets were lost
     probe_results: list[bool] = field(default_factory=list)  # probes that ended since the last report
 
 
@@ -27,8 +28,9 @@ class LayerPolicy:
 
     With an estimate (transport-cc): a layer fits when its bitrate plus audio is at most 85 % of the
     estimate. The viewer never stays below the best layer that fits; it steps down one layer at a
-    time once the estimate cannot carry even the layer it has (two reports in a row, or at once on
-    heavy loss or when the estimate is far short), so between 85 % and 100 % it holds (hysteresis);
+    time once the estimate cannot carry even the layer it has while the link is congested (two
+    reports in a row, or at once on heavy loss or when the estimate is far short), so between 85 %
+    and 100 % it holds (hysteresis), and so does a short estimate left by a queue that drained;
     after `stable_s` on a layer it asks for a probe at the next layer's need, and after a failed
     probe waits twice as long before the next one.
 
@@ -96,7 +98,7 @@ class LayerPolicy:
         estimate, index = report.estimate_kbps or 0.0, self.ladder.index(current)
         heavy_loss = report.loss >= self.down_loss or (report.rtt_s or 0.0) >= self.down_rtt_s
         need = self.need_kbps(current)
-        if index > 0 and estimate < need:
+        if index > 0 and estimate < need and (report.congested or heavy_loss):
             self._short += 1
             far_short = estimate < self.far_short_share * need  # no doubt: every second on it queues more
             if heavy_loss or far_short or self._short >= self.short_reports_to_drop:

@@ -52,6 +52,7 @@ MAX_RTT_S = 10.0  # beyond this (or below 0) an RTT is a wall-clock step, not th
 FORWARDED_TOPICS = "board."  # bus topics every viewer receives (the board's ink, page changes)
 NAME_RE = re.compile(r"^[\w .,'()-]{1,40}$", re.UNICODE)
 SWITCH_WINDOW_S = 60.0
+URGENT_QUEUE_MS = 150.0  # an overuse with this much queued steps a far-short viewer down between checks
 
 
 @dataclass
@@ -379,9 +380,11 @@ class ViewerHub(Component):
         """
         if viewer.id not in self._viewers or not (self._box.config.stream.adaptive_layers or viewer.data_saver):
             return
-        own = viewer.estimate_kbps()
-        if own is not None and own < viewer.policy.far_short_share * viewer.policy.need_kbps(viewer.layer):
-            self._adapt(viewer, LinkReport(viewer.loss, viewer.rtt_s, None, viewer.kbps, own))
+        own, estimator = viewer.estimate_kbps(), viewer.estimator
+        if own is None or own >= viewer.policy.far_short_share * viewer.policy.need_kbps(viewer.layer):
+            return
+        if estimator.queue_delay_ms() > URGENT_QUEUE_MS:  # a queue that grows, not a keyframe's
+            self._adapt(viewer, LinkReport(viewer.loss, viewer.rtt_s, None, viewer.kbps, own, congested=True))
 
     def _keyframe_wanted(self, viewer: Viewer) -> None:
         viewer.keyframe_requests += 1
@@ -544,7 +547,8 @@ class ViewerHub(Component):
             if viewer.rtt_s is not None:
                 viewer.estimator.on_rtt(viewer.rtt_s)
         probes = viewer.estimator.take_probe_results()
-        return LinkReport(viewer.loss, viewer.rtt_s, estimate, viewer.kbps, own, probes)
+        congested = viewer.estimator.congested
+        return LinkReport(viewer.loss, viewer.rtt_s, estimate, viewer.kbps, own, congested, probes)
 
     # -- reporting ------------------------------------------------------------------------------
 
