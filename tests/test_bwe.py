@@ -23,6 +23,7 @@ from edge.stream.bwe import (
     TRANSPORT_CC_URI,
     BandwidthEstimator,
     SendHistory,
+    TransportFeedback,
     parse_transport_feedback,
     transport_feedback_payloads,
 )
@@ -156,3 +157,16 @@ def test_a_feeds_header_extensions_carry_the_transport_wide_sequence_number(tran
     assert {p.extensions.mid for p in parsed} == {"0"}
     assert {p.extensions.abs_send_time for p in parsed} == {(0x1234_5678_9ABC_DEF0 >> 14) & 0xFFFFFF}
     assert {p.payload for p in parsed} == {b"frame"}
+
+
+def test_the_empty_queue_baseline_follows_clocks_that_drift_apart() -> None:
+    history = SendHistory()
+    estimator = BandwidthEstimator(history)
+    sent_us = 0
+    for step in range(1200):  # 120 s of a 10-packet/s stream; the viewer's clock gains 1 ms every 2 s
+        sequence = history.take(sent_us, 1200)
+        arrival_us = sent_us + 20_000 + step * 50
+        estimator.on_feedback(TransportFeedback(sequence, 0, [(sequence, arrival_us)]), sent_us + 30_000)
+        sent_us += 100_000
+    assert estimator.queue_delay_ms() < 25  # 60 ms of drift, but no queue
+    assert not estimator.congested

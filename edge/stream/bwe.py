@@ -14,7 +14,6 @@ records (sequence -> send time, size) in `SendHistory`.
 
 from __future__ import annotations
 
-import math
 import struct
 import time
 from collections import deque
@@ -42,6 +41,8 @@ LOSS_INCREASE = 0.02  # ...below 2 % it grows 8 % a second
 RETRANSMIT_SHARE = 0.5
 RETRANSMIT_BURST_S = 0.5
 CONGESTED_QUEUE_MS = 50.0
+DELAY_BASE_BUCKET_MS = 10_000
+DELAY_BASE_BUCKETS = 3
 PROBE_SECONDS = 1.0
 PROBE_DELAY_GROWTH_MS = 25.0  # the queue growing by this much during a probe fails it
 PROBE_MIN_SHARE = 0.8  # of its target a probe must really have sent and got through
@@ -238,7 +239,7 @@ class BandwidthEstimator:
         self._last_loss_update_ms: int | None = None
         self._last_pad_us = 0
         self._delay_samples: deque[float] = deque(maxlen=3)
-        self._min_delay_ms: float | None = None
+        self._delay_minima: deque[tuple[int, float]] = deque(maxlen=DELAY_BASE_BUCKETS)  # (10 s bucket, min)
         self._newest_reported: int | None = None
         self._probe_credit = 0.0
         self._lost_window = 0
@@ -287,7 +288,7 @@ class BandwidthEstimator:
     def _on_arrival(self, sequence: int, sent_us: int, arrival_us: int, size: int, now_ms: int) -> None:
         arrival_ms = arrival_us // 1000
         self.acked.append((arrival_ms, size))
-        self._note_delay((arrival_us - sent_us) / 1000)
+        self._note_delay((arrival_us - sent_us) / 1000, now_ms)
         self._probe_arrived(sequence, sent_us, arrival_us, size)
         deltas = self.inter_arrival.compute_deltas(sent_us & 0xFFFFFFFF, arrival_ms, size)
         if deltas is None:
@@ -302,11 +303,17 @@ class BandwidthEstimator:
             self.overuses += 1
             self._overuse_began = True
 
-    def _note_delay(self, one_way_ms: float) -> None:
-        """The one-way delay (up to the clocks' offset); its minimum is the empty-queue baseline."""
+    def _note_delay(self, one_way_ms: float, now_ms: int) -> None:
+        """The one-way delay (up to the clocks' offset); its minimum over 30 s is the empty-queue baseline.
+
+        A window, not the minimum since the start: the two clocks drift apart over a lesson.
+        """
         self._delay_samples.append(one_way_ms)
-        if self._min_delay_ms is None or one_way_ms < self._min_delay_ms:
-            self._min_delay_ms = one_way_ms
+        bucket, minima = now_ms // DELAY_BASE_BUCKET_MS, self._delay_minima
+        if not minima or minima[-1][0] != bucket:
+            minima.append((bucket, one_way_ms))
+        elif one_way_ms < minima[-1][1]:
+            minima[-1] = (bucket, one_way_ms)
 
     @property
     def congested(self) -> bool:
@@ -319,9 +326,9 @@ class BandwidthEstimator:
 
     def queue_delay_ms(self) -> float:
         """How far the recent one-way delay sits above the lowest seen (the bottleneck's queue)."""
-        if not self._delay_samples or self._min_delay_ms is None:
+        if not self._delay_samples or not self._delay_minima:
             return 0.0
-        return min(self._delay_samples) - self._min_delay_ms
+        return min(self._delay_samples) - min(low for _, low in self._delay_minima)
 
     def _update_loss(self, lost: int, received: int, now_ms: int) -> None:
         """GCC's loss-based bound, once per 300 ms of feedback: shrink above 10 % lost, grow below 2 %.
@@ -492,8 +499,3 @@ def _probe_rate(received: list[tuple[int, int, int]]) -> int | None:
     if send_span <= 0 or arrival_span <= 0:
         return None
     return int(min(size * 8e6 / send_span, size * 8e6 / arrival_span))
-
-
-def kbps(bits_per_second: float) -> float:
-    """Bits/s in kbit/s, rounded for reports."""
-    return round(bits_per_second / 1000, 1) if math.isfinite(bits_per_second) else 0.0
