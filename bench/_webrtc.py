@@ -149,6 +149,24 @@ def remote_ssrc(sdp: str, kind: str) -> int:
     return 0
 
 
+TRANSPORT_CC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+# Viewers offer transport-wide congestion control as Chromium does (the box then writes and records a
+# transport-wide sequence number per packet); BENCH_TRANSPORT_CC=0 offers what aiortc offers alone.
+OFFER_TRANSPORT_CC = os.environ.get("BENCH_TRANSPORT_CC", "1") != "0"
+
+
+def with_transport_cc(sdp: str) -> str:
+    """The offer with the transport-cc extension and feedback in each audio and video section."""
+    lines, out = sdp.split("\r\n"), []
+    for line in lines:
+        out.append(line)
+        if line.startswith("m=audio") or line.startswith("m=video"):
+            out.append(f"a=extmap:5 {TRANSPORT_CC_URI}")
+        elif line.startswith("a=rtpmap:"):
+            out.append(f"a=rtcp-fb:{line.split(':', 1)[1].split()[0]} transport-cc")
+    return "\r\n".join(out)
+
+
 class Player:
     """One WHEP viewer (aiortc, recvonly video + audio)."""
 
@@ -169,7 +187,9 @@ class Player:
         self.video_receiver, self.audio_receiver = video.receiver, audio.receiver
         await self.pc.setLocalDescription(await self.pc.createOffer())
         headers = {"Content-Type": "application/sdp"}
-        async with session.post(url, data=self.pc.localDescription.sdp, headers=headers) as response:
+        offer = self.pc.localDescription.sdp
+        offer = with_transport_cc(offer) if OFFER_TRANSPORT_CC else offer
+        async with session.post(url, data=offer, headers=headers) as response:
             text = await response.text()
             if response.status != 201:
                 raise RuntimeError(f"WHEP answered {response.status}: {text}")

@@ -5,7 +5,7 @@ Encode-once (the box: `classbox demo`, WHEP, shared encoders, passthrough sender
 default per-viewer encoding of the same synthetic 720p30 camera, in the same run. Receivers run in
 other processes and count RTP frames at their UDP sockets without decrypting or decoding (the RTP
 header is not encrypted; see `_webrtc.count_without_decoding`). Target: 60 viewers at 720p30 on 2 cores,
-every viewer >= 28 fps.
+every viewer >= 28 fps. Viewers offer transport-cc as Chromium does (`BENCH_TRANSPORT_CC=0`: not).
 
     python bench/fanout.py [--viewers 1,5,10,20,40,60] [--baseline-viewers 1,5,10] [--seconds 8]
 """

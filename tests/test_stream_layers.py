@@ -50,6 +50,57 @@ def test_a_viewers_bandwidth_estimate_below_the_sending_rate_steps_it_down_but_n
     assert policy.next_layer("low", LinkReport(0.0, 0.02, None, 300), data_saver=False) == "high"
 
 
+THREE = {"ladder": ("none", "lowest", "low", "high"), "layer_kbps": {"lowest": 100.0, "low": 350.0, "high": 1500.0}}
+
+
+def estimated(kbps: float, loss: float = 0.0, probes: list[bool] | None = None) -> LinkReport:
+    """A report with the box's own estimate of the link (transport feedback)."""
+    return LinkReport(loss=loss, rtt_s=0.05, estimate_kbps=kbps, probe_results=probes or [])
+
+
+def test_with_an_estimate_the_viewer_steps_down_one_layer_at_a_time_to_audio_only_last() -> None:
+    policy = LayerPolicy(**THREE)  # type: ignore[arg-type]
+    assert policy.next_layer("high", estimated(1700), False, now=0) == "high"  # short of 85 %, not of 100 %: hold
+    assert policy.next_layer("high", estimated(1400), False, now=1) == "high"  # one report short could be a burst
+    assert policy.next_layer("high", estimated(1400), False, now=2) == "low"
+    assert policy.next_layer("low", estimated(150), False, now=3) == "lowest"  # far short: at once, one step
+    assert policy.next_layer("lowest", estimated(150), False, now=4) == "lowest"  # 148 kbps fits 150
+    assert policy.next_layer("lowest", estimated(60), False, now=5) == "none"  # not even the lowest layer fits
+    assert policy.next_layer("none", estimated(60), False, now=6) == "none"
+
+
+def test_with_an_estimate_the_viewer_is_never_left_below_a_layer_that_fits() -> None:
+    policy = LayerPolicy(**THREE)  # type: ignore[arg-type]
+    assert policy.next_layer("none", estimated(500), False, now=0) == "lowest"  # one step a report, upwards too
+    assert policy.next_layer("lowest", estimated(500), False, now=1) == "low"
+    assert policy.next_layer("low", estimated(500), False, now=2) == "low"  # high needs 1548 / 0.85
+    assert policy.next_layer("low", estimated(1850), False, now=3) == "high"
+    assert policy.next_layer("high", estimated(1850), True, now=4) == "low"  # data saver caps it
+    assert policy.next_layer("low", estimated(9000), True, now=5) == "low"
+
+
+def test_probes_come_after_a_stable_spell_and_back_off_exponentially_after_failures() -> None:
+    policy = LayerPolicy(stable_s=3.0, probe_backoff_s=3.0, **THREE)  # type: ignore[arg-type]
+    assert policy.next_layer("low", estimated(600), False, now=0) == "low"
+    assert policy.probe_kbps("low", False, now=1) is None  # not stable long enough
+    target = policy.probe_kbps("low", False, now=3)
+    assert target == pytest.approx(1548 / 0.85)  # the next layer's need, with the headroom
+    assert policy.probe_kbps("low", False, now=3.5) is None  # one probe at a time
+    starts = [3.0]
+    now = 3.0
+    for _ in range(4):
+        policy.next_layer("low", estimated(600, probes=[False]), False, now=now + 1)
+        now += 1
+        while policy.probe_kbps("low", False, now=now) is None:
+            now += 0.5
+        starts.append(now)
+    waits = [b - a - 1 for a, b in zip(starts, starts[1:], strict=False)]
+    assert waits == [3.0, 6.0, 12.0, 24.0]
+    policy.next_layer("low", estimated(1850, probes=[True]), False, now=now + 1)
+    assert policy.next_layer("low", estimated(1850), False, now=now + 2) == "high"
+    assert policy.probe_kbps("high", False, now=now + 100) is None  # nothing above the top layer
+
+
 def test_data_saver_caps_at_the_low_layer() -> None:
     policy = LayerPolicy(good_reports_to_rise=1)
     assert policy.next_layer("high", None, data_saver=True) == "low"

@@ -26,7 +26,7 @@ from aiortc.rate import AimdRateControl, BandwidthUsage, InterArrival, OveruseDe
 TRANSPORT_CC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 RTCP_RTPFB = 205
 RTCP_RTPFB_TRANSPORT_CC = 15
-HISTORY_SIZE = 4096  # packets (about 10 s of the high layer with audio)
+HISTORY_SIZE = 2048  # packets (about 7 s of the high layer with audio; feedback comes within a second)
 DELTA_TICK_US = 250
 REFERENCE_TICK_US = 64_000
 GROUP_LENGTH_US = 5_000
@@ -39,7 +39,8 @@ MIN_BPS = 50_000
 MAX_BPS = 20_000_000
 LOSS_DECREASE = 0.10  # GCC: above 10 % lost the bound shrinks by half the loss...
 LOSS_INCREASE = 0.02  # ...below 2 % it grows 8 % a second
-RETRANSMIT_SHARE = 0.25
+RETRANSMIT_SHARE = 0.5
+RETRANSMIT_BURST_S = 0.5
 PROBE_SECONDS = 1.0
 PROBE_DELAY_GROWTH_MS = 25.0  # the queue growing by this much during a probe fails it
 PROBE_MIN_SHARE = 0.8  # of its target a probe must really have sent and got through
@@ -134,6 +135,17 @@ class SendHistory:
         slot = sequence % HISTORY_SIZE
         self._sequence[slot], self._sent_us[slot], self._size[slot] = sequence, sent_us, size
         return sequence
+
+    def take_run(self, sent_us: int, sizes: list[int]) -> int:
+        """Note a frame's packets, sent together; return the first one's sequence number (the rest follow)."""
+        first = sequence = self._next
+        seqs, times, lengths = self._sequence, self._sent_us, self._size
+        for size in sizes:
+            slot = sequence % HISTORY_SIZE
+            seqs[slot], times[slot], lengths[slot] = sequence, sent_us, size
+            sequence = (sequence + 1) & 0xFFFF
+        self._next = sequence
+        return first
 
     def lookup(self, sequence: int) -> tuple[int, int] | None:
         """(send time µs, size) of a packet still in the history."""
@@ -234,6 +246,8 @@ class BandwidthEstimator:
         self._received_window = 0
         self.pad: Callable[[int], int] | None = None  # sends about that many bytes of padding, says how many
         self.transports: set[int] = set()  # the DTLS transports whose feedback comes here
+        self.on_overuse: Callable[[], None] = lambda: None  # a queue began to build: the layer may not wait
+        self._overuse_began = False
 
     # -- inputs -----------------------------------------------------------------------------------
 
@@ -257,6 +271,9 @@ class BandwidthEstimator:
         self._update_loss(lost, received, now_ms)
         self._update_rate(now_ms)
         self._judge_probe(now_ms * 1000)
+        if self._overuse_began:
+            self._overuse_began = False
+            self.on_overuse()
 
     def on_remb(self, bits_per_second: int) -> None:
         """The viewer's own estimate (REMB) caps ours."""
@@ -282,6 +299,7 @@ class BandwidthEstimator:
         self.usage = self.detector.detect(trend * TRENDLINE_GAIN, send_delta_ms, self.trendline.deltas, arrival_ms)
         if self.usage == BandwidthUsage.OVERUSING and previous != BandwidthUsage.OVERUSING:
             self.overuses += 1
+            self._overuse_began = True
 
     def _note_delay(self, one_way_ms: float) -> None:
         """The one-way delay (up to the clocks' offset); its minimum is the empty-queue baseline."""
@@ -352,10 +370,12 @@ class BandwidthEstimator:
     # -- probing ----------------------------------------------------------------------------------
 
     def may_retransmit(self, size: int) -> bool:
-        """Whether a NACKed packet of `size` bytes may go again: repairs get at most a quarter of the estimate."""
+        """Whether a NACKed packet of `size` bytes may go again: repairs get at most half the estimate."""
         at = now_us()
         rate = RETRANSMIT_SHARE * self.estimate_bps / 8e6  # bytes per µs
-        self._repair_tokens = min(self._repair_tokens + (at - self._repair_at) * rate, rate * 200_000)
+        self._repair_tokens = min(
+            self._repair_tokens + (at - self._repair_at) * rate, rate * RETRANSMIT_BURST_S * 1_000_000
+        )
         self._repair_at = at
         if self.feedback_packets == 0 or self._repair_tokens >= size:
             self._repair_tokens -= size

@@ -21,6 +21,7 @@ the video feed pads the link with RTX copies of recent packets.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import struct
@@ -65,6 +66,8 @@ CLOCK_RATES = {"video": 90_000, "audio": 48_000}
 NTP_UNIX_OFFSET_S = 2_208_988_800  # 1900-01-01 to 1970-01-01
 SRTP_TAG_BYTES = 10
 TWO_BYTE_PROFILE = 0x1000
+ONE_BYTE_ELEMENT = struct.Struct("!BHx")  # id and length - 1, the 16-bit sequence number, one byte of padding
+TWO_BYTE_ELEMENT = struct.Struct("!BBH")  # id, length, the sequence number
 
 
 class SharedPacketizer:
@@ -126,9 +129,8 @@ class Route:
             profile = TWO_BYTE_PROFILE if ext_id > 14 else 0xBEDE
         block = EXTENSION_HEADER.pack(profile, (len(value) >> 2) + 1) + value
         if profile == TWO_BYTE_PROFILE:
-            return block, lambda seq: bytes((ext_id, 2, seq >> 8, seq & 0xFF))
-        tag = (ext_id << 4) | 1
-        return block, lambda seq: bytes((tag, seq >> 8, seq & 0xFF, 0))
+            return block, functools.partial(TWO_BYTE_ELEMENT.pack, ext_id, 2)
+        return block, functools.partial(ONE_BYTE_ELEMENT.pack, (ext_id << 4) | 1)
 
     def destination(self) -> tuple[Callable[[bytes, tuple[str, int]], None], tuple[str, int]]:
         """The nominated ICE pair's datagram send (a UDP socket, or aioice's TURN relay) and remote address."""
@@ -292,16 +294,15 @@ class ViewerFeed(PacketSubscription):
     ) -> tuple[list[bytes], int]:
         """As `_plain`, each packet with its transport-wide sequence number, noted in the send history."""
         block, element = route.sequenced_extensions(ntp)
-        take, sent_us = estimator.history.take, now_us()
+        overhead = RTP_HEADER.size + len(block) + 4 + SRTP_TAG_BYTES
+        wide = estimator.history.take_run(now_us(), [overhead + len(payload) for payload in payloads])
         last = len(payloads) - 1
         datagrams = []
         sequence, history, octets = self._sequence, self._history, 0
-        overhead = RTP_HEADER.size + len(block) + 4 + SRTP_TAG_BYTES
         for i, payload in enumerate(payloads):
             marker = i == last
             header = RTP_HEADER.pack(0x90, (marker << 7) | route.payload_type, sequence, timestamp, route.ssrc)
-            wide = take(sent_us, overhead + len(payload))
-            datagrams.append(route.protect(header + block + element(wide) + payload))
+            datagrams.append(route.protect(header + block + element((wide + i) & 0xFFFF) + payload))
             history[sequence % HISTORY_SIZE] = (sequence, timestamp, marker, payload)
             sequence = (sequence + 1) & 0xFFFF
             octets += len(payload)

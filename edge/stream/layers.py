@@ -28,8 +28,9 @@ class LayerPolicy:
     With an estimate (transport-cc): a layer fits when its bitrate plus audio is at most 85 % of the
     estimate. The viewer never stays below the best layer that fits; it steps down one layer at a
     time once the estimate cannot carry even the layer it has (two reports in a row, or at once on
-    heavy loss); after `stable_s` on a layer it asks for a probe at the next layer's need, and
-    after a failed probe waits twice as long before the next one.
+    heavy loss or when the estimate is far short), so between 85 % and 100 % it holds (hysteresis);
+    after `stable_s` on a layer it asks for a probe at the next layer's need, and after a failed
+    probe waits twice as long before the next one.
 
     Without one (a player that sends no transport feedback), a report is bad when loss or
     round-trip time is too high, or when the viewer's own estimate (REMB) is well below what the
@@ -48,6 +49,7 @@ class LayerPolicy:
     layer_kbps: dict[str, float] = field(default_factory=lambda: {"low": 350.0, "high": 1500.0})
     audio_kbps: float = 48.0
     short_reports_to_drop: int = 2
+    far_short_share: float = 0.7
     stable_s: float = 3.0
     probe_backoff_s: float = 3.0
     max_probe_backoff_s: float = 60.0
@@ -93,9 +95,11 @@ class LayerPolicy:
             self._probe_ended(success, now)
         estimate, index = report.estimate_kbps or 0.0, self.ladder.index(current)
         heavy_loss = report.loss >= self.down_loss or (report.rtt_s or 0.0) >= self.down_rtt_s
-        if index > 0 and estimate < self.need_kbps(current):
+        need = self.need_kbps(current)
+        if index > 0 and estimate < need:
             self._short += 1
-            if heavy_loss or self._short >= self.short_reports_to_drop:
+            far_short = estimate < self.far_short_share * need  # no doubt: every second on it queues more
+            if heavy_loss or far_short or self._short >= self.short_reports_to_drop:
                 self._short = 0
                 return self.ladder[index - 1]
             return current

@@ -289,6 +289,7 @@ class ViewerHub(Component):
         viewer.audio.attach(audio.sender)
         route_keyframe_requests(video.sender, lambda: self._keyframe_wanted(viewer))
         route_bitrate_estimates(video.sender, lambda bps: self._bandwidth_estimated(viewer, bps))
+        estimator.on_overuse = lambda: self._overused(viewer)
         pc.on("datachannel", lambda channel: self._attach_channel(viewer, channel))
         return viewer
 
@@ -370,6 +371,17 @@ class ViewerHub(Component):
     def _bandwidth_estimated(self, viewer: Viewer, bits_per_second: int) -> None:
         viewer.bandwidth_kbps, viewer._bandwidth_fresh = bits_per_second / 1000, True
         viewer.estimator.on_remb(bits_per_second)
+
+    def _overused(self, viewer: Viewer) -> None:
+        """A queue builds on the viewer's link: if the new estimate is far short of its layer, step down now.
+
+        Waiting for the next check would keep the old layer pouring into the queue for up to a second.
+        """
+        if viewer.id not in self._viewers or not (self._box.config.stream.adaptive_layers or viewer.data_saver):
+            return
+        own = viewer.estimate_kbps()
+        if own is not None and own < viewer.policy.far_short_share * viewer.policy.need_kbps(viewer.layer):
+            self._adapt(viewer, LinkReport(viewer.loss, viewer.rtt_s, None, viewer.kbps, own))
 
     def _keyframe_wanted(self, viewer: Viewer) -> None:
         viewer.keyframe_requests += 1

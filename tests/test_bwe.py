@@ -1,0 +1,158 @@
+"""The sender-side bandwidth estimator: the transport feedback parser and the estimate on recorded feedback.
+
+tests/recorded/transport_feedback_2m_600k.jsonl.gz is real Chromium transport feedback to a box
+sending the high layer (then the low one) over a tbf-shaped link of 2 Mbit/s that drops to
+600 kbit/s about 10.7 s in (tests/weak_link.py): one line per feedback message, with when the box
+got it and, for each packet it covers, when the box sent it and how big it was.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+from edge.stream.bwe import (
+    HISTORY_SIZE,
+    TRANSPORT_CC_URI,
+    BandwidthEstimator,
+    SendHistory,
+    parse_transport_feedback,
+    transport_feedback_payloads,
+)
+from edge.stream.feeds import RTP_HEADER, Route
+
+RECORDED = Path(__file__).parent / "recorded" / "transport_feedback_2m_600k.jsonl.gz"
+HIGH_NEED_KBPS = 1500 + 48  # the default high layer plus audio
+LOW_NEED_KBPS = 350 + 48
+
+
+def feedback(base: int, reference: int, chunks: list[int], deltas: bytes, count: int) -> bytes:
+    """An RTPFB fmt 15 payload as a receiver writes it."""
+    body = struct.pack("!LLHHL", 1, 2, base, count, (reference << 8) | 7)
+    body += b"".join(struct.pack("!H", c) for c in chunks) + deltas
+    return body + b"\0" * (-len(body) % 4)
+
+
+def test_feedback_decodes_run_length_and_both_status_vectors() -> None:
+    run = (1 << 13) | 3  # three packets received, small deltas
+    one_bit = 0x8000 | 0b10100000000000  # 14 symbols: received, lost, received, then lost
+    two_bit = 0xC000 | (2 << 12) | (0 << 10) | (1 << 8)  # large delta, lost, small delta (then 4 lost)
+    deltas = bytes([4, 4, 8]) + bytes([4, 4]) + struct.pack("!h", -8) + bytes([40])
+    parsed = parse_transport_feedback(feedback(65533, 2, [run, one_bit, two_bit], deltas, 3 + 14 + 3))
+    assert parsed.base_sequence == 65533
+    assert parsed.reference_us == 2 * 64_000
+    arrivals = dict(parsed.arrivals)
+    assert [s for s, _ in parsed.arrivals][:4] == [65533, 65534, 65535, 0]  # the sequence wraps
+    assert arrivals[65533] == 128_000 + 1000
+    assert arrivals[65535] == 128_000 + 4000
+    assert arrivals[0] == 128_000 + 5000
+    assert arrivals[1] is None
+    assert arrivals[2] == 128_000 + 6000
+    assert arrivals[14] == 128_000 + 6000 - 2000  # a negative large delta: reordered
+    assert arrivals[15] is None
+    assert arrivals[16] == 128_000 + 4000 + 10_000
+    assert len(parsed.arrivals) == 20
+
+
+@pytest.mark.parametrize(
+    ("payload", "why"),
+    [
+        (b"\0" * 12, "shorter"),
+        (feedback(1, 0, [(1 << 13) | 5], b"\x01\x01", 5), "receive deltas"),
+        (feedback(1, 0, [], b"", 3), "status chunks"),
+        (feedback(1, 0, [(3 << 13) | 2], b"", 2), "reserved"),
+    ],
+)
+def test_malformed_feedback_is_refused(payload: bytes, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        parse_transport_feedback(payload)
+
+
+def test_transport_feedback_is_found_in_a_compound_rtcp_datagram() -> None:
+    receiver_report = struct.pack("!BBHL", 0x80, 201, 1, 9)
+    body = feedback(10, 1, [(1 << 13) | 1], b"\x04", 1)
+    padded = body + b"\0\0\0\x04"
+    transport = struct.pack("!BBH", 0x80 | 0x20 | 15, 205, len(padded) // 4) + padded
+    nack = struct.pack("!BBHLLHH", 0x81, 205, 3, 1, 2, 5, 0)
+    assert transport_feedback_payloads(receiver_report + transport + nack) == [body]
+
+
+def recorded() -> list[dict[str, Any]]:
+    with gzip.open(RECORDED, "rt") as lines:
+        return [json.loads(line) for line in lines]
+
+
+def replay() -> list[tuple[float, float, float, int]]:
+    """Feed the recording to an estimator: (seconds, estimate kbps, queue delay ms, overuses) per message."""
+    history = SendHistory()
+    estimator = BandwidthEstimator(history)
+    out = []
+    for message in recorded():
+        parsed = parse_transport_feedback(bytes.fromhex(message["feedback"]))
+        for (sequence, _), sent in zip(parsed.arrivals, message["sent"], strict=True):
+            if sent is not None:  # as the feeds' send history held them
+                slot = sequence % HISTORY_SIZE
+                history._sequence[slot], history._sent_us[slot], history._size[slot] = sequence, sent[0], sent[1]
+        estimator.on_feedback(parsed, message["at_us"])
+        out.append(
+            (message["at_us"] / 1e6, estimator.estimate_bps / 1000, estimator.queue_delay_ms(), estimator.overuses)
+        )
+    return out
+
+
+def test_recorded_feedback_parses_into_contiguous_sequences() -> None:
+    messages = recorded()
+    assert len(messages) > 300
+    following = None
+    for message in messages:
+        parsed = parse_transport_feedback(bytes.fromhex(message["feedback"]))
+        assert len(parsed.arrivals) == len(message["sent"])
+        if following is not None:
+            assert parsed.base_sequence == following
+        following = (parsed.arrivals[-1][0] + 1) & 0xFFFF
+
+
+def test_a_2_mbit_link_keeps_an_estimate_that_carries_the_high_layer() -> None:
+    steady = [(t, est, overuses) for t, est, _, overuses in replay() if 3 <= t <= 10.5]
+    assert min(est for _, est, _ in steady) >= HIGH_NEED_KBPS / 0.85
+    assert steady[-1][2] == 0  # keyframe bursts queue briefly: no overuse on a link with room
+
+
+def test_a_drop_to_600_kbit_is_seen_within_half_a_second_and_the_estimate_then_fits_the_link() -> None:
+    run = replay()
+    queued_at = next(t for t, _, queue, _ in run if t > 10 and queue > 50)
+    short_at = next(t for t, est, _, _ in run if t > 10 and est < HIGH_NEED_KBPS)
+    assert short_at - queued_at <= 0.5
+    after = [est for t, est, _, _ in run if t >= 12]
+    assert min(after) >= LOW_NEED_KBPS  # the low layer stays: it fits the 600 kbit/s link
+    assert max(after) <= 600 * 1.05  # and nothing above the link is believed
+
+
+@pytest.mark.parametrize("transport_cc_id", [5, 15])  # 15 needs the two-byte header form
+def test_a_feeds_header_extensions_carry_the_transport_wide_sequence_number(transport_cc_id: int) -> None:
+    parameters = RTCRtpParameters(
+        headerExtensions=[
+            RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+            RTCRtpHeaderExtensionParameters(id=3, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"),
+            RTCRtpHeaderExtensionParameters(id=transport_cc_id, uri=TRANSPORT_CC_URI),
+        ]
+    )
+    extensions = HeaderExtensionsMap()
+    extensions.configure(parameters)
+    route = Route(96, 97, 1111, 2222, "0", extensions, dtls=None, clock_rate=90_000, transport_cc_id=transport_cc_id)  # type: ignore[arg-type]
+    block, element = route.sequenced_extensions(ntp=0x1234_5678_9ABC_DEF0)
+    packets = [
+        RTP_HEADER.pack(0x90, 96, 7 + i, 90, 1111) + block + element(65535 + i & 0xFFFF) + b"frame" for i in (0, 1)
+    ]
+    parsed = [RtpPacket.parse(packet, extensions) for packet in packets]
+    assert [p.extensions.transport_sequence_number for p in parsed] == [65535, 0]
+    assert {p.extensions.mid for p in parsed} == {"0"}
+    assert {p.extensions.abs_send_time for p in parsed} == {(0x1234_5678_9ABC_DEF0 >> 14) & 0xFFFFFF}
+    assert {p.payload for p in parsed} == {b"frame"}
