@@ -89,7 +89,11 @@ PAGE_STATE = """() => {
 
 
 def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, check=check, capture_output=True, text=True, timeout=20)
+    """Run a network command; with `check`, fail with what it printed."""
+    result = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=20)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: exit {result.returncode}: {result.stderr.strip()}")
+    return result
 
 
 def _enter_netns(name: str) -> None:
@@ -152,20 +156,8 @@ class WeakLink:
         try:
             _run("ip", "netns", "add", self.box_ns)
             _run("ip", "netns", "add", self.student_ns)
-            box_end = ("name", self.box_dev, "netns", self.box_ns)
-            _run(
-                "ip",
-                "link",
-                "add",
-                *box_end,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                self.student_dev,
-                "netns",
-                self.student_ns,
-            )
+            peer = ("peer", "name", self.student_dev, "netns", self.student_ns)
+            _run("ip", "link", "add", "name", self.box_dev, "netns", self.box_ns, "type", "veth", *peer)
             for ns, dev, ip in (
                 (self.box_ns, self.box_dev, self.box_ip),
                 (self.student_ns, self.student_dev, self.student_ip),
@@ -384,15 +376,20 @@ def longest_gap_ms(samples: list[Sample]) -> float:
     return max((s.gap_ms for s in samples), default=0.0)
 
 
+def audio_worst(samples: list[Sample], rate: int = 48_000) -> tuple[float, float]:
+    """(least share of a second's sound that arrived, most share of it concealed) over the samples' seconds."""
+    received, concealed = 1.0, 0.0
+    for a, b in zip(samples, samples[1:], strict=False):
+        got = b.audio_samples - a.audio_samples
+        received = min(received, got / (rate * max(b.t - a.t, 1e-3)))
+        concealed = max(concealed, (b.audio_concealed - a.audio_concealed) / max(got, 1))
+    return received, concealed
+
+
 def audio_unbroken(samples: list[Sample], rate: int = 48_000) -> bool:
     """Audio arrived in every second and little of it was concealment."""
-    pairs = list(zip(samples, samples[1:], strict=False))
-    for a, b in pairs:
-        got = b.audio_samples - a.audio_samples
-        concealed = b.audio_concealed - a.audio_concealed
-        if got < 0.5 * rate * (b.t - a.t) or concealed > 0.2 * max(got, 1):
-            return False
-    return bool(pairs)
+    received, concealed = audio_worst(samples, rate)
+    return len(samples) > 1 and received >= 0.5 and concealed <= 0.2
 
 
 @contextlib.asynccontextmanager
