@@ -323,7 +323,7 @@ async def test_recorder_and_viewers_share_the_same_packets(tmp_path: Path, monke
             await until(lambda: player.frames["video"] >= 10, what="video")
             assert live.media.fanout.subscribers == 3  # the viewer's video and audio, the recorder's high + audio
             encoders = sorted(t.name for t in threading.enumerate() if t.name.startswith("encoder:"))
-            assert encoders == ["encoder:audio", "encoder:high", "encoder:low"]  # one per layer, for everyone
+            assert encoders == ["encoder:audio", "encoder:high", "encoder:low", "encoder:lowest"]  # one per layer
             for _ in range(2):  # segments the recorder closed while the viewer watched
                 await asyncio.wait_for(events.get(), 20)
         finally:
