@@ -16,8 +16,6 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from playwright.async_api import Browser
 
-from tests.browser import chromium
-
 BLOCK_LIMIT_S = 0.5
 THREAD_GRACE_S = 3.0
 
@@ -108,6 +106,9 @@ def _exempt(thread: threading.Thread) -> bool:
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     """A headless Chromium for a browser test."""
+    # Imported here: test_guards runs a copy of this file where the tests package is not importable.
+    from tests.browser import chromium
+
     async with chromium() as launched:
         yield launched
 
