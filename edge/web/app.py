@@ -114,4 +114,7 @@ def create_app(box: Box) -> FastAPI:
     from edge.web.home import router as home_router
 
     app.include_router(home_router)
+    from edge.web.languages import router as languages_router
+
+    app.include_router(languages_router)
     return app

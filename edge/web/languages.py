@@ -1,0 +1,28 @@
+"""Routes of the translation mechanism: the scripts' catalogs and their loader."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse, JSONResponse
+
+from edge.web.i18n import WEB, messages
+
+LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+
+router = APIRouter()
+
+
+@router.get("/i18n/{language}.json")
+async def catalog(language: str) -> JSONResponse:
+    """The catalog of `language` for the pages' scripts (`{}` for English or a language with none)."""
+    if not LANGUAGE_RE.match(language):
+        raise HTTPException(404, "not a language tag")
+    return JSONResponse(messages(language), headers={"Cache-Control": "public, max-age=3600"})
+
+
+@router.get("/static/i18n.js")
+async def loader() -> FileResponse:
+    """The pages' translation module (`_`, `format`)."""
+    return FileResponse(WEB / "static" / "i18n.js", media_type="text/javascript")

@@ -1,0 +1,25 @@
+// The pages' translations: `_("Start lesson")` reads the catalog of the page's <html lang>, the
+// same gettext catalog the templates use (served as JSON); an untranslated string reads in English.
+// Placeholders are `{name}`: `format(_("{count} watching"), { count: 3 })`.
+const language = document.documentElement.lang || "en";
+let catalog = {};
+
+export async function loadMessages() {
+  if (language.split("-")[0] === "en") return;
+  try {
+    const answer = await fetch(`/i18n/${encodeURIComponent(language)}.json`);
+    if (answer.ok) catalog = await answer.json();
+  } catch (_err) {
+    // no catalog: English it is
+  }
+}
+
+export function _(text) {
+  return catalog[text] || text;
+}
+
+export function format(text, values) {
+  return text.replace(/\{(\w+)\}/g, (whole, key) => (key in values ? String(values[key]) : whole));
+}
+
+export { language };
