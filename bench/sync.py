@@ -23,11 +23,11 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.box import Box  # noqa: E402
 from edge.config import BoxConfig  # noqa: E402
 from edge.courseware import CoursewareComponent  # noqa: E402
 from edge.daemon import Supervisor  # noqa: E402
 from edge.events import EventBus  # noqa: E402
+from edge.service import Box  # noqa: E402
 from edge.web.server import WebDoor  # noqa: E402
 from sync.chunks import cut  # noqa: E402
 from sync.publish import publish  # noqa: E402
@@ -123,7 +123,7 @@ async def bench_serving(work: Path) -> None:
     box.open()
     supervisor = Supervisor(bus)
     box.attach(supervisor)
-    component = CoursewareComponent(box)
+    component = box.courseware = CoursewareComponent(box)
     supervisor.add(component)
     supervisor.add(WebDoor(box))
     await supervisor.start_all()

@@ -17,6 +17,10 @@ from edge.daemon import Daemon, standard_components
 from edge.demo import prepare_demo_courseware
 from edge.errors import ConfigError
 from edge.logs import setup_logging
+from edge.service.accounts import hash_pin
+from edge.service.devices import device_problems
+from sync.errors import PublishError
+from sync.publish import publish, stderr_progress
 
 log = logging.getLogger("classbox")
 
@@ -145,8 +149,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
-    from edge.media.capture import device_problems
-
     config = load_config(args.file)
     problems = device_problems(config)  # the form was checked at load; this looks for the devices themselves
     if problems:
@@ -156,8 +158,6 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_set_pin(args: argparse.Namespace) -> int:
-    from edge.box import hash_pin
-
     path = config_path(args.config)
     config = load_config(path) if path.exists() else BoxConfig()
     pin = getpass.getpass("New teacher PIN: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
@@ -172,9 +172,6 @@ def _cmd_set_pin(args: argparse.Namespace) -> int:
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
-    from sync.errors import PublishError
-    from sync.publish import publish, stderr_progress
-
     try:
         report = publish(args.src, args.repo, args.keys, progress=stderr_progress(), timestamp_days=args.timestamp_days)
     except (PublishError, OSError) as err:

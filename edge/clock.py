@@ -11,8 +11,8 @@ import asyncio
 import logging
 import time
 
-from edge.box import Box
 from edge.component import Component
+from edge.service import Box
 from sync.clock import Step
 
 log = logging.getLogger(__name__)

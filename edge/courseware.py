@@ -2,7 +2,8 @@
 
 `CoursewareComponent` (component name `courseware`) opens `<state_dir>/courseware.db`, pulls from
 `courseware.repo_url` every `pull_interval_s` (or when asked), and while a lesson is live reserves
-`budget.live_lesson_kbps` of the WAN link for it. Doors reach it with `box.component("courseware")`.
+`budget.live_lesson_kbps` of the WAN link for it. The daemon wires it in as `box.courseware`;
+doors reach it through the service layer's courseware operations.
 A refused repository (bad signature, expired, rolled back, corrupt) is logged and reported in health;
 the box keeps serving what it has.
 """
@@ -15,21 +16,19 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from zeroconf import Error as ZeroconfError
 
 from edge.component import Component
 from edge.logs import redact
+from edge.service import Box, Lesson
 from sync.budget import Budget, Window
 from sync.chunks import ManifestError
 from sync.errors import BudgetExhausted, StoreClosed, SyncError, TrustError
 from sync.peers import PeerDirectory
 from sync.pull import Puller, PullReport
 from sync.store import Hold, Store
-
-if TYPE_CHECKING:
-    from edge.box import Box, Lesson
 
 log = logging.getLogger(__name__)
 

@@ -9,14 +9,23 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from edge.box import Box
+from edge.clock import ClockWatch
 from edge.component import Component, Health
 from edge.config import BoxConfig
+from edge.courseware import CoursewareComponent
 from edge.events import EventBus
 from edge.logs import redact
+from edge.media.capture import camera_components, microphone_components
+from edge.media.live import LessonMedia
+from edge.media.recorder import Recorder
 from edge.notify import Notifier, watchdog_interval
+from edge.service import Box
+from edge.stream.viewers import ViewerHub
+from edge.uploads import Uploads
+from edge.web.server import WebDoor
 
 log = logging.getLogger(__name__)
 
@@ -185,10 +194,11 @@ class Daemon:
         notifier: Notifier | None = None,
         fault: str | None = None,
         config_note: str = "",
+        config_path: Path | None = None,
     ) -> None:
         self.config = config
         self.bus = EventBus()
-        self.box = Box(config, self.bus)
+        self.box = Box(config, self.bus, config_path)
         self.supervisor = Supervisor(self.bus, fault)
         self.notifier = notifier or Notifier()
         self._factories = factories
@@ -276,17 +286,12 @@ class Daemon:
 
 
 def standard_components(box: Box) -> list[Component]:
-    """The box's components in start order: the clock, devices, media, sync, then the doors."""
-    from edge.clock import ClockWatch
-    from edge.courseware import CoursewareComponent
-    from edge.media.capture import capture_components
-    from edge.media.live import LessonMedia
-    from edge.media.recorder import Recorder
-    from edge.stream.viewers import ViewerHub
-    from edge.uploads import Uploads
-    from edge.web.server import WebDoor
-
-    devices = capture_components(box)  # cameras and microphones first: media reads their sources
+    """The box's components in start order (the clock, devices, media, sync, then the doors), wired into `box`."""
+    cameras, microphones = camera_components(box), microphone_components(box)  # first: media reads their sources
+    box.camera = cameras[0] if cameras else None  # the lesson's picture
+    box.microphone = microphones[0] if microphones else None  # and its sound
+    box.media, box.viewer_hub, box.recorder = LessonMedia(box), ViewerHub(box), Recorder(box)
+    box.courseware = CoursewareComponent(box)
     # The recorder after media: its lesson hooks run after the encoders start and before they stop.
-    media = [LessonMedia(box), ViewerHub(box), Recorder(box)]
-    return [ClockWatch(box), *devices, *media, CoursewareComponent(box), Uploads(box), WebDoor(box)]
+    media: list[Component] = [box.media, box.viewer_hub, box.recorder]
+    return [ClockWatch(box), *cameras, *microphones, *media, box.courseware, Uploads(box), WebDoor(box)]

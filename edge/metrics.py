@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from edge.box import Box
+from edge.service import Box
 
 STATUSES = ("starting", "ok", "degraded", "down", "stopped")
 

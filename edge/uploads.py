@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edge.box import Box
 from edge.component import Component
 from edge.media.catalogue import Catalogue, Recording
+from edge.service import Box
 from sync.push import Budget, Outbox, OutboxItem
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class SharedBudget:
 
     async def take(self, nbytes: int) -> None:
         """Take from the box's WAN budget; no budget running means no limit."""
-        budget: Budget | None = getattr(self._box.component("courseware"), "budget", None)
+        budget = self._box.wan_budget()
         if budget is not None:
             await budget.take(nbytes)
 

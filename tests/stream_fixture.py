@@ -20,12 +20,12 @@ from aiortc.sdp import SessionDescription
 
 from drivers.audio import AudioSource, SyntheticAudioSource
 from drivers.camera import SyntheticVideoSource, VideoSource
-from edge.box import Box, Lesson
 from edge.component import Component
 from edge.config import BoxConfig, VideoLayerConfig
 from edge.daemon import Daemon, standard_components
 from edge.events import EventBus
 from edge.media.live import LessonMedia
+from edge.service import Box, Lesson
 from edge.stream.viewers import Viewer, ViewerHub
 from edge.web.app import create_app
 from tests.helpers import free_port
@@ -89,13 +89,13 @@ class LiveBox:
 
     @property
     def media(self) -> LessonMedia:
-        media = self.box.component("media")
+        media = self.box.media
         assert isinstance(media, LessonMedia)
         return media
 
     @property
     def hub(self) -> ViewerHub:
-        hub = self.box.component("stream")
+        hub = self.box.viewer_hub
         assert isinstance(hub, ViewerHub)
         return hub
 
@@ -130,7 +130,7 @@ async def live_box(config: BoxConfig, with_devices: bool = True) -> AsyncIterato
     daemon = Daemon(config, [components])
     task = asyncio.create_task(daemon.run(), name="test:daemon")
     try:
-        while daemon.box.component("web") is None or daemon.box.component("web").health().status != "ok":  # type: ignore[union-attr]
+        while (web := daemon.supervisor.get("web")) is None or web.health().status != "ok":
             if task.done():
                 task.result()
             await asyncio.sleep(0.02)

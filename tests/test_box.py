@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from edge.box import PIN_FAILURES_ALLOWED, PIN_FAILURES_PER_BOX, PIN_LOCKOUT_S, Box, Lesson, PinGate, hash_pin
 from edge.config import BoxConfig
 from edge.errors import LessonAlreadyLive, NoLiveLesson, NotAllowed
 from edge.events import EventBus
+from edge.service import Box, Lesson
+from edge.service.accounts import PIN_FAILURES_ALLOWED, PIN_FAILURES_PER_BOX, PIN_LOCKOUT_S, PinGate, hash_pin
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from edge.box import Box
 from edge.clock import NOT_SET, ClockWatch
 from edge.config import BoxConfig
 from edge.events import EventBus
+from edge.service import Box
 from edge.stream.viewers import _plausible_rtt
 from sync.clock import Clock, Step, StepDetector, kernel_synchronised, system_synchronised
 from sync.errors import TrustError

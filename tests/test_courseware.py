@@ -20,11 +20,11 @@ import httpx
 import pytest
 from aiohttp import web
 
-from edge.box import Box
 from edge.config import BoxConfig
 from edge.courseware import CoursewareComponent
 from edge.daemon import Supervisor
 from edge.events import EventBus
+from edge.service import Box
 from edge.web.app import create_app
 from edge.web.server import WebDoor
 from sync.chunks import ItemIndex
@@ -87,7 +87,7 @@ async def running_box(
     box.open()
     supervisor = Supervisor(bus, fault, backoff_s)
     box.attach(supervisor)
-    component = CoursewareComponent(box)
+    component = box.courseware = CoursewareComponent(box)
     supervisor.add(component)
     app = await asyncio.to_thread(create_app, box)  # first imports of the doors are slow: not on the loop
     if config.discovery.enabled or http:  # a peer must really answer HTTP on loopback

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from playwright.async_api import Browser
 
+from edge.courseware import CoursewareComponent
 from sync.publish import publish
 from tests.stream_fixture import live_box, small_config, until
 
@@ -64,7 +65,8 @@ async def test_a_course_page_renders_but_its_scripts_cannot_stop_the_lesson_or_r
     config.courseware.repo_url = str(tmp_path / "repo")
     config.courseware.trusted_root = str(tmp_path / "repo" / "metadata" / "1.root.json")
     async with live_box(config) as live:
-        cw = live.box.component("courseware")
+        cw = live.box.courseware
+        assert isinstance(cw, CoursewareComponent)
         await until(lambda: cw is not None and cw.health().status == "ok" and "version 1" in cw.health().detail)
         lesson = await live.start_lesson()
         page = await browser.new_page()  # on loopback: the panel's address, which acts as the teacher

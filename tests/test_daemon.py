@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from edge.box import hash_pin
+from edge.service.accounts import hash_pin
 from tests.helpers import REPO, DaemonProcess, http_json, wait_for
 
 READY_STATUS = r"STATUS=(ok; lesson: none|(starting|degraded|down); lesson: none; attention: [\w:, -]+)"

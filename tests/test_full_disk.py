@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.box import Box, Lesson
 from edge.config import BoxConfig
 from edge.events import EventBus
+from edge.service import Box, Lesson
 from sync.errors import DiskFloorReached
 from sync.publish import publish
 from sync.pull import Puller

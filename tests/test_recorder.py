@@ -54,7 +54,7 @@ async def test_lesson_is_recorded_in_segments_and_joined_to_mp4(tmp_path: Path) 
         box = live.box
         events = box.bus.subscribe("recording.")
         lesson = await live.start_lesson("Fractions")
-        recorder = box.component("recorder")
+        recorder = box.recorder
         assert isinstance(recorder, Recorder)
         await next_event(events, "recording.segment")
         await next_event(events, "recording.segment")
@@ -95,7 +95,7 @@ async def test_recorder_restarted_mid_lesson_carries_on_into_the_same_recording(
         box = live.box
         events = box.bus.subscribe("recording.")
         lesson = await live.start_lesson("Geometry")
-        recorder = box.component("recorder")
+        recorder = box.recorder
         assert isinstance(recorder, Recorder)
         await next_event(events, "recording.segment")
         await recorder.stop()  # what the supervisor does before a restart

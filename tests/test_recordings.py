@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge.box import Box
 from edge.config import BoxConfig
 from edge.events import EventBus
 from edge.media.catalogue import Catalogue, Recording
 from edge.media.storage import DiskPolicy
+from edge.service import Box
 from edge.uploads import Uploads
 from edge.web.app import create_app
 from sync.push import file_sha256

@@ -14,6 +14,7 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
 
 from edge.config import IceServer
+from edge.media.recorder import Recorder
 from edge.media.segments import closed_segments
 from tests.stream_fixture import Player, join, live_box, small_config, until
 from tests.turn_server import PASSWORD as TURN_PASSWORD
@@ -329,8 +330,9 @@ async def test_recorder_and_viewers_share_the_same_packets(tmp_path: Path, monke
         finally:
             events.close()
             await player.close(client)
-        recorder = live.box.component("recorder")
-        segments = closed_segments(recorder.root / lesson.id)  # type: ignore[union-attr]
+        recorder = live.box.recorder
+        assert isinstance(recorder, Recorder)
+        segments = closed_segments(recorder.root / lesson.id)
         recorded = await asyncio.to_thread(recorded_frames, segments)
         viewed = [key for key in map(frame_key, received) if key]
         common = [key for key in viewed if key in set(recorded)]

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge.box import hash_pin
 from edge.config import BoxConfig
+from edge.service.accounts import hash_pin
 from tests.helpers import DaemonProcess
 from tests.stream_fixture import live_box, small_config
 

@@ -2,9 +2,10 @@
 
 `camera:<name>` and `mic:<name>` own their driver source (started with the daemon, stopped with
 it) and mirror its health into /healthz; microphones publish `audio.level` on the bus at 10 Hz.
-The media pipeline reads frames from `component.source`: the first configured camera is the
-lesson's picture, the first microphone its sound. A missing device never stops the daemon: its
-component reports "down" while the driver sends a slate (or silence) and retries.
+The media pipeline reads frames from `box.camera.source` and `box.microphone.source`: the daemon
+wires in the first configured camera as the lesson's picture, the first microphone as its sound.
+A missing device never stops the daemon: its component reports "down" while the driver sends a
+slate (or silence) and retries.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from drivers.camera import (
 )
 from drivers.capture import CaptureStats
 from drivers.errors import DriverError
-from edge.box import Box
 from edge.component import Component
 from edge.config import BoxConfig, CameraConfig, MicrophoneConfig
 from edge.logs import redact
+from edge.service import Box
 
 log = logging.getLogger(__name__)
 
@@ -148,11 +149,19 @@ class MicrophoneComponent(_CaptureComponent):
         return {"rms_dbfs": round(rms, 2), "peak_dbfs": round(peak, 2)}
 
 
+def camera_components(box: Box) -> list[CameraComponent]:
+    """A component per configured camera, in config order."""
+    return [CameraComponent(box, cfg) for cfg in box.config.cameras]
+
+
+def microphone_components(box: Box) -> list[MicrophoneComponent]:
+    """A component per configured microphone, in config order."""
+    return [MicrophoneComponent(box, cfg) for cfg in box.config.microphones]
+
+
 def capture_components(box: Box) -> list[Component]:
     """A component per configured camera, then per microphone, in config order."""
-    cameras: list[Component] = [CameraComponent(box, cfg) for cfg in box.config.cameras]
-    mics: list[Component] = [MicrophoneComponent(box, cfg) for cfg in box.config.microphones]
-    return cameras + mics
+    return [*camera_components(box), *microphone_components(box)]
 
 
 # -- what the admin page and `config check` ask about devices -----------------------------------

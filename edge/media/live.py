@@ -10,11 +10,11 @@ import asyncio
 import logging
 from typing import Any
 
-from edge.box import Box, Lesson
 from edge.component import Component
 from edge.config import VideoLayerConfig
 from edge.media.encoders import AudioEncoder, AudioFeed, VideoFeed, VideoLayer, VideoLayerEncoder
 from edge.media.packets import PacketFanout
+from edge.service import Box, Lesson
 
 log = logging.getLogger(__name__)
 
@@ -78,16 +78,12 @@ class LessonMedia(Component):
         return self._video.get(layer)
 
     def _camera(self) -> VideoFeed | None:
-        cameras = self._box.config.cameras
-        component = self._box.component(f"camera:{cameras[0].name}") if cameras else None
-        source: VideoFeed | None = getattr(component, "source", None)
-        return source
+        camera = self._box.camera
+        return camera.source if camera is not None else None
 
     def _microphone(self) -> AudioFeed | None:
-        mics = self._box.config.microphones
-        component = self._box.component(f"mic:{mics[0].name}") if mics else None
-        source: AudioFeed | None = getattr(component, "source", None)
-        return source
+        microphone = self._box.microphone
+        return microphone.source if microphone is not None else None
 
     async def _lesson_started(self, lesson: Lesson) -> None:
         await self._start_encoders(lesson)

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edge.box import Box, Lesson
 from edge.component import Component
 from edge.events import Subscription
 from edge.media.catalogue import Catalogue, Recording, Segment
@@ -41,6 +40,7 @@ from edge.media.segments import (
     write_playlist,
 )
 from edge.media.storage import MB, DiskPolicy, StorageReport, disk_free
+from edge.service import Box, Lesson
 from sync.atomic import fsync_dir
 from sync.push import file_sha256
 
@@ -167,8 +167,7 @@ class Recorder(Component):
     # -- lessons --------------------------------------------------------------------------------
 
     def _fanout(self) -> PacketFanout | None:
-        fanout = getattr(self._box.component("media"), "fanout", None)
-        return fanout if isinstance(fanout, PacketFanout) else None
+        return self._box.packets()
 
     async def _room_to_record(self) -> bool:
         """True when the disk has room for a new recording (and the database reserve is held)."""

@@ -27,11 +27,11 @@ from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationEr
 from aiortc.rtcdatachannel import RTCDataChannel
 from aiortc.rtcrtpsender import RTCRtpSender
 
-from edge.box import Box, Lesson
 from edge.component import Component
 from edge.errors import BadOffer, LessonFull, LessonNotFound, StreamUnavailable, ViewerError
 from edge.media.live import video_layers
 from edge.media.packets import AUDIO_LAYER, PacketFanout
+from edge.service import Box, Lesson
 from edge.stream.bwe import BandwidthEstimator, SendHistory
 from edge.stream.feeds import (
     SharedPacketizer,
@@ -213,9 +213,8 @@ class ViewerHub(Component):
         """The shared packets (the media component's fan-out)."""
         if self._fanout is not None:
             return self._fanout
-        media = self._box.component("media")
-        fanout = getattr(media, "fanout", None)
-        if not isinstance(fanout, PacketFanout):
+        fanout = self._box.packets()
+        if fanout is None:
             raise StreamUnavailable("the live stream is not running on this box right now")
         return fanout
 
@@ -334,9 +333,9 @@ class ViewerHub(Component):
         viewer = self._viewers.pop(viewer_id, None)
         if viewer is None:
             return False
-        fanout = self._fanout or getattr(self._box.component("media"), "fanout", None)
+        fanout = self._fanout or self._box.packets()
         for feed in (viewer.video, viewer.audio):
-            if isinstance(fanout, PacketFanout):
+            if fanout is not None:
                 fanout.unsubscribe(feed)
             feed.close()
         self._dropped_by_leavers += viewer.video.dropped + viewer.audio.dropped

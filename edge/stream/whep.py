@@ -13,10 +13,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from edge.box import Box
 from edge.errors import BadOffer, LessonFull, LessonNotFound, StreamUnavailable, ViewerError
+from edge.service import Box
+from edge.service.viewers import NOT_STREAMING
 from edge.stream.ice import ice_links
-from edge.stream.viewers import ViewerHub
+from edge.web.deps import BoxDep
 
 SDP = "application/sdp"
 CORS = {
@@ -30,14 +31,6 @@ CORS = {
 router = APIRouter()
 
 
-def _hub(request: Request) -> tuple[Box, ViewerHub]:
-    box: Box = request.app.state.box
-    hub = box.component("stream")
-    if not isinstance(hub, ViewerHub):
-        raise HTTPException(503, "live streaming is not running on this box", headers=CORS)
-    return box, hub
-
-
 def _error(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status, headers={**CORS, **headers})
 
@@ -49,9 +42,8 @@ def _with_links(response: Response, box: Box, who: str) -> Response:
 
 
 @router.options("/whep/{join_code}")
-async def whep_options(request: Request, join_code: str) -> Response:
+async def whep_options(box: BoxDep, join_code: str) -> Response:
     """CORS preflight; for the live lesson's code it also tells the player the ICE servers."""
-    box: Box = request.app.state.box
     response = Response(status_code=204, headers={**CORS, "Accept-Post": SDP})
     lesson = box.current_lesson()
     if lesson is None or lesson.join_code != join_code.lower():
@@ -62,13 +54,15 @@ async def whep_options(request: Request, join_code: str) -> Response:
 @router.post("/whep/{join_code}")
 async def whep_join(
     request: Request,
+    box: BoxDep,
     join_code: str,
     content_type: Annotated[str, Header()] = "",
     data_saver: Annotated[bool, Query()] = False,
     name: Annotated[str, Query(max_length=40)] = "",
 ) -> Response:
     """A student's player offers; the box answers and starts sending the lesson."""
-    box, hub = _hub(request)
+    if not box.streaming():
+        return _error(503, NOT_STREAMING)
     if content_type.split(";")[0].strip().lower() != SDP:
         return _error(415, f"the offer must be sent as {SDP}")
     try:
@@ -77,7 +71,7 @@ async def whep_join(
         return _error(err.status_code, str(err.detail))
     try:
         offer = body.decode("utf-8")
-        viewer, answer = await hub.open_viewer(join_code, offer, name=name, data_saver=data_saver)
+        viewer_id, answer = await box.open_viewer(join_code, offer, name=name, data_saver=data_saver)
     except UnicodeDecodeError:
         return _error(400, "the offer is not UTF-8 text")
     except LessonNotFound as err:
@@ -88,9 +82,9 @@ async def whep_join(
         return _error(503, str(err), **{"Retry-After": "30"})
     except ViewerError as err:
         return _error(400, str(err))
-    location = f"/whep/{join_code.lower()}/{viewer.id}"
-    headers = {**CORS, "Location": location, "ETag": f'"{viewer.id}"'}
-    return _with_links(Response(answer, status_code=201, media_type=SDP, headers=headers), box, viewer.id)
+    location = f"/whep/{join_code.lower()}/{viewer_id}"
+    headers = {**CORS, "Location": location, "ETag": f'"{viewer_id}"'}
+    return _with_links(Response(answer, status_code=201, media_type=SDP, headers=headers), box, viewer_id)
 
 
 @router.options("/whep/{join_code}/{viewer_id}")
@@ -100,11 +94,11 @@ async def whep_session_options(join_code: str, viewer_id: str) -> Response:
 
 
 @router.delete("/whep/{join_code}/{viewer_id}")
-async def whep_leave(request: Request, join_code: str, viewer_id: str) -> Response:
+async def whep_leave(box: BoxDep, join_code: str, viewer_id: str) -> Response:
     """The student left: end the session and free what it held."""
-    _, hub = _hub(request)
-    viewer = hub.viewer(viewer_id)
-    if viewer is None or not await hub.close_viewer(viewer_id, "left"):
+    if not box.streaming():
+        return _error(503, NOT_STREAMING)
+    if not await box.close_viewer(viewer_id, "left"):
         return _error(404, "no such viewing session (it may have ended already)")
     return Response(status_code=200, headers=CORS)
 
@@ -116,9 +110,8 @@ async def whep_patch(join_code: str, viewer_id: str) -> Response:
 
 
 @router.get("/api/watch/{join_code}")
-async def watch_status(request: Request, join_code: str) -> dict[str, Any]:
+async def watch_status(box: BoxDep, join_code: str) -> dict[str, Any]:
     """What the student page shows before and after playing: the lesson's title and state."""
-    box: Box = request.app.state.box
     lesson = box.lesson_by_code(join_code) if len(join_code) <= 32 else None
     if lesson is None:
         return {"state": "unknown", "title": ""}

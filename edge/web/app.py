@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge import __version__
-from edge.box import Box
-from edge.errors import LessonAlreadyLive, NoLiveLesson, NotAllowed
+from edge.errors import LessonAlreadyLive, NoLiveLesson
 from edge.metrics import make_registry, render
+from edge.service import Box
+from edge.stream import whep
+from edge.web import courseware, devices, home, languages, recordings, watch
+from edge.web.deps import BoxDep, MaybeTeacherDep, TeacherDep
 from edge.web.guards import BodyLimit, SameOriginGuard
+
+# The doors' routes, in the order they are matched.
+ROUTERS: tuple[APIRouter, ...] = (
+    whep.router,
+    watch.router,
+    courseware.router,
+    recordings.router,
+    devices.router,
+    home.router,
+    languages.router,
+)
 
 
 class StartLesson(BaseModel):
@@ -21,41 +35,6 @@ class StartLesson(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     title: str = Field(default="", max_length=120)
-
-
-def get_box(request: Request) -> Box:
-    """The service layer this app serves."""
-    box: Box = request.app.state.box
-    return box
-
-
-BoxDep = Annotated[Box, Depends(get_box)]
-
-
-async def teacher(request: Request, box: BoxDep, x_panel_pin: Annotated[str | None, Header()] = None) -> str:
-    """The acting teacher: a panel address, or anyone showing the teacher PIN."""
-    address = request.client.host if request.client else None
-    try:
-        return await box.authorize_teacher(address, x_panel_pin)
-    except NotAllowed as err:
-        raise HTTPException(status_code=401 if x_panel_pin is None else 403, detail=str(err)) from err
-
-
-TeacherDep = Annotated[str, Depends(teacher)]
-
-
-async def teacher_or_anyone(
-    request: Request, box: BoxDep, x_panel_pin: Annotated[str | None, Header()] = None
-) -> str | None:
-    """The acting teacher, or None: a missing or wrong PIN reads as anyone (a wrong one still counts)."""
-    address = request.client.host if request.client else None
-    try:
-        return await box.authorize_teacher(address, x_panel_pin)
-    except NotAllowed:
-        return None
-
-
-MaybeTeacherDep = Annotated[str | None, Depends(teacher_or_anyone)]
 
 
 def create_app(box: Box) -> FastAPI:
@@ -96,25 +75,6 @@ def create_app(box: Box) -> FastAPI:
         lesson = await box.stop_lesson(who)
         return {"lesson": lesson.to_json()}
 
-    from edge.stream.whep import router as whep_router
-
-    app.include_router(whep_router)
-    from edge.web.watch import router as watch_router
-
-    app.include_router(watch_router)
-    from edge.web.courseware import router as courseware_router
-
-    app.include_router(courseware_router)
-    from edge.web.recordings import router as recordings_router
-
-    app.include_router(recordings_router)
-    from edge.web.devices import router as devices_router
-
-    app.include_router(devices_router)
-    from edge.web.home import router as home_router
-
-    app.include_router(home_router)
-    from edge.web.languages import router as languages_router
-
-    app.include_router(languages_router)
+    for router in ROUTERS:
+        app.include_router(router)
     return app

@@ -17,8 +17,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from starlette.types import Receive, Scope, Send
 
-from edge.courseware import CoursewareComponent
-from edge.web.app import BoxDep, TeacherDep
+from edge.service import Box
+from edge.web.deps import BoxDep, TeacherDep
 from sync.chunks import COURSE_RE, SHA256_RE, valid_item_path
 from sync.errors import NotInStore, StoreClosed
 from sync.store import Hold
@@ -59,36 +59,34 @@ def unavailable(reason: str) -> JSONResponse:
 router = APIRouter(route_class=CoursewareRoute)
 
 
-def courseware(box: BoxDep) -> CoursewareComponent:
-    """The courseware component while its store is open; StoreClosed (503) otherwise."""
-    component = box.component("courseware")
-    if not isinstance(component, CoursewareComponent) or component.store is None:
-        raise StoreClosed("the courseware cache is not running (starting or restarting)")
-    return component
+def courseware_running(box: BoxDep) -> Box:
+    """The service layer, once its courseware cache is open; StoreClosed (503) while it (re)starts."""
+    box.courseware_open()
+    return box
 
 
-CoursewareDep = Annotated[CoursewareComponent, Depends(courseware)]
+CoursewareDep = Annotated[Box, Depends(courseware_running)]
 
 
 @router.get("/api/courseware")
-async def listing(cw: CoursewareDep) -> dict[str, Any]:
+async def listing(box: CoursewareDep) -> dict[str, Any]:
     """Courses and items with their cache state, the WAN budget and the last pull."""
-    return await cw.listing()
+    return await box.courseware_listing()
 
 
 @router.post("/api/courseware/pull", status_code=202)
-async def pull_now(cw: CoursewareDep, who: TeacherDep) -> dict[str, Any]:
+async def pull_now(box: CoursewareDep, who: TeacherDep) -> dict[str, Any]:
     """Ask for a pull now."""
-    cw.pull_now()
+    box.pull_courseware()
     return {"accepted": True}
 
 
 @router.get("/api/chunks/{digest}")
-async def chunk(digest: str, cw: CoursewareDep) -> Response:
+async def chunk(digest: str, box: CoursewareDep) -> Response:
     """A chunk by sha256 for a LAN peer (no trust needed: the peer checks the hash)."""
     if not SHA256_RE.match(digest):
         raise HTTPException(status_code=400, detail="a chunk is named by its lowercase hex sha256")
-    data = await cw.chunk(digest)
+    data = await box.courseware_chunk(digest)
     if data is None:
         raise HTTPException(status_code=404, detail="chunk not in this box's cache")
     return Response(data, media_type="application/octet-stream", headers={"Cache-Control": "max-age=31536000"})
@@ -124,20 +122,18 @@ def content_headers(etag: str, content_type: str) -> dict[str, str]:
 class HeldResponse(StreamingResponse):
     """A streamed course file that lets go of its hold on the item when the response ends, however it ends."""
 
-    def __init__(self, cw: CoursewareComponent, hold: Hold, start: int, end: int, **kwargs: Any) -> None:
-        super().__init__(cw.read(hold, start, end), **kwargs)
-        self._cw, self._hold = cw, hold
+    def __init__(self, box: Box, hold: Hold, start: int, end: int, **kwargs: Any) -> None:
+        super().__init__(box.read_courseware(hold, start, end), **kwargs)
+        self._box, self._hold = box, hold
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            await self._cw.release(self._hold)
+            await self._box.release_courseware(self._hold)
 
 
-def _answer(
-    request: Request, cw: CoursewareComponent, hold: Hold, range_header: str | None, etags: str | None
-) -> Response:
+def _answer(request: Request, box: Box, hold: Hold, range_header: str | None, etags: str | None) -> Response:
     item = hold.item
     headers = content_headers(item.etag, item.content_type)
     if etags and item.etag in [tag.strip() for tag in etags.split(",")]:
@@ -150,7 +146,7 @@ def _answer(
     headers["Content-Length"] = str(end - start)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type=item.content_type)
-    return HeldResponse(cw, hold, start, end, status_code=status, headers=headers, media_type=item.content_type)
+    return HeldResponse(box, hold, start, end, status_code=status, headers=headers, media_type=item.content_type)
 
 
 @router.api_route("/courseware/{course}/{path:path}", methods=["GET", "HEAD"])
@@ -158,7 +154,7 @@ async def serve(
     course: str,
     path: str,
     request: Request,
-    cw: CoursewareDep,
+    box: CoursewareDep,
     range_header: Annotated[str | None, Header(alias="range")] = None,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
@@ -166,14 +162,14 @@ async def serve(
     if not COURSE_RE.match(course) or not valid_item_path(path):
         raise HTTPException(status_code=400, detail="not a courseware path")
     try:
-        hold = await cw.open(course, path)
+        hold = await box.courseware_item(course, path)
     except NotInStore as err:
         raise HTTPException(status_code=404, detail=str(err)) from err
     try:
-        response = _answer(request, cw, hold, range_header, if_none_match)
+        response = _answer(request, box, hold, range_header, if_none_match)
     except BaseException:
-        await cw.release(hold)
+        await box.release_courseware(hold)
         raise
     if not isinstance(response, HeldResponse):
-        await cw.release(hold)
+        await box.release_courseware(hold)
     return response

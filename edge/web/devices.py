@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from edge.web.app import BoxDep, TeacherDep
+from edge.web.deps import BoxDep, TeacherDep
 
 router = APIRouter()
 

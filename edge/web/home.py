@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse
 
-from edge.web.app import BoxDep, MaybeTeacherDep
+from edge.web.deps import BoxDep, MaybeTeacherDep
 from edge.web.watch import WEB, render, strings
 
 router = APIRouter()

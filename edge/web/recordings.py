@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, StreamingResponse
 
 from edge.errors import RecordingNotFound, RecordingNotReady
-from edge.web.app import BoxDep, TeacherDep
+from edge.web.deps import BoxDep, TeacherDep
 
 router = APIRouter()
 

@@ -11,8 +11,8 @@ from collections.abc import Generator
 import uvicorn
 from fastapi import FastAPI
 
-from edge.box import Box
 from edge.component import Component
+from edge.service import Box
 from edge.web.app import create_app
 
 log = logging.getLogger(__name__)

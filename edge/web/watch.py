@@ -13,13 +13,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from edge.box import Box
 from edge.errors import ViewerError
-from edge.web.app import BoxDep, TeacherDep
+from edge.service import Box
+from edge.web.deps import BoxDep, TeacherDep
 
 WEB = Path(__file__).resolve().parent
 RTL_LANGUAGES = {"ar", "fa", "he", "ur", "ps", "dv", "yi"}
@@ -68,11 +68,10 @@ def page(box: Box, join_code: str) -> str:
 
 
 @router.get("/watch/{join_code}", response_class=HTMLResponse)
-async def watch_page(request: Request, join_code: str) -> HTMLResponse:
+async def watch_page(box: BoxDep, join_code: str) -> HTMLResponse:
     """The student page (any state: it shows 'not started' or 'ended' itself)."""
     if not CODE_RE.match(join_code):
         raise HTTPException(404, "not a join code")
-    box: Box = request.app.state.box
     return HTMLResponse(page(box, join_code), headers={"Cache-Control": "no-store"})
 
 

@@ -1,0 +1,66 @@
+"""Devices: the cameras and microphones this machine has, the configured ones, and their sources for the media."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+from drivers.audio import list_microphones, probe_audio_device
+from drivers.camera import list_cameras, parse_video_device, probe_video_device
+from drivers.errors import DriverError
+from edge.config import BoxConfig
+from edge.logs import redact
+from edge.media.encoders import AudioFeed, VideoFeed
+
+log = logging.getLogger(__name__)
+
+
+class CameraPort(Protocol):
+    """What the media asks of the lesson's camera (edge.media.capture.CameraComponent)."""
+
+    @property
+    def source(self) -> VideoFeed: ...
+
+
+class MicrophonePort(Protocol):
+    """What the media asks of the lesson's microphone (edge.media.capture.MicrophoneComponent)."""
+
+    @property
+    def source(self) -> AudioFeed: ...
+
+
+def list_devices() -> dict[str, list[dict[str, Any]]]:
+    """The cameras and microphones this machine has (blocking: PortAudio init; call from a thread)."""
+    try:
+        microphones = list_microphones()
+    except (OSError, DriverError) as err:
+        log.warning("cannot list microphones: %s", err)
+        microphones = []
+    return {"cameras": list_cameras(), "microphones": microphones}
+
+
+async def devices(config: BoxConfig) -> dict[str, Any]:
+    """The cameras and microphones this machine has (names, modes, channels) and which ones are configured."""
+    found = await asyncio.to_thread(list_devices)
+    configured = {
+        "cameras": [{**c.model_dump(), "device": redact(c.device)} for c in config.cameras],
+        "microphones": [m.model_dump() for m in config.microphones],
+    }
+    return {**found, "configured": configured}
+
+
+def device_problems(config: BoxConfig) -> list[str]:
+    """One line per configured device that does not exist here (blocking; for `classbox config check`)."""
+    problems = []
+    for index, camera in enumerate(config.cameras):
+        if camera.source == "opencv":
+            problem = probe_video_device(parse_video_device(camera.device))
+            if problem:
+                problems.append(f"cameras.{index}.device ({camera.name}): {problem}")
+    for index, mic in enumerate(config.microphones):
+        if mic.source == "pyaudio":
+            problem = probe_audio_device(mic.device, mic.channels)
+            if problem:
+                problems.append(f"microphones.{index}.device ({mic.name}): {problem}")
+    return problems

@@ -1,0 +1,271 @@
+"""`Box`: the one facade every door calls, composing the service layer's concerns.
+
+The daemon wires the components in as typed attributes when it builds them (`camera`, `microphone`,
+`media`, `viewer_hub`, `recorder`, `courseware`); each is None until then, and the operations that
+need one say so in plain words (or answer empty) without it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from edge.config import BoxConfig
+from edge.db import Headroom, open_db
+from edge.events import EventBus
+from edge.media.packets import PacketFanout
+from edge.service import courseware, devices, health, media, recordings, viewers
+from edge.service.accounts import TeacherAccess, is_panel_address
+from edge.service.courseware import CoursewarePort
+from edge.service.devices import CameraPort, MicrophonePort
+from edge.service.health import Alarms, Reports
+from edge.service.lessons import Lesson, LessonHook, Lessons
+from edge.service.media import MediaPort
+from edge.service.recordings import RecorderPort
+from edge.service.settings import Settings
+from edge.service.viewers import ViewerHubPort
+from sync.budget import Budget
+from sync.clock import Clock
+from sync.store import Hold
+
+HEADROOM_FILE = "headroom.reserve"
+MB = 1024 * 1024
+
+
+class Box:
+    """Every operation a door may ask for, over the daemon's components and state."""
+
+    def __init__(self, config: BoxConfig, bus: EventBus, config_path: Path | None = None) -> None:
+        self.config = config
+        self.bus = bus
+        self.id = config.box.resolved_id()
+        self.clock = Clock()
+        self.started_at = self.clock.wall()
+        self._started_mono = self.clock.monotonic()
+        self._db: sqlite_utils.Database | None = None
+        self._supervisor: Reports | None = None
+        self.headroom = Headroom(config.box.state_dir / HEADROOM_FILE, config.box.reserve_mb * MB)
+        self.settings = Settings(config, config_path)
+        self._alarms = Alarms(bus)
+        self._teacher = TeacherAccess(lambda: self.config.web)
+        self.lessons = Lessons(
+            lambda: self.db, lambda: self.config.lesson, bus, self.clock, self._alarms, self.headroom
+        )
+        # The components, wired in by the daemon as it builds them.
+        self.camera: CameraPort | None = None
+        self.microphone: MicrophonePort | None = None
+        self.media: MediaPort | None = None
+        self.viewer_hub: ViewerHubPort | None = None
+        self.recorder: RecorderPort | None = None
+        self.courseware: CoursewarePort | None = None
+
+    # -- composition ---------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open the state database and close out lessons a crash or power cut left live."""
+        self.config.box.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = open_db(self.config.box.state_dir / "box.db")
+        except sqlite3.OperationalError:  # booted on a full disk: SQLite cannot even make its WAL index
+            if not self.headroom.release():
+                raise
+            self._db = open_db(self.config.box.state_dir / "box.db")
+        self.lessons.close_out_interrupted()
+        self.headroom.restore()
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        if self._db is not None:
+            self.lessons.flush()
+            self._db.close()
+            self._db = None
+
+    def attach(self, supervisor: Reports) -> None:
+        """Give the box the supervisor whose components it reports on."""
+        self._supervisor = supervisor
+
+    def on_lesson_start(self, hook: LessonHook) -> None:
+        """Run `hook` (awaited, in registration order) when a lesson starts."""
+        self.lessons.on_start(hook)
+
+    def on_lesson_stop(self, hook: LessonHook) -> None:
+        """Run `hook` (awaited, in reverse registration order) when a lesson stops."""
+        self.lessons.on_stop(hook)
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The state database."""
+        if self._db is None:
+            raise RuntimeError("the box is not open")
+        return self._db
+
+    # -- a full disk ----------------------------------------------------------------------------
+
+    async def tend_disk(self) -> bool:
+        """Write what a full disk held back and make the database reserve again once there is room; True when held."""
+        return await self.lessons.tend_disk()
+
+    def disk_full(self) -> None:
+        """A writer hit a full disk: give the databases the reserve kept for them."""
+        self.headroom.release()
+
+    # -- alarms and health ----------------------------------------------------------------------
+
+    def raise_alarm(self, name: str, message: str) -> None:
+        """Say something the teacher and the technician must know, in plain words, until it is cleared."""
+        self._alarms.raise_alarm(name, message)
+
+    def clear_alarm(self, name: str) -> None:
+        """The condition behind an alarm is over."""
+        self._alarms.clear_alarm(name)
+
+    def alarms(self) -> dict[str, str]:
+        """The alarms raised now, by name."""
+        return self._alarms.now()
+
+    def health(self) -> dict[str, Any]:
+        """Overall status and each component's health, for /healthz and the console."""
+        components = health.component_reports(self._supervisor)
+        current = self.current_lesson()
+        return {
+            "status": health.overall_status(components),
+            "box": {"id": self.id, "name": self.config.box.name},
+            "uptime_s": round(self.clock.monotonic() - self._started_mono, 1),
+            "lesson": current.to_json() if current else None,
+            "alarms": self.alarms(),
+            "components": components,
+        }
+
+    def public_health(self) -> dict[str, Any]:
+        """What anyone may read: the overall status and each component's status, no details."""
+        return health.public_health(health.component_reports(self._supervisor))
+
+    async def devices(self) -> dict[str, Any]:
+        """The cameras and microphones this machine has (names, modes, channels) and which ones are configured."""
+        return await devices.devices(self.config)
+
+    # -- teacher credential ---------------------------------------------------------------------
+
+    def is_panel_address(self, address: str | None) -> bool:
+        """True when `address` is one of the configured panel addresses (acts as the teacher)."""
+        return is_panel_address(self.config.web, address)
+
+    async def authorize_teacher(self, address: str | None, pin: str | None) -> str:
+        """Who is acting as the teacher; raise NotAllowed without the panel address or the PIN."""
+        return await self._teacher.authorize(address, pin)
+
+    # -- lessons --------------------------------------------------------------------------------
+
+    def current_lesson(self) -> Lesson | None:
+        """The live lesson, if any, with the alarms the panel must show."""
+        return self.lessons.current()
+
+    def lesson_by_code(self, join_code: str) -> Lesson | None:
+        """The lesson a join code belongs to (any state)."""
+        return self.lessons.by_code(join_code)
+
+    def get_lesson(self, lesson_id: str) -> Lesson | None:
+        """A lesson by id."""
+        return self.lessons.get(lesson_id)
+
+    def recent_lessons(self, limit: int = 50) -> list[Lesson]:
+        """The most recent lessons, newest first."""
+        return self.lessons.recent(limit)
+
+    def lesson_origin(self, lesson: Lesson) -> float:
+        """The monotonic time the live `lesson` started: time zero of its media clock."""
+        return self.lessons.origin(lesson)
+
+    async def start_lesson(self, title: str | None, by: str) -> Lesson:
+        """Go live; raise LessonAlreadyLive if a lesson is live."""
+        return await self.lessons.start(title, by)
+
+    async def stop_lesson(self, by: str) -> Lesson:
+        """End the live lesson; raise NoLiveLesson if there is none."""
+        return await self.lessons.stop(by)
+
+    # -- live viewers ---------------------------------------------------------------------------
+
+    def viewers(self) -> list[dict[str, Any]]:
+        """Every student watching the live lesson: name, layer, bitrate, loss, RTT, raised hand."""
+        return viewers.viewers(self.viewer_hub)
+
+    def acknowledge_hand(self, viewer_id: str) -> None:
+        """The teacher answered a student's raised hand; raise ViewerError if that student left."""
+        viewers.acknowledge_hand(self.viewer_hub, viewer_id)
+
+    async def open_viewer(
+        self, join_code: str, offer: str, *, name: str = "", data_saver: bool = False
+    ) -> tuple[str, str]:
+        """(viewer id, SDP answer) for a student's offer; LessonNotFound, LessonFull, StreamUnavailable or BadOffer."""
+        hub = viewers.running(self.viewer_hub)
+        viewer, answer = await hub.open_viewer(join_code, offer, name=name, data_saver=data_saver)
+        return viewer.id, answer
+
+    async def close_viewer(self, viewer_id: str, reason: str = "left") -> bool:
+        """End one student's session; False if it was not there, StreamUnavailable without streaming."""
+        return await viewers.running(self.viewer_hub).close_viewer(viewer_id, reason)
+
+    def streaming(self) -> bool:
+        """True when live streaming runs on this box (students can join a live lesson)."""
+        return self.viewer_hub is not None
+
+    def packets(self) -> PacketFanout | None:
+        """The live media's shared packets (what viewers and the recorder read), once media is wired in."""
+        return media.fanout(self.media)
+
+    # -- recordings -----------------------------------------------------------------------------
+
+    def recordings(self) -> dict[str, Any]:
+        """Every recording, newest first, with its upload state, and the recorder's storage figures."""
+        return recordings.listing(self.db, self.recorder)
+
+    def recording_file(self, recording_id: str, kind: str) -> tuple[Path, str]:
+        """(path, download name) of a finished recording's `video` (MP4), `ink` log or HLS `playlist`."""
+        return recordings.file(recordings.ready(self.db, recording_id), kind)
+
+    def recording_parts(self, recording_id: str) -> tuple[list[Path], str]:
+        """A finished recording's video as files to send one after another (an MP4, or its segments), and its name."""
+        return recordings.parts(recordings.ready(self.db, recording_id))
+
+    def recording_segment(self, recording_id: str, name: str) -> Path:
+        """One segment file of a recording kept as segments (what its HLS playlist names)."""
+        return recordings.segment(recordings.ready(self.db, recording_id), name)
+
+    # -- courseware -----------------------------------------------------------------------------
+
+    def courseware_open(self) -> None:
+        """Nothing when the courseware cache is open; StoreClosed while it is (re)starting."""
+        courseware.running(self.courseware)
+
+    async def courseware_listing(self) -> dict[str, Any]:
+        """Courses and items with their cache state, the WAN budget and the last pull; StoreClosed while restarting."""
+        return await courseware.running(self.courseware).listing()
+
+    def pull_courseware(self) -> None:
+        """Ask the courseware component for a pull now; StoreClosed while it is restarting."""
+        courseware.running(self.courseware).pull_now()
+
+    async def courseware_chunk(self, digest: str) -> bytes | None:
+        """A stored chunk by sha256 (for LAN peers), or None; StoreClosed while restarting."""
+        return await courseware.running(self.courseware).chunk(digest)
+
+    async def courseware_item(self, course: str, path: str) -> Hold:
+        """Hold an item's current version for one reader (NotInStore); `release_courseware` it after."""
+        return await courseware.running(self.courseware).open(course, path)
+
+    def read_courseware(self, hold: Hold, start: int, end: int) -> AsyncIterator[bytes]:
+        """The bytes [start, end) of a held item, piece by piece; the hold is released at the end."""
+        return courseware.running(self.courseware).read(hold, start, end)
+
+    async def release_courseware(self, hold: Hold) -> None:
+        """Let go of a hold (idempotent; also while the courseware component restarts)."""
+        await courseware.release(self.courseware, hold)
+
+    def wan_budget(self) -> Budget | None:
+        """The WAN budget the courseware component owns now (None while it is not running: no limit)."""
+        return courseware.budget(self.courseware)
