@@ -31,3 +31,71 @@ def test_arrows_point_down(package: str) -> None:
         if imported_packages(path) & FORBIDDEN[package]
     }
     assert offenders == {}
+
+
+OURS = {"edge", "sync", "drivers"}
+STATE_OWNERS = {"edge/web/app.py", "edge/web/deps.py"}  # where the app is given its Box and routes get it
+
+
+def _ours(node: ast.Import | ast.ImportFrom) -> bool:
+    if isinstance(node, ast.ImportFrom):
+        return node.level > 0 or (node.module or "").split(".")[0] in OURS
+    return any(alias.name.split(".")[0] in OURS for alias in node.names)
+
+
+def _app_state(node: ast.AST) -> bool:
+    """`<something>.app.state`."""
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == "state"
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr == "app"
+    )
+
+
+def wiring_problems(path: Path, root: Path = REPO) -> list[str]:
+    """Function-local imports of our modules, TYPE_CHECKING imports, components looked up by name, app.state reads."""
+    tree = ast.parse(path.read_text(), str(path))
+    name = str(path.relative_to(root))
+    problems = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            problems += [
+                f"{name}:{inner.lineno}: import inside {node.name}()"
+                for inner in ast.walk(node)
+                if isinstance(inner, (ast.Import, ast.ImportFrom)) and _ours(inner)
+            ]
+        elif isinstance(node, ast.Name) and node.id == "TYPE_CHECKING":
+            problems.append(f"{name}:{node.lineno}: TYPE_CHECKING import (an import cycle dodged)")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "component":
+            problems.append(f"{name}:{node.lineno}: a component looked up by name")
+        elif _app_state(node) and name not in STATE_OWNERS:
+            problems.append(f"{name}:{node.lineno}: reaches into request.app.state instead of the service layer")
+    return problems
+
+
+def test_the_service_layer_and_doors_get_components_wired_in_not_looked_up() -> None:
+    problems = [problem for path in sorted((REPO / "edge").rglob("*.py")) for problem in wiring_problems(path)]
+    assert problems == []
+
+
+def test_the_wiring_check_sees_each_kind_of_lookup(tmp_path: Path) -> None:
+    source = tmp_path / "edge" / "door.py"
+    source.parent.mkdir()
+    source.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from edge.service import Box\n"
+        "def door(request, box):\n"
+        "    from edge.stream.viewers import ViewerHub\n"
+        "    import json\n"  # not ours: allowed
+        "    hub = box.component('stream')\n"
+        "    return request.app.state.box\n"
+    )
+    found = sorted(wiring_problems(source, tmp_path))
+    assert found == [
+        "edge/door.py:2: TYPE_CHECKING import (an import cycle dodged)",
+        "edge/door.py:5: import inside door()",
+        "edge/door.py:7: a component looked up by name",
+        "edge/door.py:8: reaches into request.app.state instead of the service layer",
+    ]
