@@ -117,9 +117,9 @@ def _report(err: ConfigError) -> int:
     return EXIT_CONFIG
 
 
-def _serve(config: BoxConfig, fault: str | None = None, config_note: str = "") -> int:
+def _serve(config: BoxConfig, fault: str | None = None, config_note: str = "", path: Path | None = None) -> int:
     setup_logging(config.logging.level)
-    daemon = Daemon(config, [standard_components], fault=fault, config_note=config_note)
+    daemon = Daemon(config, [standard_components], fault=fault, config_note=config_note, config_path=path)
     asyncio.run(daemon.run())
     return 0
 
@@ -127,7 +127,7 @@ def _serve(config: BoxConfig, fault: str | None = None, config_note: str = "") -
 def _cmd_run(args: argparse.Namespace) -> int:
     setup_logging()
     config, note = _load_for_run(args.config)
-    return _serve(config, config_note=note)
+    return _serve(config, config_note=note, path=config_path(args.config))  # settings are saved where they are read
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ NO_FILE = "this box runs without a config file: there is nowhere to save setting
 
 
 class Settings:
-    """The config the box runs on and the file it was read from (None: built-in defaults, nothing to save).
+    """The config the box runs on and the file it is read from and saved to (None: a demo, nothing to save).
 
     Saving writes the file; applying a change to the running box is for the component it concerns.
     """
