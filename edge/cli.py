@@ -1,4 +1,8 @@
-"""`classbox run|demo|config ...`: the command line of the box."""
+"""`classbox run|demo|config ...`: the command line of the box.
+
+Each command imports what it needs when it runs (the daemon brings media, WebRTC and the web doors),
+so `--help`, `--version` and the config tools answer at once, also on a busy box.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +17,9 @@ from pathlib import Path
 
 from edge import __version__
 from edge.config import BoxConfig, config_path, load_config, save_config
-from edge.daemon import Daemon, standard_components
 from edge.demo import prepare_demo_courseware
 from edge.errors import ConfigError
 from edge.logs import setup_logging
-from edge.service.accounts import hash_pin
-from edge.service.devices import device_problems
-from sync.errors import PublishError
-from sync.publish import publish, stderr_progress
 
 log = logging.getLogger("classbox")
 
@@ -118,6 +117,8 @@ def _report(err: ConfigError) -> int:
 
 
 def _serve(config: BoxConfig, fault: str | None = None, config_note: str = "", path: Path | None = None) -> int:
+    from edge.daemon import Daemon, standard_components  # the whole daemon: media, WebRTC, the web doors
+
     setup_logging(config.logging.level)
     daemon = Daemon(config, [standard_components], fault=fault, config_note=config_note, config_path=path)
     asyncio.run(daemon.run())
@@ -149,6 +150,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
+    from edge.service.devices import device_problems
+
     config = load_config(args.file)
     problems = device_problems(config)  # the form was checked at load; this looks for the devices themselves
     if problems:
@@ -158,6 +161,8 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_set_pin(args: argparse.Namespace) -> int:
+    from edge.service.accounts import hash_pin
+
     path = config_path(args.config)
     config = load_config(path) if path.exists() else BoxConfig()
     pin = getpass.getpass("New teacher PIN: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
@@ -172,6 +177,9 @@ def _cmd_set_pin(args: argparse.Namespace) -> int:
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
+    from sync.errors import PublishError
+    from sync.publish import publish, stderr_progress
+
     try:
         report = publish(args.src, args.repo, args.keys, progress=stderr_progress(), timestamp_days=args.timestamp_days)
     except (PublishError, OSError) as err:

@@ -35,6 +35,8 @@ def test_arrows_point_down(package: str) -> None:
 
 OURS = {"edge", "sync", "drivers"}
 STATE_OWNERS = {"edge/web/app.py", "edge/web/deps.py"}  # where the app is given its Box and routes get it
+# The command line imports each command's modules when it runs: `--help` must not load the daemon.
+LAZY_IMPORTS_ALLOWED = {"edge/cli.py"}
 
 
 def _ours(node: ast.Import | ast.ImportFrom) -> bool:
@@ -59,7 +61,7 @@ def wiring_problems(path: Path, root: Path = REPO) -> list[str]:
     name = str(path.relative_to(root))
     problems = []
     for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and name not in LAZY_IMPORTS_ALLOWED:
             problems += [
                 f"{name}:{inner.lineno}: import inside {node.name}()"
                 for inner in ast.walk(node)
