@@ -49,11 +49,11 @@ class Box:
         self._db: sqlite_utils.Database | None = None
         self._supervisor: Reports | None = None
         self.headroom = Headroom(config.box.state_dir / HEADROOM_FILE, config.box.reserve_mb * MB)
-        self.settings = Settings(config, config_path)
+        self.settings = Settings(lambda: self.config, config_path)
         self._alarms = Alarms(bus)
         self._teacher = TeacherAccess(lambda: self.config.web)
         self.lessons = Lessons(
-            lambda: self.db, lambda: self.config.lesson, bus, self.clock, self._alarms, self.headroom
+            lambda: self.db, lambda: self.config.lesson, bus, lambda: self.clock, self._alarms, self.headroom
         )
         # The components, wired in by the daemon as it builds them.
         self.camera: CameraPort | None = None

@@ -81,10 +81,11 @@ class Lessons:
         db: Callable[[], sqlite_utils.Database],
         settings: Callable[[], LessonSection],
         bus: EventBus,
-        clock: Clock,
+        clock: Callable[[], Clock],
         alarms: Alarms,
         headroom: Headroom,
     ) -> None:
+        # Read per use: the box's clock and config may be replaced while it runs (tests step the clock).
         self._db, self._settings, self._bus, self._clock = db, settings, bus, clock
         self._alarms, self._headroom = alarms, headroom
         self._lock = asyncio.Lock()
@@ -185,12 +186,12 @@ class Lessons:
         """The live lesson with how long it has been live (monotonic); any other lesson as it is."""
         if lesson.state != "live" or self._live is None or lesson.id != self._live.id:
             return lesson
-        return replace(lesson, duration_s=round(self._clock.monotonic() - self._live_since, 3))
+        return replace(lesson, duration_s=round(self._clock().monotonic() - self._live_since, 3))
 
     def origin(self, lesson: Lesson) -> float:
         """The monotonic time the live `lesson` started: time zero of its media clock."""
         live = self._live is not None and lesson.id == self._live.id
-        return self._live_since if live else self._clock.monotonic()
+        return self._live_since if live else self._clock().monotonic()
 
     def _new_join_code(self) -> str:
         length = self._settings().join_code_length
@@ -212,10 +213,10 @@ class Lessons:
                 title=(title or "").strip()[:120] or self._settings().default_title,
                 join_code=self._new_join_code(),
                 state="live",
-                started_at=self._clock.wall(),
+                started_at=self._clock().wall(),
                 started_by=by,
             )
-            self._live, self._live_since = lesson, self._clock.monotonic()
+            self._live, self._live_since = lesson, self._clock().monotonic()
             self._save(lesson)
             log.info("lesson %s started by %s: %s", lesson.id, by, lesson.title)
             await self._run_hooks(self._on_start, lesson)
@@ -228,7 +229,7 @@ class Lessons:
             current = self._live
             if current is None:
                 raise NoLiveLesson("no lesson is live")
-            ended = replace(self._measured(current), state="ended", ended_at=self._clock.wall())
+            ended = replace(self._measured(current), state="ended", ended_at=self._clock().wall())
             self._live = None
             self._save(ended)
             log.info("lesson %s stopped by %s", ended.id, by)

@@ -6,6 +6,7 @@ atomic writes are edge/config.py's, this only puts them behind the service layer
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,14 @@ class Settings:
     Saving writes the file; applying a change to the running box is for the component it concerns.
     """
 
-    def __init__(self, config: BoxConfig, path: Path | None = None) -> None:
-        self.config = config
+    def __init__(self, config: Callable[[], BoxConfig], path: Path | None = None) -> None:
+        self._config = config
         self.path = path
+
+    @property
+    def config(self) -> BoxConfig:
+        """The config the box runs on now."""
+        return self._config()
 
     def get(self, key: str) -> Any:
         """One setting by its dotted name (`web.port`, `cameras.0.device`); KeyError for an unknown name."""
