@@ -18,8 +18,10 @@ import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
+from edge.stream import bwe
 from edge.stream.bwe import (
     HISTORY_SIZE,
+    START_PROBED_BPS,
     TRANSPORT_CC_URI,
     BandwidthEstimator,
     SendHistory,
@@ -170,3 +172,60 @@ def test_the_empty_queue_baseline_follows_clocks_that_drift_apart() -> None:
         sent_us += 100_000
     assert estimator.queue_delay_ms() < 25  # 60 ms of drift, but no queue
     assert not estimator.congested
+
+
+class Bottleneck:
+    """A link that delivers packets in order at `kbps` (a tbf queue with room to spare)."""
+
+    def __init__(self, kbps: int) -> None:
+        self.bps = kbps * 1000
+        self.free_us = 0.0
+
+    def arrival_us(self, sent_us: int, size: int) -> int:
+        self.free_us = max(self.free_us, sent_us) + size * 8e6 / self.bps
+        return int(self.free_us)
+
+
+def probe_over(link_kbps: int, target_bps: int, monkeypatch: pytest.MonkeyPatch) -> BandwidthEstimator:
+    """A viewer fed 160 kbit/s of media, probed at `target_bps` 1 s in, with feedback every 50 ms, for 4 s."""
+    clock = {"us": 0}
+    monkeypatch.setattr(bwe, "now_us", lambda: clock["us"])
+    history, link = SendHistory(), Bottleneck(link_kbps)
+    estimator = BandwidthEstimator(history, START_PROBED_BPS)
+    in_flight: list[tuple[int, int]] = []
+
+    def send(size: int) -> None:
+        in_flight.append((history.take(clock["us"], size), link.arrival_us(clock["us"], size)))
+
+    def pad(due: int) -> int:
+        sizes = [1200] * (due // 1200)
+        for size in sizes:
+            send(size)
+        return sum(sizes)
+
+    estimator.pad = pad
+    for ms in range(0, 4000, 5):
+        clock["us"] = ms * 1000
+        if ms % 50 == 0:
+            send(1000)
+            estimator.after_media(1000)
+        if ms % 50 == 25:
+            arrived = [(seq, at) for seq, at in in_flight if at <= clock["us"]]
+            del in_flight[: len(arrived)]
+            if arrived:
+                estimator.on_feedback(TransportFeedback(arrived[0][0], 0, list(arrived)), clock["us"])
+        if ms == 1000:
+            assert estimator.start_probe(target_bps)
+    return estimator
+
+
+def test_a_probe_the_link_carries_raises_the_estimate_to_its_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    estimator = probe_over(5000, 1_821_000, monkeypatch)
+    assert estimator.take_probe_results() == [True]
+    assert estimator.estimate_bps >= 1_821_000
+
+
+def test_a_failed_probe_still_teaches_what_the_link_drains(monkeypatch: pytest.MonkeyPatch) -> None:
+    estimator = probe_over(800, 1_821_000, monkeypatch)
+    assert estimator.take_probe_results() == [False]  # the queue grew: no climb to the probed layer
+    assert 0.8 * 800_000 <= estimator.delay_bps <= 800_000  # but the viewer starting at 300k learns the link's rate

@@ -79,16 +79,28 @@ def test_with_an_estimate_a_short_estimate_without_a_queue_or_loss_keeps_the_lay
 
 def test_with_an_estimate_the_viewer_is_never_left_below_a_layer_that_fits() -> None:
     policy = LayerPolicy(**THREE)  # type: ignore[arg-type]
-    assert policy.next_layer("none", estimated(500), False, now=0) == "lowest"  # one step a report, upwards too
-    assert policy.next_layer("lowest", estimated(500), False, now=1) == "low"
+    assert policy.next_layer("none", estimated(200), False, now=0) == "lowest"
+    assert policy.next_layer("none", estimated(500), False, now=1) == "low"  # up: straight to the best that fits
     assert policy.next_layer("low", estimated(500), False, now=2) == "low"  # high needs 1548 / 0.85
     assert policy.next_layer("low", estimated(1850), False, now=3) == "high"
     assert policy.next_layer("high", estimated(1850), True, now=4) == "low"  # data saver caps it
     assert policy.next_layer("low", estimated(9000), True, now=5) == "low"
 
 
+def test_from_the_start_a_viewer_climbs_probe_by_probe_until_one_fails() -> None:
+    policy = LayerPolicy(stable_s=3.0, startup_stable_s=1.0, **THREE)  # type: ignore[arg-type]
+    assert policy.next_layer("lowest", estimated(300), False, now=0) == "lowest"
+    assert policy.probe_kbps("lowest", False, now=0.5) is None  # the first keyframe goes through first
+    assert policy.probe_kbps("lowest", False, now=1.0) == pytest.approx(398 / 0.85)
+    assert policy.next_layer("lowest", estimated(470, probes=[True]), False, now=1.5) == "low"
+    assert policy.probe_kbps("low", False, now=2.6) == pytest.approx(1548 / 0.85)  # a second later, not three
+    assert policy.next_layer("low", estimated(800, probes=[False]), False, now=3.0) == "low"
+    assert policy.probe_kbps("low", False, now=7.0) is None  # after a failure: the stable spell and the backoff
+    assert policy.probe_kbps("low", False, now=9.5) is not None
+
+
 def test_probes_come_after_a_stable_spell_and_back_off_exponentially_after_failures() -> None:
-    policy = LayerPolicy(stable_s=3.0, probe_backoff_s=3.0, **THREE)  # type: ignore[arg-type]
+    policy = LayerPolicy(stable_s=3.0, startup_stable_s=3.0, probe_backoff_s=3.0, **THREE)  # type: ignore[arg-type]
     assert policy.next_layer("low", estimated(600), False, now=0) == "low"
     assert policy.probe_kbps("low", False, now=1) is None  # not stable long enough
     target = policy.probe_kbps("low", False, now=3)

@@ -34,6 +34,7 @@ TRENDLINE_SMOOTHING = 0.9
 TRENDLINE_GAIN = 4.0
 ACKED_WINDOW_MS = 1_000
 START_BPS = 2_000_000
+START_PROBED_BPS = 300_000  # a viewer that probes its way up starts here (libwebrtc's start rate)
 MIN_BPS = 50_000
 MAX_BPS = 20_000_000
 LOSS_DECREASE = 0.10  # GCC: above 10 % lost the bound shrinks by half the loss...
@@ -46,6 +47,7 @@ DELAY_BASE_BUCKETS = 3
 PROBE_SECONDS = 1.0
 PROBE_DELAY_GROWTH_MS = 25.0  # the queue growing by this much during a probe fails it
 PROBE_MIN_SHARE = 0.8  # of its target a probe must really have sent and got through
+PROBE_FAILED_SHARE = 0.9  # of what a failed probe got through, taken as the link's rate
 
 
 @dataclass
@@ -473,9 +475,16 @@ class BandwidthEstimator:
         self.probe_results.append(success)
         self.probes += 1
         if success:
-            self.delay_bps = min(max(self.delay_bps, probe.target_bps), MAX_BPS)
-            self.rate_control.set_estimate(self.delay_bps, at_us // 1000)
+            self._raise_to(probe.target_bps, at_us)
             self.loss_bound_bps = None
+        elif rate is not None and rate > self.delay_bps:
+            # What a failed probe got through is what the bottleneck drains: the link carries at least that.
+            self._raise_to(int(PROBE_FAILED_SHARE * rate), at_us)
+
+    def _raise_to(self, bps: int, at_us: int) -> None:
+        if bps > self.delay_bps:
+            self.delay_bps = min(bps, MAX_BPS)
+            self.rate_control.set_estimate(self.delay_bps, at_us // 1000)
 
     def _acknowledged_past(self, sequence: int) -> bool:
         """True once feedback has reported a packet sent after `sequence` (so the probe's packets are all in)."""

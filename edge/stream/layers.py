@@ -32,7 +32,9 @@ class LayerPolicy:
     reports in a row, or at once on heavy loss or when the estimate is far short), so between 85 %
     and 100 % it holds (hysteresis), and so does a short estimate left by a queue that drained;
     after `stable_s` on a layer it asks for a probe at the next layer's need, and after a failed
-    probe waits twice as long before the next one.
+    probe waits twice as long before the next one. A viewer starts on the lowest video layer (see
+    `ViewerHub`) and climbs from it probe by probe, each a second after the last layer's keyframe,
+    until a probe fails: a weak link never sees more than one layer above what it carries.
 
     Without one (a player that sends no transport feedback), a report is bad when loss or
     round-trip time is too high, or when the viewer's own estimate (REMB) is well below what the
@@ -53,6 +55,7 @@ class LayerPolicy:
     short_reports_to_drop: int = 2
     far_short_share: float = 0.7
     stable_s: float = 3.0
+    startup_stable_s: float = 1.0  # while climbing from the start, until a probe fails: time for a keyframe
     probe_backoff_s: float = 3.0
     max_probe_backoff_s: float = 60.0
     steps_for_estimate: int = 0  # step-downs that the viewer's bandwidth estimate alone caused
@@ -65,6 +68,7 @@ class LayerPolicy:
     _backoff_s: float = 0.0
     _next_probe_at: float = 0.0
     _probing: bool = False
+    _starting: bool = True  # a viewer starts on the lowest video layer and probes up one layer at a time
 
     def next_layer(self, current: str, report: LinkReport | None, data_saver: bool, now: float = 0.0) -> str:
         """The layer to give next; `data_saver` caps it at the low layer."""
@@ -106,10 +110,8 @@ class LayerPolicy:
                 return self.ladder[index - 1]
             return current
         self._short = 0
-        top = self.ladder.index(ceiling)
-        if index < top and self.fits(self.ladder[index + 1], estimate):
-            return self.ladder[index + 1]
-        return current
+        fitting = [i for i in range(index + 1, self.ladder.index(ceiling) + 1) if self.fits(self.ladder[i], estimate)]
+        return self.ladder[max(fitting)] if fitting else current
 
     def _moved(self, layer: str, now: float, current: str | None = None) -> str:
         if layer != current or self._stable_since is None:
@@ -119,7 +121,8 @@ class LayerPolicy:
     def probe_kbps(self, current: str, data_saver: bool, now: float) -> float | None:
         """The rate to probe at now for the next layer up, or None (too soon, on top, or probing)."""
         index, top = self.ladder.index(current), self.ladder.index(self.ceiling(data_saver))
-        stable = self._stable_since is not None and now - self._stable_since >= self.stable_s
+        wait_s = self.startup_stable_s if self._starting else self.stable_s
+        stable = self._stable_since is not None and now - self._stable_since >= wait_s
         if index >= top or self._probing or not stable or now < self._next_probe_at:
             return None
         self._probing = True
@@ -127,11 +130,12 @@ class LayerPolicy:
 
     def _probe_ended(self, success: bool, now: float) -> None:
         self._probing = False
+        self._starting = self._starting and success
         if success:
             self._backoff_s = self.probe_backoff_s
         else:
             self._backoff_s = min(max(self._backoff_s, self.probe_backoff_s / 2) * 2, self.max_probe_backoff_s)
-        self._next_probe_at = now + self._backoff_s
+        self._next_probe_at = now if self._starting else now + self._backoff_s
 
     # -- from receiver reports alone --------------------------------------------------------------
 

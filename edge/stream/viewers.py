@@ -32,7 +32,7 @@ from edge.errors import BadOffer, LessonFull, LessonNotFound, StreamUnavailable,
 from edge.media.live import video_layers
 from edge.media.packets import AUDIO_LAYER, PacketFanout
 from edge.service import Box, Lesson
-from edge.stream.bwe import BandwidthEstimator, SendHistory
+from edge.stream.bwe import START_BPS, START_PROBED_BPS, TRANSPORT_CC_URI, BandwidthEstimator, SendHistory
 from edge.stream.feeds import (
     SharedPacketizer,
     ViewerFeed,
@@ -237,7 +237,7 @@ class ViewerHub(Component):
             raise LessonFull(f"this lesson already has {len(self._viewers)} viewers, the most this box serves")
         check_offer(offer_sdp)
         try:
-            viewer = self._new_viewer(lesson, name, data_saver)
+            viewer = self._new_viewer(lesson, name, data_saver, probes_up=self._probes_up(offer_sdp))
         except (OSError, MemoryError) as err:
             raise _unavailable(err) from err
         self._viewers[viewer.id] = viewer
@@ -258,16 +258,26 @@ class ViewerHub(Component):
         self._report()
         return viewer, answer
 
-    def _new_viewer(self, lesson: Lesson, name: str, data_saver: bool) -> Viewer:
+    def _probes_up(self, offer_sdp: str) -> bool:
+        """True when the box can find this viewer's layer itself: transport feedback and RTX (for probes) offered."""
+        offer = offer_sdp.lower()
+        return self._box.config.stream.adaptive_layers and TRANSPORT_CC_URI in offer_sdp and "rtx/90000" in offer
+
+    def _new_viewer(self, lesson: Lesson, name: str, data_saver: bool, probes_up: bool = False) -> Viewer:
+        """A viewer on the high layer, or on the lowest one when it can probe its way up (a weak link never floods)."""
         fanout = self.fanout()
-        layer = "low" if data_saver or not self.capacity.allows_high(self._high_count()) else "high"
+        policy = self._policy()
+        if probes_up:
+            layer = policy.ladder[1]
+        else:
+            layer = "low" if data_saver or not self.capacity.allows_high(self._high_count()) else "high"
         stream = self._box.config.stream
         relay = RTCIceTransportPolicy.RELAY if stream.relay_only else RTCIceTransportPolicy.ALL
         viewer_id = uuid.uuid4().hex[:16]
         servers = rtc_ice_servers(stream.ice_servers, viewer_id)  # the viewer's own minted TURN credentials
         pc = RTCPeerConnection(RTCConfiguration(iceServers=servers, iceTransportPolicy=relay))
         clean = name.strip() if NAME_RE.match(name.strip() or "-") else ""
-        estimator = BandwidthEstimator(SendHistory())
+        estimator = BandwidthEstimator(SendHistory(), START_PROBED_BPS if probes_up else START_BPS)
         viewer = Viewer(
             id=viewer_id,
             lesson_id=lesson.id,
@@ -278,7 +288,7 @@ class ViewerHub(Component):
             layer=layer,
             data_saver=data_saver,
             estimator=estimator,
-            policy=self._policy(),
+            policy=policy,
         )
         video = pc.addTransceiver(viewer.video.track(), direction="sendonly")
         prefer_codecs(video, "video/H264")
