@@ -45,9 +45,12 @@ CONGESTED_QUEUE_MS = 50.0
 DELAY_BASE_BUCKET_MS = 10_000
 DELAY_BASE_BUCKETS = 3
 PROBE_SECONDS = 1.0
+PROBE_PACE_S = 0.005  # padding goes out this often while a probe runs (the viewer hub's pacer)
+PROBE_BURST_S = 0.015  # and never more than this much of the probe's rate at once
 PROBE_DELAY_GROWTH_MS = 25.0  # the queue growing by this much during a probe fails it
 PROBE_MIN_SHARE = 0.8  # of its target a probe must really have sent and got through
 PROBE_FAILED_SHARE = 0.9  # of what a failed probe got through, taken as the link's rate
+PROBE_AFTERMATH_MS = 1000  # the queue a failed probe left is its own: the rate holds while it drains
 
 
 @dataclass
@@ -252,6 +255,7 @@ class BandwidthEstimator:
         self.transports: set[int] = set()  # the DTLS transports whose feedback comes here
         self.on_overuse: Callable[[], None] = lambda: None  # a queue began to build: the layer may not wait
         self._overuse_began = False
+        self._aftermath_until_ms = 0
 
     # -- inputs -----------------------------------------------------------------------------------
 
@@ -359,7 +363,8 @@ class BandwidthEstimator:
 
     def _update_rate(self, now_ms: int) -> None:
         acked = self.acked_bps(now_ms)
-        rate = self.rate_control.update(self.usage, acked, now_ms)
+        usage = BandwidthUsage.UNDERUSING if now_ms < self._aftermath_until_ms else self.usage  # hold
+        rate = self.rate_control.update(usage, acked, now_ms)
         if rate is not None:
             self.delay_bps = max(MIN_BPS, min(rate, MAX_BPS))
 
@@ -428,7 +433,7 @@ class BandwidthEstimator:
             return
         credit = self._probe_credit + probe.target_bps * (at - self._last_pad_us) / 8e6 - sent_bytes
         self._last_pad_us = at
-        credit = min(credit, probe.target_bps / 8 * 0.1)  # never a burst of more than 100 ms of the probe
+        credit = min(credit, probe.target_bps / 8 * PROBE_BURST_S)  # a burst alone would fill a weak link's queue
         if credit > 0:
             sent = self.pad(int(credit))
             probe.sent_bytes += sent
@@ -477,9 +482,10 @@ class BandwidthEstimator:
         if success:
             self._raise_to(probe.target_bps, at_us)
             self.loss_bound_bps = None
-        elif rate is not None and rate > self.delay_bps:
-            # What a failed probe got through is what the bottleneck drains: the link carries at least that.
-            self._raise_to(int(PROBE_FAILED_SHARE * rate), at_us)
+        else:
+            self._aftermath_until_ms = at_us // 1000 + PROBE_AFTERMATH_MS
+            if rate is not None:  # what a failed probe got through is what the bottleneck drains
+                self._raise_to(int(PROBE_FAILED_SHARE * rate), at_us)
 
     def _raise_to(self, bps: int, at_us: int) -> None:
         if bps > self.delay_bps:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 LADDER = ("none", "low", "high")  # "none": audio (and the board) only; the rest ordered by bitrate
 HEADROOM = 0.85  # a layer fits when its bitrate plus audio is at most this share of the estimate
+PROBE_STEP = 2.0  # a probe asks at most twice the estimate: a failed one overfills a weak link only briefly
 
 
 @dataclass
@@ -118,15 +119,22 @@ class LayerPolicy:
             self._stable_since = now
         return layer
 
-    def probe_kbps(self, current: str, data_saver: bool, now: float) -> float | None:
-        """The rate to probe at now for the next layer up, or None (too soon, on top, or probing)."""
+    def probe_kbps(
+        self, current: str, data_saver: bool, now: float, estimate_kbps: float | None = None
+    ) -> float | None:
+        """The rate to probe at now for the next layer up, or None (too soon, on top, or probing).
+
+        The next layer's need with the headroom, but at most twice the estimate: a link far below the
+        next layer climbs its estimate in steps rather than taking one probe it cannot carry.
+        """
         index, top = self.ladder.index(current), self.ladder.index(self.ceiling(data_saver))
         wait_s = self.startup_stable_s if self._starting else self.stable_s
         stable = self._stable_since is not None and now - self._stable_since >= wait_s
         if index >= top or self._probing or not stable or now < self._next_probe_at:
             return None
         self._probing = True
-        return self.need_kbps(self.ladder[index + 1]) / HEADROOM
+        target = self.need_kbps(self.ladder[index + 1]) / HEADROOM
+        return target if estimate_kbps is None else min(target, PROBE_STEP * estimate_kbps)
 
     def _probe_ended(self, success: bool, now: float) -> None:
         self._probing = False

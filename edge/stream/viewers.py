@@ -32,7 +32,14 @@ from edge.errors import BadOffer, LessonFull, LessonNotFound, StreamUnavailable,
 from edge.media.live import video_layers
 from edge.media.packets import AUDIO_LAYER, PacketFanout
 from edge.service import Box, Lesson
-from edge.stream.bwe import START_BPS, START_PROBED_BPS, TRANSPORT_CC_URI, BandwidthEstimator, SendHistory
+from edge.stream.bwe import (
+    PROBE_PACE_S,
+    START_BPS,
+    START_PROBED_BPS,
+    TRANSPORT_CC_URI,
+    BandwidthEstimator,
+    SendHistory,
+)
 from edge.stream.feeds import (
     SharedPacketizer,
     ViewerFeed,
@@ -168,6 +175,7 @@ class ViewerHub(Component):
         self._dropped_by_leavers = 0
         self._switches_by_leavers = 0
         self._packetizer = SharedPacketizer()
+        self._probing = asyncio.Event()  # some viewer probes: the pacer runs
         self.joined = 0
         box.on_lesson_stop(self._lesson_stopped)
 
@@ -178,11 +186,13 @@ class ViewerHub(Component):
 
     async def run(self) -> None:
         forwarding = asyncio.create_task(self._forward_lesson_events(), name="stream:lesson-events")
+        pacing = asyncio.create_task(self._pace_probes(), name="stream:probe-pacer")
         try:
             await self._monitor()
         finally:
             forwarding.cancel()
-            await asyncio.gather(forwarding, return_exceptions=True)
+            pacing.cancel()
+            await asyncio.gather(forwarding, pacing, return_exceptions=True)
 
     async def _monitor(self) -> None:
         loop = asyncio.get_running_loop()
@@ -191,6 +201,18 @@ class ViewerHub(Component):
             await asyncio.sleep(self.monitor_interval_s)
             self.loop_lag_s = max(0.0, loop.time() - began - self.monitor_interval_s)
             await self.check_viewers()
+
+    async def _pace_probes(self) -> None:
+        """Probe padding goes out every 5 ms while a viewer probes (after frames alone it would go in bursts)."""
+        while True:
+            await self._probing.wait()
+            probing = [v.estimator for v in self._viewers.values() if v.estimator.probe is not None]
+            if not probing:
+                self._probing.clear()
+                continue
+            for estimator in probing:
+                estimator.after_media(0)
+            await asyncio.sleep(PROBE_PACE_S)
 
     async def _forward_lesson_events(self) -> None:
         """Board ink and other lesson events on the bus go to every viewer's data channel."""
@@ -496,8 +518,9 @@ class ViewerHub(Component):
             return
         if viewer.layer == viewer.policy.ladder[-2] and at_capacity:
             return  # no probe for a layer the box would not give
-        target = viewer.policy.probe_kbps(viewer.layer, viewer.data_saver, now)
+        target = viewer.policy.probe_kbps(viewer.layer, viewer.data_saver, now, report.estimate_kbps)
         if target is not None and viewer.estimator.start_probe(int(target * 1000)):
+            self._probing.set()
             log.debug("viewer %s: probing at %.0f kbps", viewer.id, target)
 
     async def _rejoin_stale_viewers(self) -> None:
