@@ -579,6 +579,8 @@ class ViewerHub(Component):
             if viewer.rtt_s is not None:
                 viewer.estimator.on_rtt(viewer.rtt_s)
         probes = viewer.estimator.take_probe_results()
+        if probes:
+            log.debug("viewer %s: probes %s", viewer.id, ", ".join("through" if ok else "failed" for ok in probes))
         congested = viewer.estimator.congested
         return LinkReport(viewer.loss, viewer.rtt_s, estimate, viewer.kbps, own, congested, probes)
 
