@@ -7,17 +7,39 @@ BLOCK_LIMIT_S, or leaves behind a thread or an asyncio task it started.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 import threading
 import time
 import traceback
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
+from httpx._transports import default as httpx_transport
 from playwright.async_api import Browser
 
 BLOCK_LIMIT_S = 0.5
 THREAD_GRACE_S = 3.0
+
+
+def _reuse_ssl_contexts() -> None:
+    """Test clients share one TLS context per setting: httpx reads the system's CA bundle (0.2 s, more
+    under load) on the test's event loop for every client it creates, which is the test's cost, not the box's."""
+    made: dict[tuple[object, ...], Any] = {}
+    create = httpx_transport.create_ssl_context
+
+    @functools.wraps(create)
+    def reused(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        key = (verify if isinstance(verify, bool | str) else id(verify), cert, trust_env)
+        if key not in made:
+            made[key] = create(verify=verify, cert=cert, trust_env=trust_env)
+        return made[key]
+
+    httpx_transport.create_ssl_context = reused
+
+
+_reuse_ssl_contexts()
 
 
 class LoopBlockWatch:

@@ -7,7 +7,7 @@ import contextlib
 import importlib
 import itertools
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,9 +226,13 @@ async def offer_sdp(pc: RTCPeerConnection, data_channel: bool = True) -> str:
 
 
 async def join(
-    client: httpx.AsyncClient, url: str, data_saver: bool = False, rtc: RTCConfiguration | None = None
+    client: httpx.AsyncClient,
+    url: str,
+    data_saver: bool = False,
+    rtc: RTCConfiguration | None = None,
+    offer_filter: Callable[[str], str] | None = None,
 ) -> Player:
-    """POST a WHEP offer to `url` and play the answer; raise on any status but 201."""
+    """POST a WHEP offer (through `offer_filter`) to `url` and play the answer; raise on any status but 201."""
     pc = RTCPeerConnection(rtc or RTCConfiguration(iceServers=[]))
     player = Player(pc)
     player.channel = pc.createDataChannel("lesson")
@@ -246,6 +250,7 @@ async def join(
 
     try:
         sdp = await offer_sdp(pc)
+        sdp = offer_filter(sdp) if offer_filter else sdp
         params = {"data_saver": "1"} if data_saver else {}
         response = await client.post(url, content=sdp, headers={"Content-Type": "application/sdp"}, params=params)
         assert response.status_code == 201, response.text

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
+from bench._webrtc import with_transport_cc
 from edge.stream.layers import LayerPolicy, LinkReport, SendCapacity
 from tests.stream_fixture import join, live_box, small_config, until
 
@@ -230,3 +231,24 @@ async def test_a_lagging_box_moves_viewers_to_the_low_layer(tmp_path: Path) -> N
                 await second.close(client)
         finally:
             await player.close(client)
+
+
+@pytest.mark.slow
+async def test_a_player_that_offers_transport_feedback_but_sends_none_is_not_left_on_the_lowest_layer(
+    tmp_path: Path,
+) -> None:
+    async with live_box(small_config(tmp_path)) as live, httpx.AsyncClient(base_url=live.base) as client:
+        live.hub.monitor_interval_s = 0.3
+        lesson = await live.start_lesson()
+        player = await join(client, f"/whep/{lesson.join_code}", offer_filter=with_transport_cc)  # aiortc sends none
+        try:
+            viewer = live.viewer_of(player)
+            assert viewer is not None
+            assert viewer.layer == "lowest"  # it offered to report its link: it starts low, to probe its way up
+            viewer.policy.good_reports_to_rise = 1000  # receiver reports alone would climb too: not this way
+            await until(lambda: viewer.layer == "high", within=10, what="the high layer once no feedback came")
+            assert viewer.estimator.feedback_packets == 0
+            frames = player.frames["video"]
+            await until(lambda: player.frames["video"] >= frames + 10, what="video on the high layer")
+        finally:
+            await player.close()

@@ -55,6 +55,7 @@ from edge.stream.offers import check_offer
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 2048
+FEEDBACK_WAIT_S = 3.0  # a viewer that offered transport feedback sends its first within this of joining
 MAX_RTT_S = 10.0  # beyond this (or below 0) an RTT is a wall-clock step, not the link
 FORWARDED_TOPICS = "board."  # bus topics every viewer receives (the board's ink, page changes)
 NAME_RE = re.compile(r"^[\w .,'()-]{1,40}$", re.UNICODE)
@@ -88,6 +89,7 @@ class Viewer:
     estimator: BandwidthEstimator = field(default_factory=lambda: BandwidthEstimator(SendHistory()))
     switches: deque[float] = field(default_factory=deque)  # when its layer changed, over the last minute
     switches_total: int = 0
+    feedback_due_at: float | None = None  # started low to probe up: transport feedback must come by then
     _bandwidth_fresh: bool = False
     _bytes_sent: int = 0
     _lost_seen: tuple[int, int] = (0, 0)
@@ -280,6 +282,10 @@ class ViewerHub(Component):
         self._report()
         return viewer, answer
 
+    def _start_layer(self, data_saver: bool) -> str:
+        """Where a viewer that cannot probe starts: the high layer, unless data saver or the box is at capacity."""
+        return "low" if data_saver or not self.capacity.allows_high(self._high_count()) else "high"
+
     def _probes_up(self, offer_sdp: str) -> bool:
         """True when the box can find this viewer's layer itself: transport feedback and RTX (for probes) offered."""
         offer = offer_sdp.lower()
@@ -289,10 +295,7 @@ class ViewerHub(Component):
         """A viewer on the high layer, or on the lowest one when it can probe its way up (a weak link never floods)."""
         fanout = self.fanout()
         policy = self._policy()
-        if probes_up:
-            layer = policy.ladder[1]
-        else:
-            layer = "low" if data_saver or not self.capacity.allows_high(self._high_count()) else "high"
+        layer = policy.ladder[1] if probes_up else self._start_layer(data_saver)
         stream = self._box.config.stream
         relay = RTCIceTransportPolicy.RELAY if stream.relay_only else RTCIceTransportPolicy.ALL
         viewer_id = uuid.uuid4().hex[:16]
@@ -311,6 +314,7 @@ class ViewerHub(Component):
             data_saver=data_saver,
             estimator=estimator,
             policy=policy,
+            feedback_due_at=time.monotonic() + FEEDBACK_WAIT_S if probes_up else None,
         )
         video = pc.addTransceiver(viewer.video.track(), direction="sendonly")
         prefer_codecs(video, "video/H264")
@@ -509,6 +513,8 @@ class ViewerHub(Component):
     def _adapt(self, viewer: Viewer, report: LinkReport | None) -> None:
         """Move the viewer to the layer its link carries; probe for the next one when the policy asks."""
         now = time.monotonic()
+        if self._no_feedback(viewer, now):
+            return
         layer = viewer.policy.next_layer(viewer.layer, report, viewer.data_saver, now)
         at_capacity = not self.capacity.allows_high(self._high_count())
         if layer == "high" and viewer.layer != "high" and at_capacity:
@@ -522,6 +528,23 @@ class ViewerHub(Component):
         if target is not None and viewer.estimator.start_probe(int(target * 1000)):
             self._probing.set()
             log.debug("viewer %s: probing at %.0f kbps", viewer.id, target)
+
+    def _no_feedback(self, viewer: Viewer, now: float) -> bool:
+        """A viewer that offered transport feedback but sends none cannot probe up: it gets the usual start layer.
+
+        Its layer then follows its receiver reports, as for any player without transport feedback.
+        """
+        due = viewer.feedback_due_at
+        if due is None:
+            return False
+        if viewer.estimator.feedback_packets:
+            viewer.feedback_due_at = None
+            return False
+        if now < due:
+            return False
+        viewer.feedback_due_at = None
+        self.set_layer(viewer, self._start_layer(viewer.data_saver), "no transport feedback came")
+        return True
 
     async def _rejoin_stale_viewers(self) -> None:
         """Viewers whose shared packets stopped mid-lesson (the media component restarted) join again."""
