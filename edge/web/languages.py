@@ -1,4 +1,4 @@
-"""Routes of the translation mechanism: the scripts' catalogs and their loader."""
+"""Routes of the translation mechanism: the scripts' catalogs, their loader and the language switch."""
 
 from __future__ import annotations
 
@@ -24,5 +24,11 @@ async def catalog(language: str) -> JSONResponse:
 
 @router.get("/static/i18n.js")
 async def loader() -> FileResponse:
-    """The pages' translation module (`_`, `format`)."""
+    """The pages' translation module (`_`, `format`, `Intl` formatters in the page's language)."""
     return FileResponse(WEB / "static" / "i18n.js", media_type="text/javascript")
+
+
+@router.get("/static/language.js")
+async def switch() -> FileResponse:
+    """The language switch's script (`templates/_language.html`)."""
+    return FileResponse(WEB / "static" / "language.js", media_type="text/javascript")

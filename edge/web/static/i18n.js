@@ -23,3 +23,22 @@ export function format(text, values) {
 }
 
 export { language };
+
+// Numbers, percentages and dates as the page's language writes them (the templates use Babel's).
+export function formatNumber(value, options) {
+  return new Intl.NumberFormat(language, options).format(value);
+}
+
+export function formatPercent(ratio) {
+  return new Intl.NumberFormat(language, { style: "percent" }).format(ratio);
+}
+
+export function formatDuration(seconds) {
+  const minutes = Math.floor(seconds / 60);
+  const clock = (n) => new Intl.NumberFormat(language, { minimumIntegerDigits: 2 }).format(n);
+  return `${new Intl.NumberFormat(language).format(Math.floor(minutes / 60))}:${clock(minutes % 60)}:${clock(Math.floor(seconds % 60))}`;
+}
+
+export function formatDateTime(date, options) {
+  return new Intl.DateTimeFormat(language, options || { dateStyle: "short", timeStyle: "short" }).format(date);
+}
