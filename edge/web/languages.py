@@ -10,6 +10,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from edge.web.i18n import WEB, messages
 
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+FONT_RE = re.compile(r"^[a-z0-9-]{1,64}\.woff2$")
+FONT_CACHE = "public, max-age=604800"  # a week: the faces change only with a release
 
 router = APIRouter()
 
@@ -32,3 +34,18 @@ async def loader() -> FileResponse:
 async def switch() -> FileResponse:
     """The language switch's script (`templates/_language.html`)."""
     return FileResponse(WEB / "static" / "language.js", media_type="text/javascript")
+
+
+@router.get("/static/fonts.css")
+async def fonts() -> FileResponse:
+    """The pages' web fonts (`edge.web.fonts`): one `@font-face` per script, downloaded only when shown."""
+    return FileResponse(WEB / "static" / "fonts.css", media_type="text/css", headers={"Cache-Control": FONT_CACHE})
+
+
+@router.get("/static/fonts/{name}")
+async def font(name: str) -> FileResponse:
+    """One subset face (woff2)."""
+    path = WEB / "static" / "fonts" / name
+    if not FONT_RE.match(name) or not path.is_file():
+        raise HTTPException(404, "no such font")
+    return FileResponse(path, media_type="font/woff2", headers={"Cache-Control": FONT_CACHE})
