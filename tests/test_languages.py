@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 
+import anyio
 import pytest
+from playwright.async_api import Browser, BrowserContext, Page
 from starlette.requests import Request
 
 from edge.config import BoxConfig
 from edge.web import i18n
+from tests.stream_fixture import LiveBox, live_box, small_config
+
+anyio.open_file  # noqa: B018 (its lazy first import would otherwise run on the test's loop, serving a file)
+
+NOT_STARTED = "This lesson has not started yet. This page will start playing as soon as it does."
 
 
 def request(**headers: str) -> Request:
@@ -71,3 +81,110 @@ def test_the_language_switch_names_every_language_in_its_own_and_marks_the_pages
         assert name in switch
     assert 'value="km" lang="km" selected' in switch
     assert switch.count("selected") == 1
+
+
+@asynccontextmanager
+async def student(browser: Browser, live: LiveBox, locale: str) -> AsyncIterator[tuple[BrowserContext, Page]]:
+    """A student's browser set to `locale` (its Accept-Language), on a join page whose lesson is not live."""
+    context = await browser.new_context(locale=locale, viewport={"width": 390, "height": 844})
+    try:
+        page = await context.new_page()
+        await page.goto(f"{live.base}/watch/abcdef")
+        yield context, page
+    finally:
+        await context.close()
+
+
+async def shows_not_started(page: Page, language: str) -> None:
+    """The page speaks `language`: its lang and dir, the state and the message, from the catalog."""
+    said = i18n.translations(language).gettext
+    await page.wait_for_selector("#state[data-key='disconnected']")
+    assert await page.get_attribute("html", "lang") == language
+    assert await page.get_attribute("html", "dir") == i18n.direction(language)
+    assert await page.text_content("#state") == said("Disconnected")
+    assert await page.text_content("#message") == said(NOT_STARTED)
+    assert await page.text_content("#hand") == said("Raise hand")
+
+
+@pytest.mark.browser
+async def test_the_student_page_follows_the_browsers_language(tmp_path: Path, browser: Browser) -> None:
+    async with live_box(small_config(tmp_path), with_devices=False) as live:
+        for locale, language in (("fr-FR", "fr"), ("ur-PK", "ur"), ("km-KH", "km")):
+            async with student(browser, live, locale) as (_, page):
+                await shows_not_started(page, language)
+            assert i18n.translations(language).gettext(NOT_STARTED) != NOT_STARTED
+
+
+@pytest.mark.browser
+async def test_the_language_switch_changes_the_page_and_is_remembered(tmp_path: Path, browser: Browser) -> None:
+    async with live_box(small_config(tmp_path), with_devices=False) as live, student(browser, live, "fr-FR") as (
+        context,
+        page,
+    ):
+        await shows_not_started(page, "fr")
+        async with page.expect_navigation():
+            await page.select_option("#language", "ar")
+        await shows_not_started(page, "ar")
+        later = await context.new_page()  # the same browser another day: the choice stays
+        await later.goto(f"{live.base}/watch/abcdef")
+        await shows_not_started(later, "ar")
+        await later.goto(f"{live.base}/")
+        assert await later.get_attribute("html", "dir") == "rtl"
+
+
+@pytest.mark.browser
+async def test_the_home_page_in_arabic_reads_right_to_left(tmp_path: Path, browser: Browser) -> None:
+    config = small_config(tmp_path)
+    config.box.language = "ar"
+    async with live_box(config, with_devices=False) as live:
+        page = await browser.new_page(locale="fr-FR")  # the home page follows the box, not the browser
+        await page.goto(f"{live.base}/")
+        assert await page.get_attribute("html", "lang") == "ar"
+        assert await page.get_attribute("html", "dir") == "rtl"
+        assert await page.text_content("#doors") == i18n.translations("ar").gettext("On this box")
+        name = await page.locator("#name").bounding_box()
+        switch = await page.locator("#language").bounding_box()
+        assert name is not None
+        assert switch is not None
+        assert switch["x"] + switch["width"] / 2 < name["x"] + name["width"] / 2  # mirrored: the switch sits left
+        await page.close()
+
+
+FACES = {
+    "en": set(),
+    "fr": set(),
+    "uz-Latn": set(),
+    "ar": {"noto-naskh-arabic.woff2"},
+    "ur": {"noto-nastaliq-urdu.woff2"},
+    "km": {"noto-sans-khmer.woff2"},
+    "ru": {"noto-sans-cyrillic.woff2"},
+}
+
+
+async def page_fonts(browser: Browser, live: LiveBox, language: str) -> tuple[set[str], list[str]]:
+    """(the font files a student page in `language` downloads, the families `document.fonts` has loaded)."""
+    context = await browser.new_context()
+    try:
+        await context.add_cookies([{"name": i18n.LANGUAGE_COOKIE, "value": language, "url": live.base}])
+        page = await context.new_page()
+        fetched: set[str] = set()
+        page.on("response", lambda answer: fetched.add(answer.url.rsplit("/", 1)[-1]))
+        await page.goto(f"{live.base}/watch/abcdef")
+        await shows_not_started(page, language)
+        loaded: list[str] = await page.evaluate(
+            """async () => { await document.fonts.ready;
+               return [...document.fonts].filter((f) => f.status === "loaded").map((f) => f.family); }"""
+        )
+        return {name for name in fetched if name.endswith(".woff2")}, loaded
+    finally:
+        await context.close()
+
+
+@pytest.mark.browser
+async def test_each_page_downloads_the_font_of_its_script_and_no_other(tmp_path: Path, browser: Browser) -> None:
+    async with live_box(small_config(tmp_path), with_devices=False) as live:
+        for language, faces in FACES.items():
+            fetched, loaded = await page_fonts(browser, live, language)
+            assert fetched == faces, language
+            family = "Classbox Nastaliq" if language == "ur" else "Classbox Noto"
+            assert (family in loaded) == bool(faces), (language, loaded)
