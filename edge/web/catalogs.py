@@ -2,8 +2,9 @@
 
 `update` extracts every marked message (`babel.cfg`: python, templates, scripts) into
 `locales/classbox.pot`, merges it into each language's `.po` and compiles the `.mo` the box reads.
-`check` exits 1 with the list of what is out of date: a `.pot` that the sources no longer match, a
-`.po` that lacks a message (or keeps one that is gone), a `.mo` that is not its `.po` compiled.
+`check` exits 1 with the list of what is out of date: a string people read that is not marked
+(`edge.web.marks`), a `.pot` that the sources no longer match, a `.po` that lacks a message (or
+keeps one that is gone), a `.mo` that is not its `.po` compiled.
 Untranslated messages read in English; `check` lists them and fails on them only with `--strict`.
 The `.mo` files are committed: a box image or a wheel has them without a build step.
 """
@@ -23,6 +24,7 @@ from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po, write_po
 
 from edge.web.i18n import DOMAIN, LANGUAGES, LOCALES, babel_locale, base_language
+from edge.web.marks import unmarked
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPING = ROOT / "babel.cfg"
@@ -56,7 +58,7 @@ def keys(catalog: Catalog) -> set[Key]:
 
 def extract(root: Path = ROOT) -> Catalog:
     """Every marked message in the sources, with the files it comes from."""
-    with MAPPING.open(encoding="utf-8") as mapping:
+    with (root / MAPPING.name).open(encoding="utf-8") as mapping:
         method_map, options_map = parse_mapping_cfg(mapping, str(MAPPING))  # type: ignore[no-untyped-call]
     catalog = Catalog(project="classbox", domain=DOMAIN, fuzzy=False, header_comment=TEMPLATE_HEADER)
     found = extract_from_dir(root, method_map, options_map, keywords=KEYWORDS, comment_tags=("TRANSLATORS:",),
@@ -66,9 +68,9 @@ def extract(root: Path = ROOT) -> Catalog:
     return catalog
 
 
-def po_path(language: str) -> Path:
+def po_path(language: str, locales: Path = LOCALES) -> Path:
     """The `.po` of an offered language (`uz-Latn` -> `locales/uz_Latn/LC_MESSAGES/classbox.po`)."""
-    return LOCALES / base_language(language) / "LC_MESSAGES" / f"{DOMAIN}.po"
+    return locales / base_language(language) / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
 def read_catalog(path: Path, language: str | None = None) -> Catalog:
@@ -151,32 +153,34 @@ def shown(found: Iterable[Key], limit: int = 8) -> str:
     return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def problems() -> tuple[list[str], list[str]]:
-    """(what is out of date, which messages are untranslated) of every catalog against the sources."""
-    stale: list[str] = []
+def problems(root: Path = ROOT) -> tuple[list[str], list[str]]:
+    """(what is unmarked or out of date, which messages are untranslated) of the tree at `root`."""
+    stale = [str(found) for found in unmarked(root)]
     untranslated: list[str] = []
-    sources = keys(extract())
-    if not TEMPLATE.exists():
-        return [f"{TEMPLATE.relative_to(ROOT)} is missing"], []
-    template = keys(read_catalog(TEMPLATE))
+    sources = keys(extract(root))
+    locales = root / LOCALES.relative_to(ROOT)
+    template_path = locales / TEMPLATE.name
+    if not template_path.exists():
+        return [*stale, f"{template_path.relative_to(root)} is missing"], []
+    template = keys(read_catalog(template_path))
     if sources - template:
         stale.append(f"classbox.pot lacks messages the sources mark: {shown(sources - template)}")
     if template - sources:
         stale.append(f"classbox.pot keeps messages no source marks: {shown(template - sources)}")
     for language in LANGUAGES:
-        stale += language_problems(language, sources)
-        if language != SOURCE and po_path(language).exists():
-            missing = sources - set(translated(read_catalog(po_path(language), language)))
+        path = po_path(language, locales)
+        stale += language_problems(language, sources, path)
+        if language != SOURCE and path.exists():
+            missing = sources - set(translated(read_catalog(path, language)))
             if missing:
                 untranslated.append(f"{language}: {len(missing)} untranslated: {shown(missing, 4)}")
     return stale, untranslated
 
 
-def language_problems(language: str, sources: set[Key]) -> list[str]:
-    """What is out of date in one language's `.po` and `.mo`."""
-    path = po_path(language)
+def language_problems(language: str, sources: set[Key], path: Path) -> list[str]:
+    """What is out of date in one language's `.po` (at `path`) and its `.mo`."""
     if not path.exists():
-        return [f"{path.relative_to(ROOT)} is missing"]
+        return [f"{language}: {path.name} is missing"]
     catalog = read_catalog(path, language)
     found: list[str] = []
     if sources - keys(catalog):
@@ -185,7 +189,7 @@ def language_problems(language: str, sources: set[Key]) -> list[str]:
         found.append(f"{language}: the .po keeps messages no source marks: {shown(keys(catalog) - sources)}")
     mo = path.with_suffix(".mo")
     if not mo.exists():
-        found.append(f"{language}: {mo.relative_to(ROOT)} is missing")
+        found.append(f"{language}: {mo.name} is missing")
     else:
         with mo.open("rb") as source:
             if translated(read_mo(source)) != translated(catalog):
@@ -207,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in stale + untranslated:
         print(line, file=sys.stderr)
     if stale:
-        print("catalogs are out of date: run python -m edge.web.catalogs update", file=sys.stderr)
+        print("mark those strings, then run python -m edge.web.catalogs update", file=sys.stderr)
     return 1 if stale or (args.strict and untranslated) else 0
 
 
