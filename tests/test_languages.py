@@ -19,6 +19,7 @@ from tests.stream_fixture import LiveBox, live_box, small_config
 
 anyio.open_file  # noqa: B018 (its lazy first import would otherwise run on the test's loop, serving a file)
 
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 NOT_STARTED = "This lesson has not started yet. This page will start playing as soon as it does."
 
 
@@ -112,6 +113,9 @@ async def test_the_student_page_follows_the_browsers_language(tmp_path: Path, br
         for locale, language in (("fr-FR", "fr"), ("ur-PK", "ur"), ("km-KH", "km")):
             async with student(browser, live, locale) as (_, page):
                 await shows_not_started(page, language)
+                await page.evaluate("document.fonts.ready.then(() => true)")
+                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                await page.screenshot(path=str(SCREENSHOTS / f"watch-{language}-390x844.png"))
             assert i18n.translations(language).gettext(NOT_STARTED) != NOT_STARTED
 
 
@@ -137,8 +141,8 @@ async def test_the_home_page_in_arabic_reads_right_to_left(tmp_path: Path, brows
     config = small_config(tmp_path)
     config.box.language = "ar"
     async with live_box(config, with_devices=False) as live:
-        page = await browser.new_page(locale="fr-FR")  # the home page follows the box, not the browser
-        await page.goto(f"{live.base}/")
+        page = await browser.new_page(locale="fr-FR", viewport={"width": 1280, "height": 800})
+        await page.goto(f"{live.base}/")  # the home page follows the box, not the browser
         assert await page.get_attribute("html", "lang") == "ar"
         assert await page.get_attribute("html", "dir") == "rtl"
         assert await page.text_content("#doors") == i18n.translations("ar").gettext("On this box")
@@ -147,6 +151,9 @@ async def test_the_home_page_in_arabic_reads_right_to_left(tmp_path: Path, brows
         assert name is not None
         assert switch is not None
         assert switch["x"] + switch["width"] / 2 < name["x"] + name["width"] / 2  # mirrored: the switch sits left
+        await page.evaluate("document.fonts.ready.then(() => true)")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SCREENSHOTS / "home-ar-1280x800.png"))
         await page.close()
 
 
