@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +10,9 @@ from types import SimpleNamespace
 
 import anyio
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page
+from babel.messages.catalog import Catalog
+from babel.messages.mofile import write_mo
+from playwright.async_api import Browser, BrowserContext, Page, Route
 from starlette.requests import Request
 
 from edge.config import BoxConfig
@@ -195,3 +197,72 @@ async def test_each_page_downloads_the_font_of_its_script_and_no_other(tmp_path:
             assert fetched == faces, language
             family = "Classbox Nastaliq" if language == "ur" else "Classbox Noto"
             assert (family in loaded) == bool(faces), (language, loaded)
+
+
+@pytest.fixture
+def plural_catalogs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Russian and Arabic catalogs with one plural message (the real catalogs have none yet)."""
+    forms = {
+        "ru": ("{count} ученик смотрит", "{count} ученика смотрят", "{count} учеников смотрят"),
+        "ar": tuple(f"form{index} {{count}}" for index in range(6)),
+    }
+    for language, translated in forms.items():
+        catalog = Catalog(locale=language, domain=i18n.DOMAIN)
+        catalog.add(("{count} student watching", "{count} students watching"), translated)
+        target = tmp_path / "locales" / language / "LC_MESSAGES"
+        target.mkdir(parents=True)
+        with (target / f"{i18n.DOMAIN}.mo").open("wb") as out:
+            write_mo(out, catalog)
+    monkeypatch.setattr(i18n, "LOCALES", tmp_path / "locales")
+    i18n.translations.cache_clear()
+    yield
+    i18n.translations.cache_clear()
+
+
+def test_a_plural_message_reaches_scripts_with_the_form_for_each_category(plural_catalogs: None) -> None:
+    russian = i18n.messages("ru")
+    assert russian["{count} student watching"] == [
+        "{count} ученик смотрит",
+        "{count} ученика смотрят",
+        "{count} учеников смотрят",
+    ]
+    assert russian[""] == {"plural": {"one": 0, "few": 1, "many": 2}}
+    assert i18n.plural_indices("ar") == {"zero": 0, "one": 1, "two": 2, "few": 3, "many": 4, "other": 5}
+
+
+PLURALS = """async () => {
+  const m = await import("/static/i18n.js");
+  await m.loadMessages();
+  const said = (n) => m.ngettext("{count} student watching", "{count} students watching", n);
+  return [0, 1, 2, 3, 5, 11, 21, 101].map((n) => m.format(said(n), { count: n }));
+}"""
+
+
+def blank_page(language: str) -> Callable[[Route], Awaitable[None]]:
+    """A route handler answering with an empty page in `language`."""
+
+    async def answer(route: Route) -> None:
+        page = f'<!doctype html><html lang="{language}"><body></body></html>'
+        await route.fulfill(body=page, content_type="text/html")
+
+    return answer
+
+
+@pytest.mark.browser
+async def test_scripts_pick_the_languages_plural_form(tmp_path: Path, browser: Browser, plural_catalogs: None) -> None:
+    async with live_box(small_config(tmp_path), with_devices=False) as live:
+        page = await browser.new_page()
+        for language in ("ru", "ar", "en"):
+            await page.route(f"{live.base}/plural", blank_page(language))  # a page of the box's origin
+            await page.goto(f"{live.base}/plural")
+            shown = await page.evaluate(PLURALS)
+            await page.unroute(f"{live.base}/plural")
+            expected = {
+                "ru": ["0 учеников смотрят", "1 ученик смотрит", "2 ученика смотрят", "3 ученика смотрят",
+                       "5 учеников смотрят", "11 учеников смотрят", "21 ученик смотрит", "101 ученик смотрит"],
+                "ar": ["form0 0", "form1 1", "form2 2", "form3 3", "form3 5", "form4 11", "form4 21", "form5 101"],
+                "en": ["0 students watching", "1 student watching", "2 students watching", "3 students watching",
+                       "5 students watching", "11 students watching", "21 students watching", "101 students watching"],
+            }[language]
+            assert shown == expected, language
+        await page.close()

@@ -171,11 +171,33 @@ def render(template: str, language: str, **values: Any) -> str:
     return environment(language).get_template(template).render(lang=language, direction=direction(language), **values)
 
 
-def messages(language: str) -> dict[str, str]:
-    """The catalog of `language` as scripts read it: every translated msgid and its translation."""
+def messages(language: str) -> dict[str, Any]:
+    """The catalog of `language` as scripts read it: each translated msgid and its translation.
+
+    A plural message maps its singular msgid to its forms; then `""` (gettext's header msgid, never a
+    message) holds `{"plural": {CLDR category: form index}}` for `Intl.PluralRules` to pick a form.
+    """
     catalog = translations(language)
-    found: dict[str, str] = {}
+    found: dict[str, Any] = {}
+    plurals: dict[str, dict[int, str]] = {}
     for key, value in getattr(catalog, "_catalog", {}).items():
         if isinstance(key, str) and key and isinstance(value, str) and value:
             found[key] = value
+        elif isinstance(key, tuple) and key[0] and isinstance(value, str) and value:
+            plurals.setdefault(key[0], {})[key[1]] = value
+    for msgid, forms in plurals.items():
+        found[msgid] = [forms[index] for index in sorted(forms)]
+    if plurals:
+        found[""] = {"plural": plural_indices(language)}
     return found
+
+
+def plural_indices(language: str) -> dict[str, int]:
+    """Which plural form of the catalog each CLDR category (`one`, `few`, ...) of `language` takes."""
+    catalog = translations(language)
+    choose = getattr(catalog, "plural", lambda n: int(n != 1))
+    rule = babel_locale(language).plural_form
+    indices: dict[str, int] = {}
+    for count in range(1001):
+        indices.setdefault(rule(count), int(choose(count)))
+    return indices

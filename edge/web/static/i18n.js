@@ -1,6 +1,6 @@
 // The pages' translations: `_("Start lesson")` reads the catalog of the page's <html lang>, the
 // same gettext catalog the templates use (served as JSON); an untranslated string reads in English.
-// Placeholders are `{name}`: `format(_("{count} watching"), { count: 3 })`.
+// Placeholders are `{name}`: `format(_("{count} watching"), { count: 3 })`; plurals with `ngettext`.
 const language = document.documentElement.lang || "en";
 let catalog = {};
 
@@ -15,7 +15,19 @@ export async function loadMessages() {
 }
 
 export function _(text) {
-  return catalog[text] || text;
+  const found = catalog[text];
+  return typeof found === "string" ? found : text;
+}
+
+// `ngettext("{count} student watching", "{count} students watching", n)`: the language's form for n.
+export function ngettext(singular, plural, count) {
+  const forms = catalog[singular];
+  const indices = (catalog[""] && catalog[""].plural) || {};
+  if (Array.isArray(forms)) {
+    const found = forms[indices[new Intl.PluralRules(language).select(count)]];
+    if (found) return found;
+  }
+  return count === 1 ? singular : plural;
 }
 
 export function format(text, values) {
