@@ -266,3 +266,13 @@ async def test_scripts_pick_the_languages_plural_form(tmp_path: Path, browser: B
             }[language]
             assert shown == expected, language
         await page.close()
+
+
+def test_the_service_layers_messages_read_in_the_pages_language_and_stay_english_for_machines() -> None:
+    from edge.media.recorder import DISK_FULL_LIVE
+
+    for language in i18n.LANGUAGES:
+        shown = i18n.translate(DISK_FULL_LIVE, language)
+        assert (shown == DISK_FULL_LIVE) == (language == "en"), language
+        assert i18n.messages(language).get(DISK_FULL_LIVE, DISK_FULL_LIVE) == shown
+    assert i18n.translate("Disk full: the lesson is live but no longer recorded", "km").startswith("ថាសពេញ៖")

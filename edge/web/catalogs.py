@@ -23,6 +23,7 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po, write_po
 
+from edge.web import fonts
 from edge.web.i18n import DOMAIN, LANGUAGES, LOCALES, babel_locale, base_language
 from edge.web.marks import unmarked
 
@@ -197,6 +198,12 @@ def language_problems(language: str, sources: set[Key], path: Path) -> list[str]
     return found
 
 
+def fonts_lacking() -> bool:
+    """Whether a served font cannot draw a character the catalogs now use."""
+    text = fonts.catalog_text()
+    return any(fonts.missing(face, text) for face in fonts.FACES)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line: `update` or `check [--strict]`."""
     parser = argparse.ArgumentParser(prog="python -m edge.web.catalogs", description=__doc__.splitlines()[0])
@@ -206,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "update":
         for path in update():
             print(f"wrote {path}")
+        if fonts_lacking():
+            print("the catalogs use characters the fonts lack: run python -m edge.web.fonts build", file=sys.stderr)
         return 0
     stale, untranslated = problems()
     for line in stale + untranslated:
