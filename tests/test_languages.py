@@ -16,6 +16,7 @@ from playwright.async_api import Browser, BrowserContext, Page, Route
 from starlette.requests import Request
 
 from edge.config import BoxConfig
+from edge.media.recorder import DISK_FULL_LIVE
 from edge.web import i18n
 from tests.stream_fixture import LiveBox, live_box, small_config
 
@@ -269,8 +270,6 @@ async def test_scripts_pick_the_languages_plural_form(tmp_path: Path, browser: B
 
 
 def test_the_service_layers_messages_read_in_the_pages_language_and_stay_english_for_machines() -> None:
-    from edge.media.recorder import DISK_FULL_LIVE
-
     for language in i18n.LANGUAGES:
         shown = i18n.translate(DISK_FULL_LIVE, language)
         assert (shown == DISK_FULL_LIVE) == (language == "en"), language
