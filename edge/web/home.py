@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 from edge.web.deps import BoxDep, MaybeTeacherDep
-from edge.web.i18n import WEB, page_language, render
+from edge.web.i18n import WEB, page_language, render_page
 
 router = APIRouter()
 
@@ -15,7 +15,7 @@ router = APIRouter()
 async def home(request: Request, box: BoxDep, who: MaybeTeacherDep) -> HTMLResponse:
     """The home page; only the teacher sees the live lesson's join link and code."""
     lesson = box.current_lesson()
-    page = render(
+    page = await render_page(
         "home.html",
         page_language(request, box),
         name=box.config.box.name,

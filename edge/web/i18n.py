@@ -12,6 +12,7 @@ catalog as JSON (`/i18n/<language>.json`, `{msgid: msgstr}`) from the page's `<h
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import datetime, timedelta
 from functools import cache
@@ -169,6 +170,11 @@ def environment(language: str) -> Environment:
 def render(template: str, language: str, **values: Any) -> str:
     """A page from `templates/` in `language`, with its `lang` and `dir`."""
     return environment(language).get_template(template).render(lang=language, direction=direction(language), **values)
+
+
+async def render_page(template: str, language: str, **values: Any) -> str:
+    """`render` in a worker thread: a language's first page loads its catalog and compiles templates."""
+    return await asyncio.to_thread(render, template, language, **values)
 
 
 def messages(language: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from fastapi import APIRouter, HTTPException
@@ -21,7 +22,8 @@ async def catalog(language: str) -> JSONResponse:
     """The catalog of `language` for the pages' scripts (`{}` for English or a language with none)."""
     if not LANGUAGE_RE.match(language):
         raise HTTPException(404, "not a language tag")
-    return JSONResponse(messages(language), headers={"Cache-Control": "public, max-age=3600"})
+    found = await asyncio.to_thread(messages, language)  # a first load parses the catalog: not on the loop
+    return JSONResponse(found, headers={"Cache-Control": "public, max-age=3600"})
 
 
 @router.get("/static/i18n.js")

@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from edge.errors import ViewerError
 from edge.service import Box
 from edge.web.deps import BoxDep, TeacherDep
-from edge.web.i18n import WEB, page_language, render
+from edge.web.i18n import WEB, page_language, render_page
 
 CODE_RE = re.compile(r"^[A-Za-z0-9]{4,16}$")
 RETRY_MS = 5000
@@ -24,13 +24,13 @@ RETRY_MS = 5000
 router = APIRouter()
 
 
-def page(box: Box, join_code: str, language: str) -> str:
+async def page(box: Box, join_code: str, language: str) -> str:
     """The watch page for `join_code` in `language`."""
     lesson = box.lesson_by_code(join_code)
     config = {"join_code": join_code.lower(), "retry_ms": RETRY_MS}
     # </script> cannot appear inside the JSON island: escape the slash.
     config_json = json.dumps(config, ensure_ascii=False).replace("</", "<\\/")
-    return render("watch.html", language, title=lesson.title if lesson else "", config_json=config_json)
+    return await render_page("watch.html", language, title=lesson.title if lesson else "", config_json=config_json)
 
 
 @router.get("/watch/{join_code}", response_class=HTMLResponse)
@@ -39,7 +39,7 @@ async def watch_page(request: Request, box: BoxDep, join_code: str) -> HTMLRespo
     if not CODE_RE.match(join_code):
         raise HTTPException(404, "not a join code")
     language = page_language(request, box, student=True)
-    return HTMLResponse(page(box, join_code, language), headers={"Cache-Control": "no-store"})
+    return HTMLResponse(await page(box, join_code, language), headers={"Cache-Control": "no-store"})
 
 
 @router.get("/static/watch.js")
