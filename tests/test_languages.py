@@ -7,15 +7,17 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
+from typing import get_args
 
 import anyio
 import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from playwright.async_api import Browser, BrowserContext, Page, Route
+from pydantic import ValidationError
 from starlette.requests import Request
 
-from edge.config import BoxConfig
+from edge.config import BoxConfig, Language
 from edge.media.recorder import DISK_FULL_LIVE
 from edge.web import i18n
 from tests.stream_fixture import LiveBox, live_box, small_config
@@ -63,7 +65,13 @@ def test_the_switchs_cookie_wins_when_it_names_an_offered_language() -> None:
 
 def test_pages_other_than_the_students_ignore_the_browser_and_read_the_box_default() -> None:
     assert i18n.page_language(request(accept_language="km"), box("ar")) == "ar"
-    assert i18n.page_language(request(accept_language="km"), box("de")) == "en"  # not offered: English
+
+
+def test_the_box_offers_exactly_the_languages_it_has_catalogs_for() -> None:
+    assert tuple(i18n.LANGUAGES) == get_args(Language)
+    with pytest.raises(ValidationError, match="Input should be 'en', 'fr', 'ar', 'ur', 'km', 'uz-Latn' or 'ru'"):
+        box("de")
+    assert box("uz-Latn").config.box.language == "uz-Latn"
 
 
 def test_numbers_durations_and_dates_are_written_as_the_language_writes_them() -> None:
