@@ -110,6 +110,8 @@ def merged(template: Catalog, language: str) -> Catalog:
     else:
         catalog = Catalog(locale=base_language(language), domain=DOMAIN, project="classbox", fuzzy=False)
     catalog.header_comment = HEADER.format(name=f"{babel_locale(language).get_display_name('en')} ({language})")
+    catalog.last_translator = "classbox developers (a draft for native speakers to review)"
+    catalog.language_team = f"{LANGUAGES[language]}: none yet"
     catalog.update(template, no_fuzzy_matching=True)
     catalog.obsolete.clear()
     return catalog
@@ -131,9 +133,9 @@ def update() -> list[str]:
         path = po_path(language)
         if write_if_changed(path, rendered(catalog)):
             written.append(path)
-        mo = path.with_suffix(".mo")
-        if not mo.exists() or mo.read_bytes() != compiled(catalog):
-            mo.write_bytes(compiled(catalog))
+        mo, binary = path.with_suffix(".mo"), compiled(read_catalog(path, language))  # the .po as kept
+        if not mo.exists() or mo.read_bytes() != binary:
+            mo.write_bytes(binary)
             written.append(mo)
     return [str(path.relative_to(ROOT)) for path in written]
 
