@@ -96,6 +96,22 @@ def test_a_newly_marked_string_or_an_edited_translation_makes_the_catalogs_stale
     assert catalogs.main(["check"]) == 0  # the tree itself is in step
 
 
+def test_update_takes_a_new_message_into_every_catalog_and_a_second_update_writes_nothing(tmp_path: Path) -> None:
+    root = tree(tmp_path)
+    assert catalogs.update(root) == []
+    page = root / "edge" / "web" / "templates" / "watch.html"
+    page.write_text(page.read_text().replace("</main>", '<p>{{ _("Ask the teacher") }}</p></main>'))
+    written = catalogs.update(root)
+    assert "edge/web/locales/classbox.pot" in written
+    assert "edge/web/locales/uz_Latn/LC_MESSAGES/classbox.mo" in written
+    assert len(written) == 1 + 2 * len(LANGUAGES)
+    assert catalogs.update(root) == []
+    stale, untranslated = catalogs.problems(root)
+    assert stale == []
+    assert "ar: 1 untranslated: 'Ask the teacher'" in untranslated
+    assert catalogs.translated(catalogs.read_catalog(catalogs.po_path("fr", root / "edge" / "web" / "locales"), "fr"))
+
+
 def test_every_language_translates_every_message_and_keeps_its_placeholders() -> None:
     placeholder = re.compile(r"%\(\w+\)s|\{\w+\}|</?\w+[^>]*>")
     template = catalogs.read_catalog(catalogs.TEMPLATE)

@@ -102,9 +102,8 @@ def undated(data: bytes) -> bytes:
     return b"".join(line for line in lines if not line.startswith((b'"POT-Creation-Date:', b'"PO-Revision-Date:')))
 
 
-def merged(template: Catalog, language: str) -> Catalog:
-    """The language's catalog updated to `template` (new messages untranslated, gone ones dropped)."""
-    path = po_path(language)
+def merged(template: Catalog, language: str, path: Path) -> Catalog:
+    """The language's catalog (at `path`) updated to `template` (new messages untranslated, gone ones dropped)."""
     if path.exists():
         catalog = read_catalog(path, language)
     else:
@@ -124,20 +123,21 @@ def compiled(catalog: Catalog) -> bytes:
     return out.getvalue()
 
 
-def update() -> list[str]:
-    """Extract, merge and compile every catalog; the files written."""
-    template = extract()
-    written = [TEMPLATE] if write_if_changed(TEMPLATE, rendered(template)) else []
+def update(root: Path = ROOT) -> list[str]:
+    """Extract, merge and compile every catalog of the tree at `root`; the files written."""
+    template = extract(root)
+    locales = root / LOCALES.relative_to(ROOT)
+    written = [locales / TEMPLATE.name] if write_if_changed(locales / TEMPLATE.name, rendered(template)) else []
     for language in LANGUAGES:
-        catalog = merged(template, language)
-        path = po_path(language)
+        path = po_path(language, locales)
+        catalog = merged(template, language, path)
         if write_if_changed(path, rendered(catalog)):
             written.append(path)
         mo, binary = path.with_suffix(".mo"), compiled(read_catalog(path, language))  # the .po as kept
         if not mo.exists() or mo.read_bytes() != binary:
             mo.write_bytes(binary)
             written.append(mo)
-    return [str(path.relative_to(ROOT)) for path in written]
+    return [str(path.relative_to(root)) for path in written]
 
 
 def translated(catalog: Catalog) -> dict[Key, str | tuple[str, ...]]:
