@@ -283,3 +283,8 @@ def test_the_service_layers_messages_read_in_the_pages_language_and_stay_english
         assert (shown == DISK_FULL_LIVE) == (language == "en"), language
         assert i18n.messages(language).get(DISK_FULL_LIVE, DISK_FULL_LIVE) == shown
     assert i18n.translate("Disk full: the lesson is live but no longer recorded", "km").startswith("ថាសពេញ៖")
+
+
+def test_a_trans_block_over_several_lines_reads_as_the_one_line_the_catalog_has() -> None:
+    page = "{% trans %}\n  No lesson is live\n  right now.\n{% endtrans %}"
+    assert i18n.environment("fr").from_string(page).render() == "Aucune leçon n’est en direct pour le moment."

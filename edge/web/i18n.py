@@ -3,6 +3,7 @@
 A page's language is `page_language(request, box)`: the switch's cookie (`templates/_language.html`),
 then for student pages the browser's `Accept-Language`, then the box default. Templates format
 numbers, percentages, durations and dates with Babel's filters (`{{ n|format_number }}`).
+
 Catalogs live in `locales/<language>/LC_MESSAGES/classbox.mo` (compiled from the `.po` files beside
 them); a language without one, or a string without a translation, reads in English. Templates mark
 strings with `{{ _("Start lesson") }}` or `{% trans %}...{% endtrans %}` (new-style gettext:
@@ -158,6 +159,7 @@ def environment(language: str) -> Environment:
         autoescape=select_autoescape(["html"]),
         extensions=["jinja2.ext.i18n"],
     )
+    env.policies["ext.i18n.trimmed"] = True  # as babel.cfg extracts them: a multi-line {% trans %} is one line
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
     env.globals["languages"] = LANGUAGES
     env.filters["format_number"] = lambda value: format_number(value, language)
