@@ -92,7 +92,7 @@ def wanted(face: Face, text: str) -> set[int]:
 
 def build_face(face: Face, text: str, sources: Path = SOURCES) -> set[int]:
     """Subset one face into `static/fonts/`; the code points it holds."""
-    font = TTFont(sources / face.source)
+    font = TTFont(sources / face.source, recalcTimestamp=False)  # the same sources build the same bytes
     options = subset.Options()
     options.flavor = "woff2"
     options.layout_features = ["*"]  # Arabic joining, Nastaliq's contextual forms, Khmer's stacking
