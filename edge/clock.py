@@ -13,12 +13,13 @@ import time
 
 from edge.component import Component
 from edge.service import Box
+from edge.texts import N_
 from sync.clock import Step
 
 log = logging.getLogger(__name__)
 
 CHECK_S = 0.5
-NOT_SET = "Clock not set: schedules and dates may be wrong"
+NOT_SET = N_("Clock not set: schedules and dates may be wrong")
 
 
 class ClockWatch(Component):

@@ -29,6 +29,8 @@ DEFAULT_CONFIG_PATH = Path("/etc/classbox/classbox.toml")
 CONFIG_ENV = "CLASSBOX_CONFIG"
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+# The languages the pages are translated into (BCP 47; edge/web/locales/ holds their catalogs).
+Language = Literal["en", "fr", "ar", "ur", "km", "uz-Latn", "ru"]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -44,7 +46,7 @@ class BoxSection(Section):
     id: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,64}$")
     name: str = Field(default="Classroom", min_length=1, max_length=80)
     state_dir: Path = Path("/var/lib/classbox")
-    language: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+    language: Language = "en"
     # Kept free for the box's databases: released when the disk fills so lessons can still stop and start.
     reserve_mb: int = Field(default=16, ge=0, le=4096)
 

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page
 
-from edge.web.watch import strings
 from tests.stream_fixture import live_box, small_config, until
 
 INBOUND = """async () => {
@@ -25,6 +24,16 @@ INBOUND = """async () => {
   });
   return out;
 }"""
+
+
+# What the English page says (the msgids of static/watch.js; other languages: tests/test_languages.py).
+TEXT = {
+    "not_started": "This lesson has not started yet. This page will start playing as soon as it does.",
+    "connected": "Live",
+    "lower_hand": "Lower hand",
+    "hand_acknowledged": "The teacher has seen your hand.",
+    "ended": "This lesson has ended. Thank you for watching.",
+}
 
 
 async def inbound(page: Page) -> dict[str, Any]:
@@ -53,7 +62,7 @@ async def wait_inbound(page: Page, ok: Any, within: float = 20.0) -> dict[str, A
 @pytest.mark.slow
 @pytest.mark.browser
 async def test_student_page_plays_the_lesson_and_talks_to_the_box(tmp_path: Path, browser: Browser) -> None:
-    text = strings("en")
+    text = TEXT
     async with live_box(small_config(tmp_path)) as live:
         page = await browser.new_page()
         code = "abcdef"

@@ -41,6 +41,7 @@ from edge.media.segments import (
 )
 from edge.media.storage import MB, DiskPolicy, StorageReport, disk_free
 from edge.service import Box, Lesson
+from edge.texts import N_
 from sync.atomic import fsync_dir
 from sync.push import file_sha256
 
@@ -49,8 +50,9 @@ log = logging.getLogger(__name__)
 RECORDED_TOPICS = ("lesson.", "board.")
 RECORDER_QUEUE = 1000  # packets; a recording should not skip to the next keyframe on a busy loop
 RECORDING_ALARM = "recording"
-DISK_FULL_LIVE = "Disk full: the lesson is live but no longer recorded"
-DISK_FULL_START = "Disk full: the lesson is live but not recorded"
+DISK_FULL_LIVE = N_("Disk full: the lesson is live but no longer recorded")
+DISK_FULL_START = N_("Disk full: the lesson is live but not recorded")
+DISK_FULL_NEXT = N_("Disk full: the next lesson will not be recorded until there is room (delete or upload recordings)")
 RESUME_FREE_BYTES = 8 * MB  # room (beyond the database reserve) a recording or a join needs to begin
 
 
@@ -435,7 +437,7 @@ class Recorder(Component):
         alarm = self._box.alarms().get(RECORDING_ALARM)
         if alarm:
             return alarm
-        return "Disk full: the next lesson will not be recorded until there is room (delete or upload recordings)"
+        return DISK_FULL_NEXT
 
 
 def _total_size(paths: list[Path]) -> int:

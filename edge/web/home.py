@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 from edge.web.deps import BoxDep, MaybeTeacherDep
-from edge.web.watch import WEB, render, strings
+from edge.web.i18n import WEB, page_language, render_page
 
 router = APIRouter()
 
 
 @router.get("/", response_class=HTMLResponse)
-async def home(box: BoxDep, who: MaybeTeacherDep) -> HTMLResponse:
+async def home(request: Request, box: BoxDep, who: MaybeTeacherDep) -> HTMLResponse:
     """The home page; only the teacher sees the live lesson's join link and code."""
-    language = box.config.box.language
     lesson = box.current_lesson()
-    page = render(
+    page = await render_page(
         "home.html",
-        language,
-        strings=strings(language, "home"),
+        page_language(request, box),
         name=box.config.box.name,
         lesson=lesson,
         join_url=f"/watch/{lesson.join_code}" if lesson and who else None,

@@ -1,6 +1,6 @@
 // The pages' translations: `_("Start lesson")` reads the catalog of the page's <html lang>, the
 // same gettext catalog the templates use (served as JSON); an untranslated string reads in English.
-// Placeholders are `{name}`: `format(_("{count} watching"), { count: 3 })`.
+// Placeholders are `{name}`: `format(_("{count} watching"), { count: 3 })`; plurals with `ngettext`.
 const language = document.documentElement.lang || "en";
 let catalog = {};
 
@@ -15,7 +15,19 @@ export async function loadMessages() {
 }
 
 export function _(text) {
-  return catalog[text] || text;
+  const found = catalog[text];
+  return typeof found === "string" ? found : text;
+}
+
+// `ngettext("{count} student watching", "{count} students watching", n)`: the language's form for n.
+export function ngettext(singular, plural, count) {
+  const forms = catalog[singular];
+  const indices = (catalog[""] && catalog[""].plural) || {};
+  if (Array.isArray(forms)) {
+    const found = forms[indices[new Intl.PluralRules(language).select(count)]];
+    if (found) return found;
+  }
+  return count === 1 ? singular : plural;
 }
 
 export function format(text, values) {
@@ -23,3 +35,22 @@ export function format(text, values) {
 }
 
 export { language };
+
+// Numbers, percentages and dates as the page's language writes them (the templates use Babel's).
+export function formatNumber(value, options) {
+  return new Intl.NumberFormat(language, options).format(value);
+}
+
+export function formatPercent(ratio) {
+  return new Intl.NumberFormat(language, { style: "percent" }).format(ratio);
+}
+
+export function formatDuration(seconds) {
+  const minutes = Math.floor(seconds / 60);
+  const clock = (n) => new Intl.NumberFormat(language, { minimumIntegerDigits: 2 }).format(n);
+  return `${new Intl.NumberFormat(language).format(Math.floor(minutes / 60))}:${clock(minutes % 60)}:${clock(Math.floor(seconds % 60))}`;
+}
+
+export function formatDateTime(date, options) {
+  return new Intl.DateTimeFormat(language, options || { dateStyle: "short", timeStyle: "short" }).format(date);
+}

@@ -1,10 +1,29 @@
 // Student page: plays the live lesson over WHEP (recvonly offer -> POST -> answer), shows the
 // lesson's state, and talks to the box over the "lesson" data channel (hand, data saver, events).
-"use strict";
+import { _, format, loadMessages } from "/static/i18n.js";
 
-(function () {
+await loadMessages();
+
+// What the page says, by the key it keeps in `data-key` (tests and styles read the key).
+const TEXT = {
+  connecting: _("Connecting…"),
+  connected: _("Live"),
+  reconnecting: _("Connection lost, reconnecting…"),
+  disconnected: _("Disconnected"),
+  not_started: _("This lesson has not started yet. This page will start playing as soon as it does."),
+  ended: _("This lesson has ended. Thank you for watching."),
+  full: _("This lesson is full right now. We will try again in a moment."),
+  failed: _("The lesson could not be played: {reason}"),
+  raise_hand: _("Raise hand"),
+  lower_hand: _("Lower hand"),
+  hand_raised: _("Your hand is raised. The teacher will see it."),
+  hand_acknowledged: _("The teacher has seen your hand."),
+  audio_only: _("Your connection is weak: sound only for now."),
+  quality_low: _("Lower quality to keep the lesson smooth."),
+};
+
+{
   const config = JSON.parse(document.getElementById("watch-config").textContent);
-  const t = config.strings;
   const el = (id) => document.getElementById(id);
   const video = el("video"), stateEl = el("state"), messageEl = el("message");
   const handBtn = el("hand"), saverBox = el("data-saver"), soundBtn = el("sound");
@@ -13,12 +32,9 @@
   const watch = { pc: null, channel: null, location: null, handRaised: false, ended: false, timer: null };
   window.classboxWatch = watch; // for tests and debugging
 
-  function format(text, values) {
-    return text.replace(/\{(\w+)\}/g, (_, key) => (key in values ? values[key] : ""));
-  }
-
   function showState(key, live) {
-    stateEl.textContent = t[key];
+    stateEl.textContent = TEXT[key];
+    stateEl.dataset.key = key;
     stateEl.classList.toggle("live", Boolean(live));
   }
 
@@ -27,14 +43,14 @@
       messageEl.hidden = true;
       return;
     }
-    messageEl.textContent = format(t[key], values || {});
+    messageEl.textContent = format(TEXT[key], values || {});
     messageEl.hidden = false;
     messageEl.dataset.key = key;
   }
 
   function setHand(raised) {
     watch.handRaised = raised;
-    handBtn.textContent = raised ? t.lower_hand : t.raise_hand;
+    handBtn.textContent = raised ? TEXT.lower_hand : TEXT.raise_hand;
     handBtn.classList.toggle("raised", raised);
   }
 
@@ -223,4 +239,4 @@
   });
   window.addEventListener("pagehide", leave);
   connect().catch(failed);
-})();
+}
