@@ -246,6 +246,11 @@ class CapturingVideoSource(VideoSource):
             frame = self._latest
         return frame if frame is not None and frame.index > after_index else None
 
+    @property
+    def expected_fps(self) -> float:
+        """The rate the device should deliver: the configured one, or a file's or IP camera's own lower rate."""
+        return self._expected_fps
+
     def stats(self) -> CaptureStats:
         """Status, measured fps, drops and age of the last device frame."""
         now = time.monotonic()

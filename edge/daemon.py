@@ -21,6 +21,7 @@ from edge.logs import redact
 from edge.media.capture import camera_components, microphone_components
 from edge.media.live import LessonMedia
 from edge.media.recorder import Recorder
+from edge.media.signals import SignalChecks
 from edge.notify import Notifier, watchdog_interval
 from edge.service import Box
 from edge.stream.viewers import ViewerHub
@@ -288,10 +289,10 @@ class Daemon:
 def standard_components(box: Box) -> list[Component]:
     """The box's components in start order (the clock, devices, media, sync, then the doors), wired into `box`."""
     cameras, microphones = camera_components(box), microphone_components(box)  # first: media reads their sources
-    box.camera = cameras[0] if cameras else None  # the lesson's picture
-    box.microphone = microphones[0] if microphones else None  # and its sound
+    camera, microphone = (cameras[0] if cameras else None), (microphones[0] if microphones else None)
+    box.camera, box.microphone = camera, microphone  # the lesson's picture and its sound
     box.media, box.viewer_hub, box.recorder = LessonMedia(box), ViewerHub(box), Recorder(box)
     box.courseware = CoursewareComponent(box)
     # The recorder after media: its lesson hooks run after the encoders start and before they stop.
-    media: list[Component] = [box.media, box.viewer_hub, box.recorder]
+    media: list[Component] = [box.media, box.viewer_hub, box.recorder, SignalChecks(box, camera, microphone)]
     return [ClockWatch(box), *cameras, *microphones, *media, box.courseware, Uploads(box), WebDoor(box)]

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from edge.media.signals import CHECKS
 from edge.service import Box
 
 STATUSES = ("starting", "ok", "degraded", "down", "stopped")
@@ -55,6 +56,15 @@ class BoxCollector(Collector):
         for name, message in health["alarms"].items():
             alarms.add_metric([name, message], 1.0)
         yield alarms
+        signals = GaugeMetricFamily(
+            "classbox_signal", "1 while a signal check (silent microphone, black picture ...) is on", labels=["check"]
+        )
+        for name in CHECKS:
+            signals.add_metric([name.removeprefix("signal.")], 1.0 if name in health["alarms"] else 0.0)
+        yield signals
+        muted = GaugeMetricFamily("classbox_microphone_muted", "1 while the teacher has muted the microphone")
+        muted.add_metric([], 1.0 if self._box.microphone_muted else 0.0)
+        yield muted
         live = GaugeMetricFamily("classbox_lesson_live", "1 while a lesson is live")
         live.add_metric([], 1.0 if health["lesson"] else 0.0)
         yield live

@@ -1,7 +1,8 @@
 """Capture components: each configured camera and microphone as a supervised part of the daemon.
 
 `camera:<name>` and `mic:<name>` own their driver source (started with the daemon, stopped with
-it) and mirror its health into /healthz; microphones publish `audio.level` on the bus at 10 Hz.
+it) and mirror its health into /healthz; microphones publish `audio.level` (RMS and peak dBFS, and
+whether the teacher muted it) on the bus at 10 Hz.
 The media pipeline reads frames from `box.camera.source` and `box.microphone.source`: the daemon
 wires in the first configured camera as the lesson's picture, the first microphone as its sound.
 A missing device never stops the daemon: its component reports "down" while the driver sends a
@@ -136,10 +137,24 @@ class MicrophoneComponent(_CaptureComponent):
         await asyncio.to_thread(self.source.stop)
 
     async def _meter(self) -> None:
+        """Publish the level on a steady 10 Hz grid (the time publishing takes never slows the rate)."""
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while True:
             rms, peak = self.source.level()
-            self._box.bus.publish("audio.level", mic=self.config.name, rms_dbfs=round(rms, 2), peak_dbfs=round(peak, 2))
-            await asyncio.sleep(self._level_period_s)
+            self._box.bus.publish(
+                "audio.level",
+                mic=self.config.name,
+                rms_dbfs=round(rms, 2),
+                peak_dbfs=round(peak, 2),
+                muted=self._box.microphone_muted,
+            )
+            due = max(due + self._level_period_s, loop.time())  # after a stall, carry on from now
+            await asyncio.sleep(due - loop.time())
+
+    def level_dbfs(self) -> float:
+        """The RMS level of the last 100 ms, in dBFS (-100 for silence)."""
+        return self.source.level()[0]
 
     def _source_stats(self) -> CaptureStats:
         return self.source.stats()

@@ -260,13 +260,21 @@ class VideoLayerEncoder(_EncoderThread):
 
 
 class AudioEncoder(_EncoderThread):
-    """Encodes the microphone to Opus, 20 ms per packet."""
+    """Encodes the microphone to Opus, 20 ms per packet (silence while `muted()` says so)."""
 
     thread_name = "encoder:audio"
 
-    def __init__(self, feed: Callable[[], AudioFeed | None], publish: Publish, origin: float, kbps: int = 48) -> None:
+    def __init__(
+        self,
+        feed: Callable[[], AudioFeed | None],
+        publish: Publish,
+        origin: float,
+        kbps: int = 48,
+        muted: Callable[[], bool] = lambda: False,
+    ) -> None:
         super().__init__()
         self._feed = feed
+        self._muted = muted
         self._publish = publish
         self._origin = origin
         self._kbps = kbps
@@ -324,7 +332,9 @@ class AudioEncoder(_EncoderThread):
             return
         if self._codec is None or frame.channels != self._channels:
             self._codec, self._channels = self._open_codec(frame.channels), frame.channels
-        pcm = np.ascontiguousarray(frame.pcm, dtype=np.int16).reshape(1, -1)
+        # Muted: the same frames, same cadence, as silence (viewers' players and the recording never stall).
+        samples = np.zeros_like(frame.pcm) if self._muted() else frame.pcm
+        pcm = np.ascontiguousarray(samples, dtype=np.int16).reshape(1, -1)
         sound = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo" if frame.channels == 2 else "mono")
         sound.sample_rate = AUDIO_TIME_BASE.denominator
         sound.pts = pts

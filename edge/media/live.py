@@ -103,7 +103,9 @@ class LessonMedia(Component):
                 self._video[layer.name] = VideoLayerEncoder(
                     layer, self._camera, publish, origin, stream.keyframe_interval_s, self._keyframe_min_gap_s
                 )
-            self._audio = AudioEncoder(self._microphone, publish, origin, stream.audio_kbps)
+            self._audio = AudioEncoder(
+                self._microphone, publish, origin, stream.audio_kbps, muted=lambda: self._box.microphone_muted
+            )
             for encoder in [*self._video.values(), self._audio]:
                 # Off the loop: Thread.start waits for the new thread to run, which takes a while on a busy box.
                 await asyncio.to_thread(encoder.start)

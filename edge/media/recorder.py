@@ -1,7 +1,8 @@
 """The `recorder` component: records each live lesson from the shared packets, survives power cuts.
 
 While a lesson is live it subscribes to the media fan-out (high layer + audio) and to the bus
-(`lesson.`, `board.` events for the ink log) and hands both to a `SegmentWriter` thread. When the
+(`lesson.`, `board.`, `alarm.` and `microphone.` events for the ink/events log; alarms already
+raised when it starts are logged at its start) and hands both to a `SegmentWriter` thread. When the
 lesson stops it joins the segments into one MP4 in the background, catalogues it and publishes
 `recording.finished` (the uploads component queues it). On start it finalises recordings a crash
 or power cut left open, from their closed segments, marked interrupted. It also runs the disk
@@ -47,7 +48,8 @@ from sync.push import file_sha256
 
 log = logging.getLogger(__name__)
 
-RECORDED_TOPICS = ("lesson.", "board.")
+# Alarms (a silent microphone, a black picture, a full disk...) and mutes, so a recording says when they happened.
+RECORDED_TOPICS = ("lesson.", "board.", "alarm.", "microphone.")
 RECORDER_QUEUE = 1000  # packets; a recording should not skip to the next keyframe on a busy loop
 RECORDING_ALARM = "recording"
 DISK_FULL_LIVE = N_("Disk full: the lesson is live but no longer recorded")
@@ -201,6 +203,10 @@ class Recorder(Component):
         self._session.start(self._fanout(), self._box.bus.subscribe(""))
         origin = {"lesson": lesson.to_json(), "media_origin": lesson.started_at}  # pts 0, labelled in wall time
         self._put_event(self._session, "recording.started", origin)
+        for name, message in self._box.alarms().items():  # raised before the lesson: true from its first second
+            self._put_event(self._session, "alarm.raised", {"name": name, "message": message, "before_start": True})
+        if self._box.microphone_muted:
+            self._put_event(self._session, "microphone.muted", {"muted": True, "before_start": True})
         log.info("recording lesson %s into %s", lesson.id, directory)
         self._report()
 

@@ -10,6 +10,7 @@ from drivers.audio import list_microphones, probe_audio_device
 from drivers.camera import list_cameras, parse_video_device, probe_video_device
 from drivers.errors import DriverError
 from edge.config import BoxConfig
+from edge.events import EventBus
 from edge.logs import redact
 from edge.media.encoders import AudioFeed, VideoFeed
 
@@ -24,10 +25,34 @@ class CameraPort(Protocol):
 
 
 class MicrophonePort(Protocol):
-    """What the media asks of the lesson's microphone (edge.media.capture.MicrophoneComponent)."""
+    """What the media and the panel ask of the lesson's microphone (edge.media.capture.MicrophoneComponent)."""
 
     @property
     def source(self) -> AudioFeed: ...
+
+    def level_dbfs(self) -> float:
+        """The RMS level of the last 100 ms, in dBFS."""
+        ...
+
+
+class MicrophoneMute:
+    """Whether the teacher muted the lesson's microphone; `microphone.muted` goes on the bus when it changes."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self._bus = bus
+        self.muted = False
+
+    def set(self, muted: bool) -> None:
+        """Mute or unmute (the audio goes on, as silence, while muted)."""
+        if muted != self.muted:
+            self.muted = muted
+            log.info("microphone %s", "muted" if muted else "unmuted")
+            self._bus.publish("microphone.muted", muted=muted)
+
+    def state(self, microphone: MicrophonePort | None) -> dict[str, Any]:
+        """Muted or not, and the level now (RMS dBFS; None without a microphone)."""
+        level = round(microphone.level_dbfs(), 2) if microphone is not None else None
+        return {"muted": self.muted, "level_db": level}
 
 
 def list_devices() -> dict[str, list[dict[str, Any]]]:

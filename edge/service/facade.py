@@ -21,7 +21,7 @@ from edge.media.packets import PacketFanout
 from edge.service import courseware, devices, health, media, recordings, viewers
 from edge.service.accounts import TeacherAccess, is_panel_address
 from edge.service.courseware import CoursewarePort
-from edge.service.devices import CameraPort, MicrophonePort
+from edge.service.devices import CameraPort, MicrophoneMute, MicrophonePort
 from edge.service.health import Alarms, Reports
 from edge.service.lessons import Lesson, LessonHook, Lessons
 from edge.service.media import MediaPort
@@ -55,6 +55,8 @@ class Box:
         self.lessons = Lessons(
             lambda: self.db, lambda: self.config.lesson, bus, lambda: self.clock, self._alarms, self.headroom
         )
+        self._mute = MicrophoneMute(bus)
+        self.lessons.on_stop(self._unmute_after)  # the first stop hook registered runs last
         # The components, wired in by the daemon as it builds them.
         self.camera: CameraPort | None = None
         self.microphone: MicrophonePort | None = None
@@ -115,9 +117,12 @@ class Box:
 
     # -- alarms and health ----------------------------------------------------------------------
 
-    def raise_alarm(self, name: str, message: str) -> None:
-        """Say something the teacher and the technician must know, in plain words, until it is cleared."""
-        self._alarms.raise_alarm(name, message)
+    def raise_alarm(self, name: str, message: str, **params: object) -> None:
+        """Say something the teacher and the technician must know, in plain words, until it is cleared.
+
+        With `params`, `message` is a `%(name)s` template (the event carries it and the values for translation).
+        """
+        self._alarms.raise_alarm(name, message, **params)
 
     def clear_alarm(self, name: str) -> None:
         """The condition behind an alarm is over."""
@@ -147,6 +152,25 @@ class Box:
     async def devices(self) -> dict[str, Any]:
         """The cameras and microphones this machine has (names, modes, channels) and which ones are configured."""
         return await devices.devices(self.config)
+
+    # -- the microphone -------------------------------------------------------------------------
+
+    @property
+    def microphone_muted(self) -> bool:
+        """True while the teacher has muted the microphone: viewers and the recording get silence."""
+        return self._mute.muted
+
+    def set_microphone_muted(self, muted: bool) -> None:
+        """Mute or unmute the lesson's microphone (the audio goes on, as silence); publishes `microphone.muted`."""
+        self._mute.set(muted)
+
+    def microphone_state(self) -> dict[str, Any]:
+        """The lesson's microphone: muted or not, and its level now (RMS dBFS; None without a microphone)."""
+        return self._mute.state(self.microphone)
+
+    async def _unmute_after(self, lesson: Lesson) -> None:
+        """The next lesson starts audible: a forgotten mute never records a whole lesson silent."""
+        self._mute.set(False)
 
     # -- teacher credential ---------------------------------------------------------------------
 

@@ -44,12 +44,18 @@ class Alarms:
         self._bus = bus
         self._raised: dict[str, str] = {}
 
-    def raise_alarm(self, name: str, message: str) -> None:
-        """Raise (or reword) alarm `name`; `alarm.raised` is published when it changes."""
-        if self._raised.get(name) != message:
-            self._raised[name] = message
-            log.warning("alarm: %s", message)
-            self._bus.publish("alarm.raised", name=name, message=message)
+    def raise_alarm(self, name: str, message: str, **params: object) -> None:
+        """Raise (or reword) alarm `name`; `alarm.raised` is published when it changes.
+
+        `message` is an English `N_()` text; with `params` it is a `%(name)s` template, and the event
+        also carries it (`msgid`) and the values so a door can translate it before filling them in.
+        """
+        text = message % params if params else message
+        if self._raised.get(name) != text:
+            self._raised[name] = text
+            log.warning("alarm: %s", text)
+            translatable = {"msgid": message, "params": params} if params else {}
+            self._bus.publish("alarm.raised", name=name, message=text, **translatable)
 
     def clear_alarm(self, name: str) -> None:
         """The condition behind an alarm is over; `alarm.cleared` is published if it was raised."""

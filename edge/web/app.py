@@ -14,7 +14,7 @@ from edge.errors import LessonAlreadyLive, NoLiveLesson
 from edge.metrics import make_registry, render
 from edge.service import Box
 from edge.stream import whep
-from edge.web import courseware, devices, home, languages, recordings, watch
+from edge.web import courseware, devices, home, languages, microphone, recordings, watch
 from edge.web.deps import BoxDep, MaybeTeacherDep, TeacherDep
 from edge.web.guards import BodyLimit, SameOriginGuard
 
@@ -25,6 +25,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     courseware.router,
     recordings.router,
     devices.router,
+    microphone.router,
     home.router,
     languages.router,
 )
