@@ -80,7 +80,11 @@ MESSAGES = {
 
 @dataclass(frozen=True)
 class Timings:
-    """How long a condition must hold to raise its alarm, and be gone to clear it (seconds)."""
+    """How long a condition must hold to raise its alarm, and be gone to clear it (seconds).
+
+    `slow_after_s` must exceed the camera driver's 2 s rate window: a camera that has just
+    (re)started reads slow until its window is full.
+    """
 
     silent_after_s: float = 10.0
     black_after_s: float = 3.0
