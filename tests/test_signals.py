@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -380,13 +381,17 @@ async def test_a_muted_encoder_sends_silence_at_the_same_cadence() -> None:
     finally:
         await asyncio.to_thread(encoder.stop)
         source.stop()
-    steps = {b.pts - a.pts for a, b in zip(packets, packets[1:], strict=False)}
-    assert steps == {FRAME_SAMPLES}  # one 20 ms packet after another, mute or not
     peaks = _decoded_peaks(packets)
     assert max(peaks[5:45]) > 2000  # the tone
     quiet = peaks[60:95]  # muted (past the frames already in the encoder when the mute came)
     assert max(quiet) < 50
     assert max(peaks[-40:]) > 2000  # the tone again
+    # Where the mute began and ended the packets go on 20 ms after 20 ms (a loaded machine may stall elsewhere).
+    muted_from = next(i for i in range(45, len(peaks)) if peaks[i] < 50)
+    muted_to = next(i for i in range(muted_from, len(peaks)) if peaks[i] > 2000)
+    for switch in (muted_from, muted_to):
+        around = packets[switch - 3 : switch + 4]
+        assert {b.pts - a.pts for a, b in zip(around, around[1:], strict=False)} == {FRAME_SAMPLES}
 
 
 async def test_the_microphone_api_needs_the_teacher_and_mutes(box: Box) -> None:
@@ -418,3 +423,44 @@ async def test_stopping_a_lesson_unmutes(box: Box) -> None:
     box.set_microphone_muted(True)
     await box.stop_lesson("panel")
     assert not box.microphone_muted
+
+
+# -- through OpenCV: what H.264 does to a frozen picture and a "no signal" card --------------------
+
+
+def _clip(path: Path) -> Path:
+    """4 s of one testsrc2 frame repeated, 4 s of a blue card with a white caption, 4 s of moving testsrc2."""
+    frozen = f"testsrc2=s={W}x{H}:r=10:d=0.1,loop=loop=39:size=1,setpts=N/10/TB"
+    card = f"color=c=0x2020c0:s={W}x{H}:r=10:d=4,drawbox=x=140:y=110:w=40:h=20:color=white:t=fill"
+    moving = f"testsrc2=s={W}x{H}:r=10:d=4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", frozen, "-f", "lavfi", "-i", card,
+         "-f", "lavfi", "-i", moving, "-filter_complex", "[0][1][2]concat=n=3:v=1:a=0", "-c:v", "libx264",
+         "-preset", "ultrafast", "-g", "10", "-pix_fmt", "yuv420p", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+@pytest.mark.slow
+async def test_a_file_camera_frozen_then_no_signal_then_moving(box: Box, tmp_path: Path) -> None:
+    path = await asyncio.to_thread(_clip, tmp_path / "clip.mp4")
+    config = CameraConfig(source="opencv", device=str(path), width=W, height=H, fps=10)
+    camera = CameraComponent(box, config, loss_timeout_s=5.0)
+    checks = SignalChecks(box, camera, None, QUICK)
+    seen: list[str] = []
+    camera.source.start()
+    try:
+        await checks.start()
+
+        def sequence() -> bool:
+            names = [name for name in (PICTURE_FROZEN, NO_SIGNAL) if name in box.alarms()]
+            if names and (not seen or seen[-1] != "+".join(names)):
+                seen.append("+".join(names))
+            return bool(seen) and not names and NO_SIGNAL in seen
+
+        await _run_checks(checks, sequence, within=30)
+    finally:
+        await asyncio.to_thread(camera.source.stop)
+        await checks.stop()
+    assert seen == [PICTURE_FROZEN, NO_SIGNAL], seen  # never black, never both at once
