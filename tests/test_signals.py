@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
@@ -36,6 +37,7 @@ from edge.media.signals import (
 )
 from edge.metrics import make_registry, render
 from edge.web.app import create_app
+from tests.stream_fixture import live_box, small_config
 
 W, H = 320, 240
 RNG = np.random.default_rng(7)
@@ -464,3 +466,61 @@ async def test_a_file_camera_frozen_then_no_signal_then_moving(box: Box, tmp_pat
         await asyncio.to_thread(camera.source.stop)
         await checks.stop()
     assert seen == [PICTURE_FROZEN, NO_SIGNAL], seen  # never black, never both at once
+
+
+# -- the recording's event log and the level meter -------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_the_recording_logs_alarms_from_before_and_during_it_and_the_mutes(tmp_path: Path) -> None:
+    config = small_config(tmp_path)
+    config.recording.enabled, config.recording.segment_seconds = True, 1.0
+    config.stream.keyframe_interval_s = 1.0
+    async with live_box(config) as live:
+        box = live.box
+        box.raise_alarm("test.before", "Raised before the lesson")
+        with box.bus.subscribe("recording.") as recording:
+            lesson = await live.start_lesson("Signals")
+            box.set_microphone_muted(True)
+            box.raise_alarm("test.during", "Raised during the lesson")
+            box.clear_alarm("test.during")
+            box.set_microphone_muted(False)
+            while (await asyncio.wait_for(recording.get(), 20)).topic != "recording.segment":
+                pass
+            await box.stop_lesson("panel")
+            while (await asyncio.wait_for(recording.get(), 30)).topic != "recording.finished":
+                pass
+        ink = Path(box.recording_file(lesson.id, "ink")[0])
+        lines = [json.loads(line) for line in (await asyncio.to_thread(ink.read_text)).splitlines()]
+    logged = [(line["topic"], line["data"].get("name", line["data"].get("muted"))) for line in lines]
+    assert logged.index(("alarm.raised", "test.before")) == logged.index(("recording.started", None)) + 1
+    before = next(line for line in lines if line["data"].get("name") == "test.before")
+    assert before["data"] == {"name": "test.before", "message": "Raised before the lesson", "before_start": True}
+    order = [
+        ("microphone.muted", True),
+        ("alarm.raised", "test.during"),
+        ("alarm.cleared", "test.during"),
+        ("microphone.muted", False),
+    ]
+    assert [item for item in logged if item in order] == order
+    during = next(line for line in lines if line["data"].get("name") == "test.during")
+    assert during["t"] >= 0  # seconds into the recording
+    assert during["at"] >= before["at"]  # and its wall-clock label
+
+
+async def test_the_level_meter_says_dbfs_and_mute_ten_times_a_second(box: Box) -> None:
+    mic = MicrophoneComponent(box, box.config.microphones[0])
+    with box.bus.subscribe("audio.level") as levels:
+        await mic.start()
+        try:
+            events = [await asyncio.wait_for(levels.get(), 2) for _ in range(11)]
+            box.set_microphone_muted(True)
+            muted = await asyncio.wait_for(levels.get(), 2)
+        finally:
+            await mic.stop()
+    assert set(events[0].data) == {"mic", "rms_dbfs", "peak_dbfs", "muted"}
+    assert events[-1].data["muted"] is False
+    assert -24 < events[-1].data["rms_dbfs"] < -22  # the synthetic tone, in dBFS
+    assert muted.data["muted"] is True
+    gaps = sorted(b.mono - a.mono for a, b in zip(events, events[1:], strict=False))
+    assert 0.08 < gaps[len(gaps) // 2] < 0.15  # 10 Hz (the median: a busy machine may stall one)
