@@ -16,7 +16,6 @@ import pytest
 
 from drivers.audio import FRAME_SAMPLES, SyntheticAudioSource
 from drivers.camera import CapturingVideoSource, SyntheticVideoSource
-from edge.box import Box
 from edge.config import BoxConfig, CameraConfig, MicrophoneConfig
 from edge.events import EventBus
 from edge.media.capture import CameraComponent, MicrophoneComponent
@@ -36,6 +35,7 @@ from edge.media.signals import (
     look,
 )
 from edge.metrics import make_registry, render
+from edge.service import Box
 from edge.web.app import create_app
 from tests.stream_fixture import live_box, small_config
 
