@@ -652,3 +652,12 @@ def list_cameras() -> list[dict[str, Any]]:
     from drivers.v4l2 import list_v4l2_devices
 
     return list_v4l2_devices()
+
+
+def frame_jpeg(frame: VideoFrame, quality: int = 80) -> bytes:
+    """`frame` as a JPEG picture (a snapshot for the admin page's device test)."""
+    bgr = cv2.cvtColor(frame.yuv, cv2.COLOR_YUV2BGR_I420)
+    ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise DriverError("the frame could not be encoded as JPEG")
+    return bytes(encoded)

@@ -23,6 +23,7 @@ from pydantic_core import ErrorDetails
 from drivers.camera import parse_video_device
 from edge.errors import ConfigError
 from edge.logs import redact
+from edge.texts import N_
 from sync.atomic import exchange_atomic, previous_path, write_atomic
 
 DEFAULT_CONFIG_PATH = Path("/etc/classbox/classbox.toml")
@@ -43,12 +44,43 @@ class Section(BaseModel):
 class BoxSection(Section):
     """Who this box is and where it keeps its state."""
 
-    id: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,64}$")
-    name: str = Field(default="Classroom", min_length=1, max_length=80)
-    state_dir: Path = Path("/var/lib/classbox")
-    language: Language = "en"
+    id: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9_-]{0,64}$",
+        title=N_("Box id"),
+        description=N_("A stable name for this box in the cloud and on the LAN; empty: derived from the machine id."),
+    )
+    name: str = Field(
+        default="Classroom",
+        min_length=1,
+        max_length=80,
+        title=N_("Box name"),
+        description=N_("What the home page, the panel and the students see, e.g. the school and classroom."),
+    )
+    room: str = Field(
+        default="",
+        max_length=80,
+        title=N_("Room"),
+        description=N_("The classroom this box is in, shown beside the box name."),
+    )
+    state_dir: Path = Field(
+        default=Path("/var/lib/classbox"),
+        title=N_("State folder"),
+        description=N_("Where the box keeps its databases, recordings and courseware cache."),
+    )
+    language: Language = Field(
+        default="en",
+        title=N_("Language"),
+        description=N_("The language of the box's pages and messages."),
+    )
     # Kept free for the box's databases: released when the disk fills so lessons can still stop and start.
-    reserve_mb: int = Field(default=16, ge=0, le=4096)
+    reserve_mb: int = Field(
+        default=16,
+        ge=0,
+        le=4096,
+        title=N_("Database reserve (MB)"),
+        description=N_("Disk space kept free for the box's databases, released when the disk fills."),
+    )
 
     def resolved_id(self) -> str:
         """The configured id, else one derived from the machine id (stable across reboots)."""
@@ -73,11 +105,32 @@ def _argon2_hash(value: str, how: str = "") -> str:
 class WebSection(Section):
     """The one HTTP port every web door shares (panel, watch, board, admin, API)."""
 
-    host: str = "0.0.0.0"
-    port: Port = 8080
-    panel_addresses: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
-    teacher_pin_hash: str = Field(default="", repr=False)
-    public_url: str = ""
+    host: str = Field(
+        default="0.0.0.0",
+        title=N_("Listen address"),
+        description=N_("The address the web pages listen on (0.0.0.0: every network)."),
+    )
+    port: Port = Field(
+        default=8080, title=N_("HTTP port"), description=N_("The one port of every web page and the API.")
+    )
+    panel_addresses: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+        title=N_("Panel addresses"),
+        description=N_("Addresses (or networks) whose requests act as the teacher without a PIN."),
+    )
+    teacher_pin_hash: str = Field(
+        default="",
+        repr=False,
+        title=N_("Teacher PIN"),
+        description=N_("Set on the accounts and PINs page; stored as an argon2 hash."),
+    )
+    public_url: str = Field(
+        default="",
+        title=N_("Public address"),
+        description=N_(
+            "The address students use to reach the box, if not the one they typed (e.g. https://box.school.example)."
+        ),
+    )
 
     @field_validator("panel_addresses")
     @classmethod
@@ -98,14 +151,42 @@ class WebSection(Section):
 class CameraConfig(Section):
     """One video source, named for what it films (teacher, board, document)."""
 
-    name: Name = "teacher"
-    source: Literal["synthetic", "opencv"] = "synthetic"
-    device: str = Field(default="", validate_default=True)  # opencv: an index, a /dev path, an rtsp/http URL, a file
-    width: int = Field(default=1280, ge=160, le=3840, multiple_of=2)
-    height: int = Field(default=720, ge=120, le=2160, multiple_of=2)
-    fps: int = Field(default=30, ge=1, le=60)
-    fourcc: str = Field(default="", pattern=r"^([A-Z0-9 ]{4})?$")
-    loop: bool = True
+    name: Name = Field(
+        default="teacher",
+        title=N_("Name"),
+        description=N_("What this camera films (teacher, board, document): lowercase letters, digits, - and _."),
+    )
+    source: Literal["synthetic", "opencv"] = Field(
+        default="synthetic",
+        title=N_("Kind"),
+        description=N_("synthetic: a test pattern; opencv: a USB or HDMI capture device, an IP camera or a file."),
+    )
+    device: str = Field(
+        default="",
+        validate_default=True,
+        title=N_("Device"),
+        description=N_("An index, a /dev/video path, an rtsp:// or http:// URL, or a file."),
+    )
+    width: int = Field(
+        default=1280, ge=160, le=3840, multiple_of=2, title=N_("Width"), description=N_("Picture width in pixels.")
+    )
+    height: int = Field(
+        default=720, ge=120, le=2160, multiple_of=2, title=N_("Height"), description=N_("Picture height in pixels.")
+    )
+    fps: int = Field(
+        default=30,
+        ge=1,
+        le=60,
+        title=N_("Frames per second"),
+        description=N_("How many pictures a second the camera delivers."),
+    )
+    fourcc: str = Field(
+        default="",
+        pattern=r"^([A-Z0-9 ]{4})?$",
+        title=N_("Pixel format"),
+        description=N_("A four-letter code such as MJPG; empty: the camera's default."),
+    )
+    loop: bool = Field(default=True, title=N_("Loop a file"), description=N_("Start a file source again when it ends."))
 
     @field_validator("device")
     @classmethod
@@ -118,30 +199,78 @@ class CameraConfig(Section):
 class MicrophoneConfig(Section):
     """One audio source; `device` picks a PortAudio input by a substring of its name."""
 
-    name: Name = "room"
-    source: Literal["synthetic", "pyaudio"] = "synthetic"
-    device: str = ""
-    channels: int = Field(default=1, ge=1, le=2)
-    tone_hz: float = Field(default=440.0, gt=0, le=20000)
+    name: Name = Field(
+        default="room",
+        title=N_("Name"),
+        description=N_("What this microphone hears (room, teacher): lowercase letters, digits, - and _."),
+    )
+    source: Literal["synthetic", "pyaudio"] = Field(
+        default="synthetic", title=N_("Kind"), description=N_("synthetic: a test tone; pyaudio: a sound card input.")
+    )
+    device: str = Field(
+        default="", title=N_("Device"), description=N_("A part of the input's name as the box lists it.")
+    )
+    channels: int = Field(default=1, ge=1, le=2, title=N_("Channels"), description=N_("1 for mono, 2 for stereo."))
+    tone_hz: float = Field(
+        default=440.0,
+        gt=0,
+        le=20000,
+        title=N_("Test tone (Hz)"),
+        description=N_("The pitch of the synthetic microphone's tone."),
+    )
 
 
 class LessonSection(Section):
     """Lessons and who may join them."""
 
-    default_title: str = Field(default="Lesson", min_length=1, max_length=120)
-    max_viewers: int = Field(default=60, ge=1, le=500)
-    join_code_length: int = Field(default=6, ge=4, le=16)
+    default_title: str = Field(
+        default="Lesson",
+        min_length=1,
+        max_length=120,
+        title=N_("Default lesson title"),
+        description=N_("The title of a lesson started without one."),
+    )
+    max_viewers: int = Field(
+        default=60,
+        ge=1,
+        le=500,
+        title=N_("Maximum viewers"),
+        description=N_("How many students may watch a lesson from the box at once."),
+    )
+    join_code_length: int = Field(
+        default=6, ge=4, le=16, title=N_("Join code length"), description=N_("Letters in a lesson's join code.")
+    )
 
 
 class IceServer(Section):
     """A STUN or TURN server handed to viewers."""
 
-    urls: list[str] = Field(min_length=1)
+    urls: list[str] = Field(
+        min_length=1, title=N_("URLs"), description=N_("stun:, stuns:, turn: or turns: URLs of one server.")
+    )
     # TURN REST API (coturn `static-auth-secret`): each viewer gets a minted credential that expires.
-    auth_secret: str = Field(default="", repr=False)
-    ttl_s: int = Field(default=14_400, ge=60, le=7 * 86_400)
-    username: str = ""
-    credential: str = Field(default="", repr=False)
+    auth_secret: str = Field(
+        default="",
+        repr=False,
+        title=N_("Shared secret"),
+        description=N_("The TURN server's static-auth-secret: the box then mints each viewer's credential."),
+    )
+    ttl_s: int = Field(
+        default=14_400,
+        ge=60,
+        le=7 * 86_400,
+        title=N_("Credential lifetime (s)"),
+        description=N_("How long a minted TURN credential is valid."),
+    )
+    username: str = Field(
+        default="", title=N_("Username"), description=N_("A fixed TURN username (leave empty with a shared secret).")
+    )
+    credential: str = Field(
+        default="",
+        repr=False,
+        title=N_("Password"),
+        description=N_("A fixed TURN password (leave empty with a shared secret)."),
+    )
 
     @field_validator("urls")
     @classmethod
@@ -162,34 +291,70 @@ class IceServer(Section):
 class VideoLayerConfig(Section):
     """One shared H.264 encoding (a layer viewers can be given)."""
 
-    width: int = Field(ge=160, le=3840)
-    height: int = Field(ge=120, le=2160)
-    fps: int = Field(ge=1, le=60)
-    kbps: int = Field(ge=50, le=20_000)
+    width: int = Field(ge=160, le=3840, title=N_("Width"), description=N_("Picture width in pixels."))
+    height: int = Field(ge=120, le=2160, title=N_("Height"), description=N_("Picture height in pixels."))
+    fps: int = Field(ge=1, le=60, title=N_("Frames per second"), description=N_("Pictures per second of this layer."))
+    kbps: int = Field(ge=50, le=20_000, title=N_("Bitrate (kbit/s)"), description=N_("The encoder's target bitrate."))
 
 
 class LowestLayerConfig(VideoLayerConfig):
     """The layer for 2G/EDGE-class links, from the same capture; `enabled = false` leaves it out."""
 
-    enabled: bool = True
-    width: int = Field(default=320, ge=160, le=3840)
-    height: int = Field(default=180, ge=120, le=2160)
-    fps: int = Field(default=10, ge=1, le=60)
-    kbps: int = Field(default=100, ge=50, le=20_000)
+    enabled: bool = Field(
+        default=True, title=N_("Enabled"), description=N_("Offer this layer to viewers on very slow links.")
+    )
+    width: int = Field(default=320, ge=160, le=3840, title=N_("Width"), description=N_("Picture width in pixels."))
+    height: int = Field(default=180, ge=120, le=2160, title=N_("Height"), description=N_("Picture height in pixels."))
+    fps: int = Field(
+        default=10, ge=1, le=60, title=N_("Frames per second"), description=N_("Pictures per second of this layer.")
+    )
+    kbps: int = Field(
+        default=100, ge=50, le=20_000, title=N_("Bitrate (kbit/s)"), description=N_("The encoder's target bitrate.")
+    )
 
 
 class StreamSection(Section):
     """Live streaming to students: ICE servers and the encoded layers."""
 
-    ice_servers: list[IceServer] = Field(default_factory=list)
-    keyframe_interval_s: float = Field(default=2.0, gt=0, le=10)
-    high: VideoLayerConfig = Field(default_factory=lambda: VideoLayerConfig(width=1280, height=720, fps=30, kbps=1500))
-    low: VideoLayerConfig = Field(default_factory=lambda: VideoLayerConfig(width=640, height=360, fps=15, kbps=350))
+    ice_servers: list[IceServer] = Field(
+        default_factory=list, title=N_("ICE servers"), description=N_("STUN and TURN servers handed to students.")
+    )
+    keyframe_interval_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=10,
+        title=N_("Keyframe interval (s)"),
+        description=N_("Seconds between full pictures in the stream."),
+    )
+    high: VideoLayerConfig = Field(
+        default_factory=lambda: VideoLayerConfig(width=1280, height=720, fps=30, kbps=1500),
+        title=N_("High layer"),
+        description=N_("The best picture, for good links."),
+    )
+    low: VideoLayerConfig = Field(
+        default_factory=lambda: VideoLayerConfig(width=640, height=360, fps=15, kbps=350),
+        title=N_("Low layer"),
+        description=N_("A smaller picture for weaker links."),
+    )
     # For 2G/EDGE-class links; viewers step down to it before they lose the picture.
-    lowest: LowestLayerConfig = Field(default_factory=LowestLayerConfig)
-    audio_kbps: int = Field(default=48, ge=16, le=256)
-    adaptive_layers: bool = True
-    relay_only: bool = False  # viewers' media only through a TURN server (strict firewalls; hides the box's address)
+    lowest: LowestLayerConfig = Field(
+        default_factory=LowestLayerConfig,
+        title=N_("Lowest layer"),
+        description=N_("The smallest picture, for 2G/EDGE-class links."),
+    )
+    audio_kbps: int = Field(
+        default=48, ge=16, le=256, title=N_("Audio bitrate (kbit/s)"), description=N_("The Opus encoder's bitrate.")
+    )
+    adaptive_layers: bool = Field(
+        default=True,
+        title=N_("Adapt to each viewer's link"),
+        description=N_("Move each viewer between layers as their link allows."),
+    )
+    relay_only: bool = Field(
+        default=False,
+        title=N_("Relay only"),
+        description=N_("Send viewers' media only through a TURN server (strict firewalls; hides the box's address)."),
+    )
 
     @field_validator("relay_only")
     @classmethod
@@ -218,32 +383,82 @@ class StreamSection(Section):
 class RecordingSection(Section):
     """Recording of lessons to local disk."""
 
-    enabled: bool = True
-    segment_seconds: float = Field(default=4.0, ge=1, le=60)
-    quota_mb: int = Field(default=20_000, ge=100)
-    min_free_mb: int = Field(default=500, ge=0)
+    enabled: bool = Field(
+        default=True, title=N_("Record lessons"), description=N_("Keep a recording of every lesson on the box.")
+    )
+    segment_seconds: float = Field(
+        default=4.0,
+        ge=1,
+        le=60,
+        title=N_("Segment length (s)"),
+        description=N_("A power cut loses at most one segment."),
+    )
+    quota_mb: int = Field(
+        default=20_000, ge=100, title=N_("Recordings quota (MB)"), description=N_("Disk space recordings may use.")
+    )
+    min_free_mb: int = Field(
+        default=500,
+        ge=0,
+        title=N_("Keep free (MB)"),
+        description=N_("Recording stops while less than this is free on the disk."),
+    )
 
 
 class UploadSection(Section):
     """Where finished recordings go (tus resumable uploads)."""
 
-    tus_url: str = ""
-    token: str = Field(default="", repr=False)
-    chunk_size_kb: int = Field(default=1024, ge=16, le=65536)
+    tus_url: str = Field(
+        default="",
+        title=N_("Upload server"),
+        description=N_("The tus endpoint recordings are uploaded to; empty: no uploads."),
+    )
+    token: str = Field(
+        default="", repr=False, title=N_("Upload token"), description=N_("The credential the upload server expects.")
+    )
+    chunk_size_kb: int = Field(
+        default=1024, ge=16, le=65536, title=N_("Upload chunk (KB)"), description=N_("How much is sent per request.")
+    )
 
 
 class CoursewareSection(Section):
     """The courseware cache and where it syncs from."""
 
-    repo_url: str = ""
-    quota_mb: int = Field(default=10_000, ge=10)
+    repo_url: str = Field(
+        default="",
+        title=N_("Repository"),
+        description=N_("Where courseware comes from: an http(s):// or file:// URL, or a folder (USB import)."),
+    )
+    quota_mb: int = Field(
+        default=10_000, ge=10, title=N_("Cache quota (MB)"), description=N_("Disk space the courseware cache may use.")
+    )
     # Pulls stop while the disk has less free space than this (recordings need the rest).
-    min_free_mb: int = Field(default=1_000, ge=0)
-    lan_peers: bool = True
+    min_free_mb: int = Field(
+        default=1_000,
+        ge=0,
+        title=N_("Keep free (MB)"),
+        description=N_("Pulls stop while less than this is free on the disk."),
+    )
+    lan_peers: bool = Field(
+        default=True,
+        title=N_("Ask boxes on the LAN"),
+        description=N_("Fetch courseware from other boxes in the school first."),
+    )
     # The repository's root metadata the box ships with ("" = <state_dir>/courseware-root.json).
-    trusted_root: str = ""
-    pull_interval_s: float = Field(default=900.0, ge=1.0, le=86_400.0)
-    concurrency: int = Field(default=4, ge=1, le=32)
+    trusted_root: str = Field(
+        default="",
+        title=N_("Trusted root"),
+        description=N_("The repository's root metadata the box trusts; empty: the one in the state folder."),
+    )
+    pull_interval_s: float = Field(
+        default=900.0,
+        ge=1.0,
+        le=86_400.0,
+        title=N_("Pull every (s)"),
+        description=N_("How often the box looks for new courseware."),
+    )
+    concurrency: int = Field(
+        default=4, ge=1, le=32, title=N_("Parallel downloads"), description=N_("How many chunks are fetched at once.")
+    )
 
     @field_validator("repo_url")
     @classmethod
@@ -256,26 +471,62 @@ class CoursewareSection(Section):
 class BudgetWindow(Section):
     """A daily time window with its own WAN rate (kbit/s; 0 = unlimited)."""
 
-    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    end: str = Field(pattern=r"^([01]\d|2[0-4]):[0-5]\d$")
-    kbps: int = Field(ge=0)
+    start: str = Field(
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$", title=N_("From"), description=N_("Start of the window, HH:MM.")
+    )
+    end: str = Field(
+        pattern=r"^([01]\d|2[0-4]):[0-5]\d$",
+        title=N_("Until"),
+        description=N_("End of the window, HH:MM (24:00 for midnight)."),
+    )
+    kbps: int = Field(
+        ge=0, title=N_("Rate (kbit/s)"), description=N_("What sync may use in this window; 0: unlimited.")
+    )
 
 
 class BudgetSection(Section):
     """How much of the WAN link sync may use."""
 
-    windows: list[BudgetWindow] = Field(default_factory=list)
-    monthly_cap_mb: int = Field(default=0, ge=0)
-    link_kbps: int = Field(default=0, ge=0)  # the WAN link's rate if known (0 = estimate from transfers)
-    live_lesson_kbps: int = Field(default=1500, ge=0)  # what a live lesson streams over the WAN (sync gets the rest)
+    windows: list[BudgetWindow] = Field(
+        default_factory=list, title=N_("Daily windows"), description=N_("Times of day with their own rate for sync.")
+    )
+    monthly_cap_mb: int = Field(
+        default=0,
+        ge=0,
+        title=N_("Monthly data cap (MB)"),
+        description=N_("Sync stops for the month when it has used this much; 0: no cap."),
+    )
+    link_kbps: int = Field(
+        default=0,
+        ge=0,
+        title=N_("Link rate (kbit/s)"),
+        description=N_("The internet link's rate if known; 0: estimated from transfers."),
+    )
+    live_lesson_kbps: int = Field(
+        default=1500,
+        ge=0,
+        title=N_("Kept for live lessons (kbit/s)"),
+        description=N_("What a live lesson streams over the internet; sync gets the rest."),
+    )
 
 
 class ConsoleSection(Section):
     """The technician's serial console."""
 
-    serial_port: str = ""
-    baudrate: int = Field(default=115200, ge=1200, le=4_000_000)
-    tech_pin_hash: str = Field(default="", repr=False)
+    serial_port: str = Field(
+        default="",
+        title=N_("Serial port"),
+        description=N_("The technician's console port, e.g. /dev/ttyS0; empty: none."),
+    )
+    baudrate: int = Field(
+        default=115200, ge=1200, le=4_000_000, title=N_("Baud rate"), description=N_("The serial port's speed.")
+    )
+    tech_pin_hash: str = Field(
+        default="",
+        repr=False,
+        title=N_("Technician PIN"),
+        description=N_("Set on the accounts and PINs page; stored as an argon2 hash."),
+    )
 
     @field_validator("tech_pin_hash")
     @classmethod
@@ -286,32 +537,104 @@ class ConsoleSection(Section):
 class DiscoverySection(Section):
     """Zeroconf advertisement of this box and browsing for peers."""
 
-    enabled: bool = True
-    interfaces: list[str] = Field(default_factory=list)  # addresses to advertise/browse on ([] = all)
+    enabled: bool = Field(
+        default=True,
+        title=N_("Find other boxes"),
+        description=N_("Advertise this box and find others on the LAN (zeroconf)."),
+    )
+    interfaces: list[str] = Field(
+        default_factory=list,
+        title=N_("Interfaces"),
+        description=N_("Addresses to advertise on and browse; empty: all."),
+    )
 
 
 class LoggingSection(Section):
     """Log verbosity."""
 
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", title=N_("Log level"), description=N_("How much the box writes to its log.")
+    )
+
+
+class MetricsSection(Section):
+    """The history behind the admin dashboard's graphs (CPU, memory, disk, link, sync, viewers)."""
+
+    interval_s: float = Field(
+        default=60.0,
+        ge=1.0,
+        le=3600.0,
+        title=N_("Sample every (s)"),
+        description=N_("How often the dashboard's graphs get a new point."),
+    )
+    keep_days: int = Field(
+        default=7, ge=1, le=90, title=N_("Keep history (days)"), description=N_("How long the graphs' history is kept.")
+    )
 
 
 class BoxConfig(Section):
     """The whole configuration of a box."""
 
-    box: BoxSection = Field(default_factory=BoxSection)
-    web: WebSection = Field(default_factory=WebSection)
-    cameras: list[CameraConfig] = Field(default_factory=lambda: [CameraConfig()])
-    microphones: list[MicrophoneConfig] = Field(default_factory=lambda: [MicrophoneConfig()])
-    lesson: LessonSection = Field(default_factory=LessonSection)
-    stream: StreamSection = Field(default_factory=StreamSection)
-    recording: RecordingSection = Field(default_factory=RecordingSection)
-    upload: UploadSection = Field(default_factory=UploadSection)
-    courseware: CoursewareSection = Field(default_factory=CoursewareSection)
-    budget: BudgetSection = Field(default_factory=BudgetSection)
-    console: ConsoleSection = Field(default_factory=ConsoleSection)
-    discovery: DiscoverySection = Field(default_factory=DiscoverySection)
-    logging: LoggingSection = Field(default_factory=LoggingSection)
+    box: BoxSection = Field(
+        default_factory=BoxSection, title=N_("Box"), description=N_("Who this box is and where it keeps its state.")
+    )
+    web: WebSection = Field(
+        default_factory=WebSection,
+        title=N_("Web pages"),
+        description=N_("The one port every web page and the API share."),
+    )
+    cameras: list[CameraConfig] = Field(
+        default_factory=lambda: [CameraConfig()],
+        title=N_("Cameras"),
+        description=N_("The cameras lessons use; the first one is the lesson's picture."),
+    )
+    microphones: list[MicrophoneConfig] = Field(
+        default_factory=lambda: [MicrophoneConfig()],
+        title=N_("Microphones"),
+        description=N_("The microphones lessons use; the first one is the lesson's sound."),
+    )
+    lesson: LessonSection = Field(
+        default_factory=LessonSection, title=N_("Lessons"), description=N_("Lessons and who may join them.")
+    )
+    stream: StreamSection = Field(
+        default_factory=StreamSection,
+        title=N_("Streaming"),
+        description=N_("Live streaming to students: ICE servers and the encoded layers."),
+    )
+    recording: RecordingSection = Field(
+        default_factory=RecordingSection,
+        title=N_("Recording"),
+        description=N_("Recording of lessons on the box's disk."),
+    )
+    upload: UploadSection = Field(
+        default_factory=UploadSection, title=N_("Uploads"), description=N_("Where finished recordings are uploaded to.")
+    )
+    courseware: CoursewareSection = Field(
+        default_factory=CoursewareSection,
+        title=N_("Courseware"),
+        description=N_("The courseware cache and where it syncs from."),
+    )
+    budget: BudgetSection = Field(
+        default_factory=BudgetSection,
+        title=N_("Bandwidth"),
+        description=N_("How much of the internet link sync may use."),
+    )
+    console: ConsoleSection = Field(
+        default_factory=ConsoleSection, title=N_("Serial console"), description=N_("The technician's serial console.")
+    )
+    discovery: DiscoverySection = Field(
+        default_factory=DiscoverySection,
+        title=N_("Discovery"),
+        description=N_("Finding other boxes on the LAN and being found."),
+    )
+    logging: LoggingSection = Field(
+        default_factory=LoggingSection, title=N_("Logging"), description=N_("How much the box writes to its log.")
+    )
+    metrics: MetricsSection = Field(
+        default_factory=MetricsSection,
+        title=N_("Dashboard history"),
+        description=N_("The history behind the dashboard's graphs."),
+    )
 
     @model_validator(mode="after")
     def _unique_device_names(self) -> BoxConfig:

@@ -62,3 +62,7 @@ class RecordingNotFound(RecordingError):
 
 class RecordingNotReady(RecordingError):
     """The recording is still being made or has failed."""
+
+
+class DeviceNotFound(ClassboxError):
+    """No configured camera or microphone has that name (or it has no picture yet)."""

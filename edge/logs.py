@@ -6,7 +6,8 @@ import logging
 import os
 import re
 import sys
-from typing import TextIO
+from collections import deque
+from typing import Any, TextIO
 
 _SECRET_PATTERNS = [
     re.compile(r"(?i)\b(pin|password|passwd|token|secret|credential|authorization)(\"?\s*[=:]\s*\"?)([^\s\",;&]+)"),
@@ -73,3 +74,35 @@ def setup_logging(level: str = "info", stream: TextIO | None = None) -> None:
     root.setLevel(level.upper())
     for noisy in ("aioice", "aiortc", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+class LogRing(logging.Handler):
+    """The last `size` log records, redacted, for the admin page's log tail and the diagnostics bundle."""
+
+    def __init__(self, size: int = 2000) -> None:
+        super().__init__()
+        self.size = size
+        self._lines: deque[dict[str, Any]] = deque(maxlen=size)
+        self._formatter = RedactingFormatter("%(message)s")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = self._formatter.format(record)
+        except Exception:  # a bad format string must not take logging down
+            self.handleError(record)
+            return
+        self._lines.append(
+            {"at": record.created, "level": record.levelname.lower(), "name": record.name, "message": message}
+        )
+
+    def tail(self, limit: int = 200, level: str = "", contains: str = "") -> list[dict[str, Any]]:
+        """The newest `limit` records at `level` or above whose logger or message contains `contains`, oldest first."""
+        floor = logging.getLevelName(level.upper()) if level else 0
+        needle = contains.casefold()
+        found = [
+            line
+            for line in list(self._lines)
+            if logging.getLevelName(line["level"].upper()) >= floor
+            and (not needle or needle in line["message"].casefold() or needle in line["name"].casefold())
+        ]
+        return found[-limit:] if limit > 0 else []
