@@ -24,6 +24,8 @@ from edge.logs import setup_logging
 log = logging.getLogger("classbox")
 
 EXIT_CONFIG = 2
+EXIT_RESTART = 75  # EX_TEMPFAIL: under systemd (Restart=always) the unit comes back up; elsewhere we exec ourselves
+DEMO_CONFIG = "classbox.toml"  # where a demo without --config saves the admin page's changes
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,7 +124,7 @@ def _serve(config: BoxConfig, fault: str | None = None, config_note: str = "", p
     setup_logging(config.logging.level)
     daemon = Daemon(config, [standard_components], fault=fault, config_note=config_note, config_path=path)
     asyncio.run(daemon.run())
-    return 0
+    return EXIT_RESTART if daemon.restart_requested else 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -133,7 +135,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     setup_logging()
-    config = load_config(args.config) if args.config else BoxConfig()
+    saved = args.state_dir / DEMO_CONFIG if args.state_dir is not None else None
+    if args.config:
+        config = load_config(args.config)
+    elif saved is not None and saved.exists():  # what the admin page saved in an earlier demo run
+        config = load_config(saved)
+    else:
+        config = BoxConfig()
     if args.port is not None:
         config.web.port = args.port
     if args.host is not None:
@@ -141,12 +149,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.state_dir is not None:
         config.box.state_dir = args.state_dir
         prepare_demo_courseware(config)
-        return _serve(config, args.fault)
+        return _serve(config, args.fault, path=args.config or args.state_dir / DEMO_CONFIG)
     with tempfile.TemporaryDirectory(prefix="classbox-demo-") as state:
         config.box.state_dir = Path(state)
         prepare_demo_courseware(config)
         print(f"classbox demo: http://localhost:{config.web.port}/  (state in {state})", file=sys.stderr)
-        return _serve(config, args.fault)
+        return _serve(config, args.fault, path=args.config or Path(state) / DEMO_CONFIG)
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
@@ -193,6 +201,13 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _restart() -> None:
+    """Start this command again in place (same process id, same arguments), all else stopped and closed."""
+    log.warning("classbox restarting")
+    sys.stderr.flush()
+    os.execv(sys.executable, sys.orig_argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `classbox` command."""
     args = _parser().parse_args(argv)
@@ -200,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         code: int = args.handler(args)
     except ConfigError as err:
         return _report(err)
+    if code == EXIT_RESTART and argv is None and not os.environ.get("NOTIFY_SOCKET"):
+        _restart()
     return code
 
 

@@ -22,6 +22,7 @@ from edge.media.capture import camera_components, microphone_components
 from edge.media.live import LessonMedia
 from edge.media.recorder import Recorder
 from edge.media.signals import SignalChecks
+from edge.metrics_history import MetricsHistory
 from edge.notify import Notifier, watchdog_interval
 from edge.service import Box
 from edge.stream.viewers import ViewerHub
@@ -205,11 +206,17 @@ class Daemon:
         self._factories = factories
         self._report = DaemonReport(self.notifier, config_note)
         self._ready_sent = False
+        self.restart_requested = False
         self._stop = asyncio.Event()
         self._stopped: asyncio.Future[None] | None = None
 
     def request_stop(self) -> None:
         """Ask the daemon to shut down (signal handlers call this)."""
+        self._stop.set()
+
+    def request_restart(self) -> None:
+        """Ask the daemon to shut down and be started again (`restart_requested` tells the caller)."""
+        self.restart_requested = True
         self._stop.set()
 
     async def run(self) -> None:
@@ -233,8 +240,9 @@ class Daemon:
 
     async def _start(self) -> None:
         self.notifier.status("starting")
+        logging.getLogger().addHandler(self.box.logs)
         self.box.open()
-        self.box.attach(self.supervisor)
+        self.box.attach(self.supervisor, self.request_restart)
         self.supervisor.add(self._report)
         for factory in self._factories:
             for component in factory(self.box):
@@ -254,6 +262,7 @@ class Daemon:
             await self.supervisor.stop_all()
             self.box.close()
             self.notifier.close()
+            logging.getLogger().removeHandler(self.box.logs)
         finally:
             self._stopped.set_result(None)
 
@@ -293,6 +302,8 @@ def standard_components(box: Box) -> list[Component]:
     box.camera, box.microphone = camera, microphone  # the lesson's picture and its sound
     box.media, box.viewer_hub, box.recorder = LessonMedia(box), ViewerHub(box), Recorder(box)
     box.courseware = CoursewareComponent(box)
+    box.cameras = list(cameras)
+    box.history = history = MetricsHistory(box)
     # The recorder after media: its lesson hooks run after the encoders start and before they stop.
     media: list[Component] = [box.media, box.viewer_hub, box.recorder, SignalChecks(box, camera, microphone)]
-    return [ClockWatch(box), *cameras, *microphones, *media, box.courseware, Uploads(box), WebDoor(box)]
+    return [ClockWatch(box), *cameras, *microphones, *media, box.courseware, Uploads(box), history, WebDoor(box)]

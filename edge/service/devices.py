@@ -7,9 +7,10 @@ import logging
 from typing import Any, Protocol
 
 from drivers.audio import list_microphones, probe_audio_device
-from drivers.camera import list_cameras, parse_video_device, probe_video_device
+from drivers.camera import VideoSource, frame_jpeg, list_cameras, parse_video_device, probe_video_device
 from drivers.errors import DriverError
 from edge.config import BoxConfig
+from edge.errors import DeviceNotFound
 from edge.events import EventBus
 from edge.logs import redact
 from edge.media.encoders import AudioFeed, VideoFeed
@@ -53,6 +54,40 @@ class MicrophoneMute:
         """Muted or not, and the level now (RMS dBFS; None without a microphone)."""
         level = round(microphone.level_dbfs(), 2) if microphone is not None else None
         return {"muted": self.muted, "level_db": level}
+
+
+class NamedCamera(Protocol):
+    """A configured camera as the admin page's device test sees it (edge.media.capture.CameraComponent)."""
+
+    @property
+    def name(self) -> str: ...  # `camera:<configured name>`
+    @property
+    def source(self) -> VideoSource: ...
+
+
+def find_camera(cameras: list[NamedCamera], name: str) -> NamedCamera:
+    """The configured camera `name` (raise DeviceNotFound)."""
+    found = next((camera for camera in cameras if camera.name == f"camera:{name}"), None)
+    if found is None:
+        raise DeviceNotFound(f"no camera named {name!r}")
+    return found
+
+
+async def snapshot(cameras: list[NamedCamera], name: str) -> bytes:
+    """The newest picture of the configured camera `name`, as JPEG (raise DeviceNotFound)."""
+    frame = find_camera(cameras, name).source.latest()
+    if frame is None:
+        raise DeviceNotFound(f"no picture from the camera named {name!r} yet")
+    return await asyncio.to_thread(frame_jpeg, frame)
+
+
+def microphone_level(components: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+    """The configured microphone `name`'s level now (dBFS) and status, from its health report (raise DeviceNotFound)."""
+    report = components.get(f"mic:{name}")
+    if report is None:
+        raise DeviceNotFound(f"no microphone named {name!r}")
+    figures = {key: report.get(key) for key in ("rms_dbfs", "peak_dbfs")}
+    return {"name": name, "status": report["status"], "detail": report.get("detail", ""), **figures}
 
 
 def list_devices() -> dict[str, list[dict[str, Any]]]:

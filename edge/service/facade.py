@@ -7,8 +7,9 @@ need one say so in plain words (or answer empty) without it.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +17,26 @@ import sqlite_utils
 
 from edge.config import BoxConfig
 from edge.db import Headroom, open_db
+from edge.errors import NotAllowed
 from edge.events import EventBus
+from edge.logs import LogRing
 from edge.media.packets import PacketFanout
-from edge.service import courseware, devices, health, media, recordings, viewers
+from edge.service import courseware, devices, health, maintenance, media, metrics_history, recordings, viewers
 from edge.service.accounts import TeacherAccess, is_panel_address
 from edge.service.courseware import CoursewarePort
-from edge.service.devices import CameraPort, MicrophoneMute, MicrophonePort
+from edge.service.devices import CameraPort, MicrophoneMute, MicrophonePort, NamedCamera
 from edge.service.health import Alarms, Reports
 from edge.service.lessons import Lesson, LessonHook, Lessons
 from edge.service.media import MediaPort
+from edge.service.metrics_history import HistoryPort
 from edge.service.recordings import RecorderPort
 from edge.service.settings import Settings
 from edge.service.viewers import ViewerHubPort
 from sync.budget import Budget
 from sync.clock import Clock
 from sync.store import Hold
+
+log = logging.getLogger(__name__)
 
 HEADROOM_FILE = "headroom.reserve"
 MB = 1024 * 1024
@@ -49,7 +55,9 @@ class Box:
         self._db: sqlite_utils.Database | None = None
         self._supervisor: Reports | None = None
         self.headroom = Headroom(config.box.state_dir / HEADROOM_FILE, config.box.reserve_mb * MB)
-        self.settings = Settings(lambda: self.config, config_path)
+        self.settings = Settings(lambda: self.config, config_path, self._take_settings)
+        self.logs = LogRing()  # the daemon hands it the root logger's records
+        self._restart: Callable[[], None] | None = None
         self._alarms = Alarms(bus)
         self._teacher = TeacherAccess(lambda: self.config.web)
         self.lessons = Lessons(
@@ -64,6 +72,8 @@ class Box:
         self.viewer_hub: ViewerHubPort | None = None
         self.recorder: RecorderPort | None = None
         self.courseware: CoursewarePort | None = None
+        self.cameras: list[NamedCamera] = []  # every configured camera, for the admin page's device test
+        self.history: HistoryPort | None = None
 
     # -- composition ---------------------------------------------------------------------------
 
@@ -86,9 +96,10 @@ class Box:
             self._db.close()
             self._db = None
 
-    def attach(self, supervisor: Reports) -> None:
-        """Give the box the supervisor whose components it reports on."""
+    def attach(self, supervisor: Reports, restart: Callable[[], None] | None = None) -> None:
+        """Give the box the supervisor whose components it reports on, and the daemon's way to restart."""
         self._supervisor = supervisor
+        self._restart = restart
 
     def on_lesson_start(self, hook: LessonHook) -> None:
         """Run `hook` (awaited, in registration order) when a lesson starts."""
@@ -293,3 +304,61 @@ class Box:
     def wan_budget(self) -> Budget | None:
         """The WAN budget the courseware component owns now (None while it is not running: no limit)."""
         return courseware.budget(self.courseware)
+
+    # -- settings and maintenance (the admin page) ----------------------------------------------
+
+    def _take_settings(self, config: BoxConfig, changed: list[str]) -> None:
+        """Run on `config` (just saved) and hand the parts that can take them the new settings at once."""
+        self.config = config
+        logging.getLogger().setLevel(config.logging.level.upper())
+        if self.courseware is not None:
+            self.courseware.apply_settings()
+        self.bus.publish("settings.changed", changed=changed)
+
+    def restart(self, by: str) -> None:
+        """Restart the daemon (everything stops in order and starts again); NotAllowed when it cannot."""
+        if self._restart is None:
+            raise NotAllowed("this box cannot restart itself")
+        log.warning("restart asked for by %s", by)
+        self.bus.publish("daemon.restarting", by=by)
+        self._restart()
+
+    def diagnostics(self) -> bytes:
+        """A zip for support: the config without its secrets, health, recent logs, versions, config history."""
+        kept = self.settings.history.versions() if self.settings.path is not None else []
+        lines = self.logs.tail(limit=self.logs.size)
+        return maintenance.diagnostics(self.config, self.health(), lines, kept)
+
+    # -- the dashboard and the device test --------------------------------------------------------
+
+    async def metrics_history(self, hours: float) -> list[dict[str, Any]]:
+        """The dashboard's samples of the last `hours`, oldest first ([] while the history is not running)."""
+        if self.history is None or not self.history.running:
+            return []
+        return await self.history.since(self.clock.wall() - hours * 3600.0)
+
+    def dashboard(self) -> dict[str, Any]:
+        """Health, the upload queue, the last courseware pull and the month's data against the cap."""
+        report = self.health()
+        cw = self.courseware
+        pull = metrics_history.courseware(
+            cw.store if cw else None,
+            cw.last_report if cw else None,
+            cw.last_attempt_at if cw else None,
+            cw.last_error if cw else "",
+        )
+        uploads = metrics_history.uploads(report["components"])
+        return {
+            "health": report,
+            "uploads": uploads,
+            "courseware": pull,
+            "budget": metrics_history.budget(self.wan_budget()),
+        }
+
+    async def camera_snapshot(self, name: str) -> bytes:
+        """The newest picture of the configured camera `name`, as JPEG (DeviceNotFound)."""
+        return await devices.snapshot(self.cameras, name)
+
+    def microphone_level(self, name: str) -> dict[str, Any]:
+        """The configured microphone `name`'s level now (dBFS) and status (DeviceNotFound)."""
+        return devices.microphone_level(health.component_reports(self._supervisor), name)
