@@ -14,7 +14,7 @@ from edge.errors import LessonAlreadyLive, NoLiveLesson
 from edge.metrics import make_registry, render
 from edge.service import Box
 from edge.stream import whep
-from edge.web import courseware, devices, home, languages, microphone, recordings, watch
+from edge.web import admin, courseware, devices, home, languages, microphone, recordings, watch
 from edge.web.deps import BoxDep, MaybeTeacherDep, TeacherDep
 from edge.web.guards import BodyLimit, SameOriginGuard
 
@@ -28,6 +28,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     microphone.router,
     home.router,
     languages.router,
+    admin.router,
 )
 
 
@@ -76,6 +77,8 @@ def create_app(box: Box) -> FastAPI:
         lesson = await box.stop_lesson(who)
         return {"lesson": lesson.to_json()}
 
+    for error, handler in admin.EXCEPTION_HANDLERS.items():
+        app.add_exception_handler(error, handler)
     for router in ROUTERS:
         app.include_router(router)
     return app
