@@ -10,14 +10,14 @@ import asyncio
 import io
 import tomllib
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Dialog, Page, expect
+from playwright.async_api import Browser, BrowserContext, Dialog, Page, expect
 
-from tests.helpers import REPO, DaemonProcess, http_json, wait_for
+from tests.helpers import REPO, DaemonProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -65,21 +65,69 @@ def config_of(daemon: DaemonProcess) -> dict[str, Any]:
     return tomllib.loads((daemon.state_dir.parent / "classbox.toml").read_text())
 
 
-async def api(daemon: DaemonProcess, path: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
-    """A request to the daemon, off the test's event loop."""
-    return await asyncio.to_thread(http_json, daemon.url + path, method, body)
+ADMIN_USER, ADMIN_PASSWORD = "it", "correct horse battery staple"
+SETUP_CODE = "admin-setup-code"  # where a box with admin accounts keeps its first-boot setup code
 
 
-async def open_page(browser: Browser, daemon: DaemonProcess, path: str, width: int = 1280, height: int = 800) -> Page:
-    page = await browser.new_page(viewport={"width": width, "height": height})
-    page.on("dialog", accept)
-    await page.goto(daemon.url + path)
-    await expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=15_000)
-    return page
+async def sign_in(context: BrowserContext, daemon: DaemonProcess) -> str:
+    """Sign the browser in as the admin (the first one is made with the setup code); its CSRF token.
+
+    Until admin accounts land the admin stand-in lets loopback in, there is nothing to sign in to
+    and the token is "".
+    """
+    code = daemon.state_dir / SETUP_CODE
+    if await asyncio.to_thread(code.exists):
+        body = {
+            "code": (await asyncio.to_thread(code.read_text)).strip(),
+            "user": ADMIN_USER,
+            "password": ADMIN_PASSWORD,
+        }
+        answer = await context.request.post(daemon.url + "/api/admin/setup", data=body)
+    else:
+        body = {"user": ADMIN_USER, "password": ADMIN_PASSWORD}
+        answer = await context.request.post(daemon.url + "/api/admin/login", data=body)
+    if answer.status == 404:  # no admin accounts on this box yet
+        return ""
+    assert answer.ok, await answer.text()
+    token: str = (await answer.json())["csrf"]
+    return token
+
+
+class Admin:
+    """A signed-in browser: its pages and the JSON API with the session's cookie and CSRF token."""
+
+    def __init__(self, context: BrowserContext, daemon: DaemonProcess, csrf: str) -> None:
+        self.context, self.daemon, self.csrf = context, daemon, csrf
+
+    async def api(self, path: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
+        answer = await self.context.request.fetch(
+            self.daemon.url + path, method=method, data=body, headers={"X-CSRF-Token": self.csrf}
+        )
+        return answer.status, await answer.json()
+
+    async def open(self, path: str) -> Page:
+        page = await self.context.new_page()
+        page.on("dialog", accept)
+        await page.goto(self.daemon.url + path)
+        await expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=15_000)
+        return page
+
+
+async def admin(browser: Browser, daemon: DaemonProcess, width: int = 1280, height: int = 800) -> Admin:
+    context = await browser.new_context(viewport={"width": width, "height": height})
+    return Admin(context, daemon, await sign_in(context, daemon))
 
 
 async def accept(dialog: Dialog) -> None:
     await dialog.accept()
+
+
+async def until(predicate: Callable[[], Awaitable[bool]], what: str, within: float = 30.0) -> None:
+    """Wait (without blocking the loop) until `predicate()` is true."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out after {within}s waiting for {what}"
+        await asyncio.sleep(0.2)
 
 
 def field(page: Page, path: str) -> Any:
@@ -90,7 +138,8 @@ async def test_a_negative_max_viewers_is_refused_next_to_its_field_and_nothing_i
     browser: Browser, box: DaemonProcess
 ) -> None:
     before = (box.state_dir.parent / "classbox.toml").read_bytes()
-    page = await open_page(browser, box, "/admin/settings/streaming")
+    who = await admin(browser, box)
+    page = await who.open("/admin/settings/streaming")
     await field(page, "lesson.max_viewers").locator("input").fill("-5")
     await field(page, "stream.high.kbps").locator("input").fill("1200")
     await page.click("#settings button[type=submit]")
@@ -100,7 +149,7 @@ async def test_a_negative_max_viewers_is_refused_next_to_its_field_and_nothing_i
     await expect(field(page, "stream.high.kbps").locator(".error")).to_have_text("")
     await expect(page.locator("#status")).to_contain_text("Not saved")
     assert (box.state_dir.parent / "classbox.toml").read_bytes() == before
-    status, values = await api(box, "/api/admin/settings/streaming")
+    status, values = await who.api("/api/admin/settings/streaming")
     assert status == 200
     assert values["values"]["lesson"]["max_viewers"] == 60
     assert values["values"]["stream"]["high"]["kbps"] == 1500
@@ -108,7 +157,8 @@ async def test_a_negative_max_viewers_is_refused_next_to_its_field_and_nothing_i
 
 
 async def test_a_setting_rolls_back_from_the_history(browser: Browser, box: DaemonProcess) -> None:
-    page = await open_page(browser, box, "/admin/settings/streaming")
+    who = await admin(browser, box)
+    page = await who.open("/admin/settings/streaming")
     await field(page, "lesson.max_viewers").locator("input").fill("25")
     await page.click("#settings button[type=submit]")
     await expect(page.locator("#status")).to_contain_text("Applied now")
@@ -121,19 +171,21 @@ async def test_a_setting_rolls_back_from_the_history(browser: Browser, box: Daem
     await page.click(f'#history tr[data-version="{before["version"]}"] button.rollback')
     await expect(page.locator("#history-status")).to_contain_text(f"Version {before['version']} is the current")
     assert config_of(box)["lesson"]["max_viewers"] == 60
-    status, values = await api(box, "/api/admin/settings/streaming")
+    status, values = await who.api("/api/admin/settings/streaming")
     assert values["values"]["lesson"]["max_viewers"] == 60
     await expect(page.locator("#history tbody tr").first).to_contain_text(f"Rollback to version {before['version']}")
     await page.close()
 
 
 async def test_the_dashboard_draws_graphs_from_the_sampled_history(browser: Browser, box: DaemonProcess) -> None:
-    def sampled() -> bool:
-        status, body = http_json(box.url + "/api/admin/history?hours=24")
+    who = await admin(browser, box)
+
+    async def sampled() -> bool:
+        status, body = await who.api("/api/admin/history?hours=24")
         return status == 200 and len(body["samples"]) >= 3
 
-    await asyncio.to_thread(wait_for, sampled, 30, 0.2, "three samples of the history")
-    page = await open_page(browser, box, "/admin")
+    await until(sampled, "three samples of the history")
+    page = await who.open("/admin")
     graphs = page.locator("#graphs figure.graph")
     await expect(graphs).to_have_count(6)
     await expect(page.locator('[data-graph="mem_pct"] path.series')).to_have_count(1)
@@ -144,7 +196,7 @@ async def test_the_dashboard_draws_graphs_from_the_sampled_history(browser: Brow
     await expect(page.locator("#overall")).not_to_be_empty()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOTS / "admin-dashboard-en-1280x800.png"))
-    phone = await open_page(browser, box, "/admin", 390, 844)
+    phone = await (await admin(browser, box, 390, 844)).open("/admin")
     await expect(phone.locator("#graphs figure.graph")).to_have_count(6)
     await phone.screenshot(path=str(SCREENSHOTS / "admin-dashboard-en-390x844.png"))
     await phone.close()
@@ -152,10 +204,11 @@ async def test_the_dashboard_draws_graphs_from_the_sampled_history(browser: Brow
 
 
 async def test_the_dashboard_in_arabic_is_right_to_left(browser: Browser, box: DaemonProcess) -> None:
-    status, answer = await api(box, "/api/admin/settings/identity", "PUT", {"values": {"box": {"language": "ar"}}})
+    who = await admin(browser, box)
+    status, answer = await who.api("/api/admin/settings/identity", "PUT", {"values": {"box": {"language": "ar"}}})
     assert status == 200, answer
     try:
-        page = await open_page(browser, box, "/admin")
+        page = await who.open("/admin")
         assert await page.get_attribute("html", "dir") == "rtl"
         await expect(page.locator("#graphs figure.graph")).to_have_count(6)
         side = await page.locator("nav.side").bounding_box()
@@ -166,18 +219,19 @@ async def test_the_dashboard_in_arabic_is_right_to_left(browser: Browser, box: D
         await page.screenshot(path=str(SCREENSHOTS / "admin-dashboard-ar-1280x800.png"))
         await page.close()
     finally:
-        status, answer = await api(box, "/api/admin/settings/identity", "PUT", {"values": {"box": {"language": "en"}}})
+        status, answer = await who.api("/api/admin/settings/identity", "PUT", {"values": {"box": {"language": "en"}}})
         assert status == 200, answer
 
 
 async def test_the_log_tail_filters_by_text_and_level(browser: Browser, box: DaemonProcess) -> None:
-    status, before = await api(box, "/api/admin/settings/courseware")
+    who = await admin(browser, box)
+    status, before = await who.api("/api/admin/settings/courseware")
     unreachable = {"courseware": {"repo_url": "http://127.0.0.1:9/classbox-repo"}}
-    assert (await api(box, "/api/admin/settings/courseware", "PUT", {"values": unreachable}))[0] == 200
+    assert (await who.api("/api/admin/settings/courseware", "PUT", {"values": unreachable}))[0] == 200
     try:
-        assert (await api(box, "/api/courseware/pull", "POST"))[0] == 202
-        await asyncio.to_thread(wait_for, lambda: failed_pull_logged(box), 30, 0.2, "the failed pull in the log")
-        page = await open_page(browser, box, "/admin/logs")
+        assert (await who.api("/api/courseware/pull", "POST"))[0] == 202
+        await until(lambda: failed_pull_logged(who), "the failed pull in the log")
+        page = await who.open("/admin/logs")
         rows = page.locator("#log tbody tr")
         await expect(rows.first).to_be_visible()
         await show_logs(page, contains="courseware")
@@ -191,11 +245,11 @@ async def test_the_log_tail_filters_by_text_and_level(browser: Browser, box: Dae
         assert set(levels) <= {"warning", "error", "critical"}
         await page.close()
     finally:
-        assert (await api(box, "/api/admin/settings/courseware", "PUT", {"values": before["values"]}))[0] == 200
+        assert (await who.api("/api/admin/settings/courseware", "PUT", {"values": before["values"]}))[0] == 200
 
 
-def failed_pull_logged(box: DaemonProcess) -> bool:
-    status, lines = http_json(box.url + "/api/admin/logs?level=error&contains=courseware")
+async def failed_pull_logged(who: Admin) -> bool:
+    status, lines = await who.api("/api/admin/logs?level=error&contains=courseware")
     return status == 200 and any("courseware pull failed" in line["message"] for line in lines)
 
 
@@ -209,7 +263,7 @@ async def show_logs(page: Page, contains: str = "", level: str = "") -> None:
 
 
 async def test_the_diagnostics_bundle_downloads_without_a_secret(browser: Browser, box: DaemonProcess) -> None:
-    page = await open_page(browser, box, "/admin/pins")
+    page = await (await admin(browser, box)).open("/admin/pins")
     await page.fill("#teacher-pin", TEACHER_PIN)
     await page.click("#pin-teacher button[type=submit]")
     await expect(page.locator("#pin-teacher .status")).to_contain_text("Saved")
@@ -238,7 +292,7 @@ async def test_the_diagnostics_bundle_downloads_without_a_secret(browser: Browse
 async def test_secrets_are_never_sent_to_the_page_and_an_empty_one_is_kept(
     browser: Browser, box: DaemonProcess
 ) -> None:
-    page = await open_page(browser, box, "/admin/settings/streaming")
+    page = await (await admin(browser, box)).open("/admin/settings/streaming")
     secret = field(page, "stream.ice_servers.0.credential").locator("input")
     await expect(secret).to_have_attribute("type", "password")
     await expect(secret).to_have_value("")
@@ -255,7 +309,8 @@ async def test_a_change_survives_a_restart_from_the_maintenance_page(tmp_path: P
     daemon = await asyncio.to_thread(_start, tmp_path)
     try:
         first_pid = daemon.proc.pid
-        page = await open_page(browser, daemon, "/admin/settings/identity")
+        who = await admin(browser, daemon)
+        page = await who.open("/admin/settings/identity")
         await field(page, "box.name").locator("input").fill("Lycée Djibouti, salle 3")
         await page.click("#settings button[type=submit]")
         await expect(page.locator("#status")).to_contain_text("Applied now")
@@ -267,6 +322,7 @@ async def test_a_change_survives_a_restart_from_the_maintenance_page(tmp_path: P
         assert daemon.proc.pid == first_pid  # restarted in place
         assert "classbox restarting" in daemon.log()
         assert daemon.log().count("classbox ready:") == 2
+        who.csrf = await sign_in(who.context, daemon)  # a session may not outlive the daemon
         await page.goto(daemon.url + "/admin/settings/identity")
         await expect(page.locator("body")).to_have_attribute("data-ready", "true")
         await expect(field(page, "box.name").locator("input")).to_have_value("Lycée Djibouti, salle 3")
@@ -277,7 +333,7 @@ async def test_a_change_survives_a_restart_from_the_maintenance_page(tmp_path: P
 
 
 async def test_the_device_test_shows_a_snapshot_and_a_level(browser: Browser, box: DaemonProcess) -> None:
-    page = await open_page(browser, box, "/admin/settings/devices")
+    page = await (await admin(browser, box)).open("/admin/settings/devices")
     await expect(field(page, "cameras.0.device").locator("input")).to_have_attribute("list", "found-cameras")
     await page.click("#test-devices")
     picture = page.locator("#device-results img")
