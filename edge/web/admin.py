@@ -19,7 +19,7 @@ from edge.errors import ConfigError, DeviceNotFound, NotAllowed
 from edge.service import Box
 from edge.service.settings import GROUP_BY_NAME, GROUPS, Group, NoConfigFile, SettingsRefused, schema
 from edge.web.deps import BoxDep
-from edge.web.i18n import WEB, render, translations
+from edge.web.i18n import WEB, page_language, render_page, translations
 
 router = APIRouter()
 
@@ -321,49 +321,48 @@ async def level(box: BoxDep, who: AdminDep, name: str) -> dict[str, Any]:
 # -- the pages --------------------------------------------------------------------------------------
 
 
-def _page(box: Box, page: str, group: Group | None = None) -> HTMLResponse:
-    language = box.config.box.language
-    gettext = translations(language).gettext
-    body = render(
+async def _page(request: Request, box: Box, page: str, group: Group | None = None) -> HTMLResponse:
+    language = page_language(request, box)
+    body = await render_page(
         "admin.html",
         language,
         page=page,
         group=group,
         groups=GROUPS,
         name=box.config.box.name,
-        title=gettext(group.title) if group else "",
+        title=translations(language).gettext(group.title) if group else "",
     )
     return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/admin", response_class=HTMLResponse)
-async def admin_home(box: BoxDep, who: AdminDep) -> HTMLResponse:
+async def admin_home(request: Request, box: BoxDep, who: AdminDep) -> HTMLResponse:
     """The dashboard: health, graphs of the last 24 h, uploads, courseware, data used this month."""
-    return _page(box, "dashboard")
+    return await _page(request, box, "dashboard")
 
 
 @router.get("/admin/settings/{group}", response_class=HTMLResponse)
-async def settings_page(box: BoxDep, who: AdminDep, group: str) -> HTMLResponse:
+async def settings_page(request: Request, box: BoxDep, who: AdminDep, group: str) -> HTMLResponse:
     """A settings page, its form generated from the schema."""
-    return _page(box, "settings", _group(group))
+    return await _page(request, box, "settings", _group(group))
 
 
 @router.get("/admin/pins", response_class=HTMLResponse)
-async def pins_page(box: BoxDep, who: AdminDep) -> HTMLResponse:
+async def pins_page(request: Request, box: BoxDep, who: AdminDep) -> HTMLResponse:
     """The teacher's and the technician's PINs."""
-    return _page(box, "pins")
+    return await _page(request, box, "pins")
 
 
 @router.get("/admin/logs", response_class=HTMLResponse)
-async def logs_page(box: BoxDep, who: AdminDep) -> HTMLResponse:
+async def logs_page(request: Request, box: BoxDep, who: AdminDep) -> HTMLResponse:
     """The log tail with a filter."""
-    return _page(box, "logs")
+    return await _page(request, box, "logs")
 
 
 @router.get("/admin/maintenance", response_class=HTMLResponse)
-async def maintenance_page(box: BoxDep, who: AdminDep) -> HTMLResponse:
+async def maintenance_page(request: Request, box: BoxDep, who: AdminDep) -> HTMLResponse:
     """Restart, the diagnostics bundle, the config history with rollback."""
-    return _page(box, "maintenance")
+    return await _page(request, box, "maintenance")
 
 
 @router.get("/static/admin/{name}")

@@ -58,7 +58,7 @@ function limits(node) {
 
 function scalar(schema, node, value, context) {
   const id = `f${++uid}`;
-  const title = _(node.title || "");
+  const title = node.title ? _(node.title) : "";
   let input;
   let read;
   if (node.enum) {
@@ -113,7 +113,7 @@ function objectForm(schema, node, value, context, legend = true) {
 
 function listForm(schema, node, value, context) {
   const itemNode = resolve(schema, node.items);
-  const fieldset = el("fieldset", { class: "group list" }, el("legend", { text: _(node.title || "") }));
+  const fieldset = el("fieldset", { class: "group list" }, el("legend", { text: node.title ? _(node.title) : "" }));
   if (node.description) fieldset.append(el("p", { class: "hint", text: _(node.description) }));
   fieldset.append(errorSlot());
   const items = el("div", { class: "items" });
