@@ -14,6 +14,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from edge import __version__
 from edge.config import BoxConfig, config_path, load_config, save_config
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--state-dir", type=Path, help="keep state here (default: a temporary folder removed at exit)")
     demo.add_argument("--port", type=int, default=None, help="HTTP port (default 8080)")
     demo.add_argument("--host", default=None, help="address to listen on (default 0.0.0.0)")
+    demo.add_argument("--https-port", type=int, default=None, help="HTTPS port (default 8443; 0 = off)")
     demo.add_argument("--fault", metavar="COMPONENT", help="drill: make COMPONENT fail once after start")
     demo.set_defaults(handler=_cmd_demo)
 
@@ -70,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     set_pin.add_argument("--config", type=Path)
     set_pin.set_defaults(handler=_cmd_set_pin)
+    _admin_parser(commands)
     publish = commands.add_parser(
         "publish",
         help="publish courseware as a signed repository",
@@ -82,6 +85,25 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--timestamp-days", type=int, default=None, help="timestamp expiry in days (default 42)")
     publish.set_defaults(handler=_cmd_publish)
     return parser
+
+
+def _admin_parser(commands: Any) -> None:
+    admin = commands.add_parser("admin", help="the admin page's credentials", description="Admin page tools.")
+    actions = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
+    code = actions.add_parser(
+        "setup-code",
+        help="print the first-boot setup code",
+        description="Print the one-time code that creates the first admin account (none once one exists).",
+    )
+    code.add_argument("--config", type=Path)
+    code.set_defaults(handler=_cmd_setup_code)
+    fingerprint = actions.add_parser(
+        "fingerprint",
+        help="print the HTTPS certificate's fingerprint",
+        description="Print the SHA-256 fingerprint of the box's HTTPS certificate, to compare with the browser's.",
+    )
+    fingerprint.add_argument("--config", type=Path)
+    fingerprint.set_defaults(handler=_cmd_fingerprint)
 
 
 def _is_missing(path: Path) -> bool:
@@ -146,6 +168,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         config.web.port = args.port
     if args.host is not None:
         config.web.host = args.host
+    if args.https_port is not None:
+        config.web.https_port = args.https_port
     if args.state_dir is not None:
         config.box.state_dir = args.state_dir
         prepare_demo_courseware(config)
@@ -181,6 +205,30 @@ def _cmd_set_pin(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     save_config(config, path)
     print(f"teacher PIN saved in {path}")
+    return 0
+
+
+def _cmd_setup_code(args: argparse.Namespace) -> int:
+    from edge.service.accounts import read_setup_code
+
+    config, _ = _load_for_run(args.config)
+    code = read_setup_code(config.box.state_dir)
+    if code is None:
+        print("classbox: no setup code: the box has an admin account (or has not started yet)", file=sys.stderr)
+        return 1
+    print(code)
+    return 0
+
+
+def _cmd_fingerprint(args: argparse.Namespace) -> int:
+    from edge.service.certificate import load_certificate
+
+    config, _ = _load_for_run(args.config)
+    certificate = load_certificate(config.box.state_dir)
+    if certificate is None:
+        print("classbox: no HTTPS certificate yet (the box makes it when it starts)", file=sys.stderr)
+        return 1
+    print(f"SHA-256 {certificate.fingerprint}")
     return 0
 
 

@@ -131,6 +131,13 @@ class WebSection(Section):
             "The address students use to reach the box, if not the one they typed (e.g. https://box.school.example)."
         ),
     )
+    https_port: int = Field(
+        default=8443,
+        ge=0,
+        le=65535,
+        title=N_("HTTPS port"),
+        description=N_("The same pages over HTTPS with the box's own certificate; admins sign in only there. 0: off."),
+    )
 
     @field_validator("panel_addresses")
     @classmethod
@@ -146,6 +153,13 @@ class WebSection(Section):
     @classmethod
     def _hash(cls, value: str) -> str:
         return _argon2_hash(value, " (set it with `classbox config set-pin`)")
+
+    @field_validator("https_port")
+    @classmethod
+    def _second_port(cls, value: int, info: ValidationInfo) -> int:
+        if value and value == info.data.get("port"):
+            raise ValueError("must differ from web.port (HTTPS is served on a second port)")
+        return value
 
 
 class CameraConfig(Section):
@@ -549,6 +563,18 @@ class DiscoverySection(Section):
     )
 
 
+class AdminSection(Section):
+    """The IT staff's admin page: how long a signed-in session may sit unused."""
+
+    idle_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=720,
+        title=N_("Sign-out after idle minutes"),
+        description=N_("An admin session unused this long ends (it ends 12 hours after sign-in in any case)."),
+    )
+
+
 class LoggingSection(Section):
     """Log verbosity."""
 
@@ -626,6 +652,11 @@ class BoxConfig(Section):
         default_factory=DiscoverySection,
         title=N_("Discovery"),
         description=N_("Finding other boxes on the LAN and being found."),
+    )
+    admin: AdminSection = Field(
+        default_factory=AdminSection,
+        title=N_("Admin sign-in"),
+        description=N_("How long an admin stays signed in."),
     )
     logging: LoggingSection = Field(
         default_factory=LoggingSection, title=N_("Logging"), description=N_("How much the box writes to its log.")

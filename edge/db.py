@@ -91,8 +91,16 @@ def _v3_lesson_durations(db: sqlite_utils.Database) -> None:
     table(db, "lessons").add_column("duration_s", float)  # measured on the monotonic clock
 
 
+def _v4_admin_accounts(db: sqlite_utils.Database) -> None:
+    table(db, "admins").create(
+        {"username": str, "password_hash": str, "created_at": float}, pk="username", not_null={"password_hash"}
+    )
+    # The first-boot setup code while there is no admin yet: its SHA-256 only (the code is in a 0600 file).
+    table(db, "admin_setup").create({"id": int, "code_hash": str, "created_at": float}, pk="id")
+
+
 # Append only: the position of a migration is its schema version.
-MIGRATIONS: list[Migration] = [_v1_lessons, _v2_recordings, _v3_lesson_durations]
+MIGRATIONS: list[Migration] = [_v1_lessons, _v2_recordings, _v3_lesson_durations, _v4_admin_accounts]
 
 
 class DatabaseError(Exception):

@@ -32,6 +32,18 @@ class NotAllowed(ClassboxError):
     """The caller lacks the credential this operation needs."""
 
 
+class TooManyAttempts(NotAllowed):
+    """Too many wrong credentials from this address (or on the box): locked out for a while."""
+
+
+class AccountError(ClassboxError):
+    """An admin account request was refused for what it asks (a bad username, a short password)."""
+
+
+class SetupClosed(AccountError):
+    """The box already has an admin account: the first-boot setup code is spent."""
+
+
 class ViewerError(ClassboxError):
     """A student could not join the live lesson."""
 

@@ -78,11 +78,13 @@ class DaemonProcess:
         port: int | None = None,
     ) -> None:
         self.port = port or free_port()
+        self.https_port = free_port()
         self.state_dir = state_dir
         self.log_path = state_dir.parent / f"daemon-{self.port}.log"
         argv = [sys.executable, "-m", "edge", command]
         if command == "demo":
             argv += ["--port", str(self.port), "--host", "127.0.0.1", "--state-dir", str(state_dir)]
+            argv += ["--https-port", str(self.https_port)]  # not the default 8443: daemons run side by side
         argv += list(args)
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(

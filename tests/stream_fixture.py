@@ -62,6 +62,7 @@ def small_config(tmp_path: Path, **lesson: Any) -> BoxConfig:
     config = BoxConfig()
     config.box.state_dir = tmp_path / "state"
     config.web.host, config.web.port = "127.0.0.1", free_port()
+    config.web.https_port = free_port()  # not the default 8443: boxes run side by side
     config.cameras[0].width, config.cameras[0].height, config.cameras[0].fps = 640, 360, 15
     config.stream.high = VideoLayerConfig(width=640, height=360, fps=15, kbps=600)
     config.stream.low = VideoLayerConfig(width=320, height=180, fps=10, kbps=150)

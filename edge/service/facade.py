@@ -22,7 +22,8 @@ from edge.events import EventBus
 from edge.logs import LogRing
 from edge.media.packets import PacketFanout
 from edge.service import courseware, devices, health, maintenance, media, metrics_history, recordings, viewers
-from edge.service.accounts import TeacherAccess, is_panel_address
+from edge.service.accounts import AdminAccounts, AdminSession, TeacherAccess, is_panel_address
+from edge.service.certificate import Certificate, ensure_certificate
 from edge.service.courseware import CoursewarePort
 from edge.service.devices import CameraPort, MicrophoneMute, MicrophonePort, NamedCamera
 from edge.service.health import Alarms, Reports
@@ -60,6 +61,12 @@ class Box:
         self._restart: Callable[[], None] | None = None
         self._alarms = Alarms(bus)
         self._teacher = TeacherAccess(lambda: self.config.web)
+        self.accounts = AdminAccounts(
+            config.box.state_dir,
+            clock=lambda: self.clock.monotonic(),
+            idle_s=lambda: self.config.admin.idle_minutes * 60.0,
+        )
+        self.certificate: Certificate | None = None
         self.lessons = Lessons(
             lambda: self.db, lambda: self.config.lesson, bus, lambda: self.clock, self._alarms, self.headroom
         )
@@ -87,7 +94,17 @@ class Box:
                 raise
             self._db = open_db(self.config.box.state_dir / "box.db")
         self.lessons.close_out_interrupted()
+        self.accounts.open(self._db)
+        self._open_certificate()
         self.headroom.restore()
+
+    def _open_certificate(self) -> None:
+        if not self.config.web.https_port:
+            return
+        try:
+            self.certificate = ensure_certificate(self.config.box.state_dir, self.config.box.name)
+        except OSError as err:  # HTTPS stays off; the plain HTTP doors still serve
+            log.warning("cannot make the box's HTTPS certificate: %s; HTTPS stays off", err.strerror or err)
 
     def close(self) -> None:
         """Close the database (idempotent)."""
@@ -192,6 +209,52 @@ class Box:
     async def authorize_teacher(self, address: str | None, pin: str | None) -> str:
         """Who is acting as the teacher; raise NotAllowed without the panel address or the PIN."""
         return await self._teacher.authorize(address, pin)
+
+    # -- admin credential (IT staff) ------------------------------------------------------------
+
+    def setup_code(self) -> str | None:
+        """The first-boot setup code while there is no admin account; only for local doors (console, screen)."""
+        return self.accounts.setup_code()
+
+    def needs_setup(self) -> bool:
+        """True until the first admin account exists."""
+        return not self.accounts.has_admin()
+
+    async def create_first_admin(self, code: str, user: str, password: str, address: str = "local") -> str:
+        """Create the first admin account with the setup code (which then stops working)."""
+        return await self.accounts.create_first_admin(code, user, password, address)
+
+    async def admin_login(self, user: str, password: str, address: str) -> tuple[str, AdminSession]:
+        """Sign an admin in: (session token for the cookie, session); NotAllowed or TooManyAttempts otherwise."""
+        return await self.accounts.login(user, password, address)
+
+    def admin_session(self, token: str | None) -> AdminSession | None:
+        """The signed-in admin session of a cookie's token, or None (unknown or expired)."""
+        return self.accounts.session(token)
+
+    def admin_logout(self, token: str) -> None:
+        """End an admin session."""
+        self.accounts.logout(token)
+
+    def admin_accounts(self) -> list[dict[str, Any]]:
+        """The admin accounts (usernames and when they were made)."""
+        return self.accounts.accounts()
+
+    async def add_admin(self, user: str, password: str) -> str:
+        """Create another admin account."""
+        return await self.accounts.add_admin(user, password)
+
+    async def remove_admin(self, user: str, by: str) -> None:
+        """Delete an admin account (never the caller's own, nor the last) and end its sessions."""
+        await self.accounts.remove_admin(user, by)
+
+    async def change_admin_password(self, user: str, current: str, new: str, address: str) -> None:
+        """Change an admin's password (the current one must be right); every session of theirs ends."""
+        await self.accounts.change_password(user, current, new, address)
+
+    def https_fingerprint(self) -> str | None:
+        """The SHA-256 fingerprint of the box's HTTPS certificate (None while HTTPS is off)."""
+        return self.certificate.fingerprint if self.certificate else None
 
     # -- lessons --------------------------------------------------------------------------------
 

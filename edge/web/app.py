@@ -14,7 +14,7 @@ from edge.errors import LessonAlreadyLive, NoLiveLesson
 from edge.metrics import make_registry, render
 from edge.service import Box
 from edge.stream import whep
-from edge.web import admin, courseware, devices, home, languages, microphone, recordings, watch
+from edge.web import accounts, admin, courseware, devices, home, languages, microphone, recordings, watch
 from edge.web.deps import BoxDep, MaybeTeacherDep, TeacherDep
 from edge.web.guards import BodyLimit, SameOriginGuard
 
@@ -28,6 +28,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     microphone.router,
     home.router,
     languages.router,
+    accounts.router,  # before admin: its /admin/login and /admin/setup are not admin pages
     admin.router,
 )
 

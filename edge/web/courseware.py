@@ -149,7 +149,9 @@ def _answer(request: Request, box: Box, hold: Hold, range_header: str | None, et
     return HeldResponse(box, hold, start, end, status_code=status, headers=headers, media_type=item.content_type)
 
 
-@router.api_route("/courseware/{course}/{path:path}", methods=["GET", "HEAD"])
+# GET and HEAD as two routes: one route with both methods gives the OpenAPI schema one operation id twice.
+@router.get("/courseware/{course}/{path:path}")
+@router.head("/courseware/{course}/{path:path}")
 async def serve(
     course: str,
     path: str,

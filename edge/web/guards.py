@@ -19,6 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 MAX_BODY_BYTES = 64 * 1024
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CORS_OPEN_PREFIXES = ("/whep/",)  # students' WHEP players may be served from anywhere
+# The admin pages' plain HTML forms (sign-in without a script; every change there shows its session's CSRF token).
+FORM_PREFIXES = ("/admin/",)
+FORM_TYPE = "application/x-www-form-urlencoded"
 SAME_ORIGIN_SITES = frozenset({"same-origin", "none"})
 
 
@@ -88,7 +91,8 @@ def cross_origin_reason(scope: Scope, public_urls: Iterable[str]) -> tuple[int, 
         return 403, "refused: a request that changes state must come from the box's own pages"
     has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
     media_type = headers.get("content-type", "").split(";")[0].strip().lower()
-    if has_body and media_type != "application/json":
+    is_form = media_type == FORM_TYPE and scope.get("path", "").startswith(FORM_PREFIXES)
+    if has_body and media_type != "application/json" and not is_form:
         return 415, "a request body must be sent as application/json"
     return None
 

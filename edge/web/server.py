@@ -1,4 +1,9 @@
-"""The web door as a supervised component: uvicorn serving the app on a socket we bind ourselves."""
+"""The web door as a supervised component: uvicorn serving the app on sockets we bind ourselves.
+
+The same app answers on the plain HTTP port and, with the box's own certificate, on the HTTPS
+port. HTTPS failing to come up (its port taken, no certificate) leaves the web door degraded,
+never down: students and the panel use plain HTTP.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,14 @@ import contextlib
 import logging
 import socket
 from collections.abc import Generator
+from dataclasses import dataclass
 
 import uvicorn
 from fastapi import FastAPI
 
 from edge.component import Component
 from edge.service import Box
+from edge.service.certificate import Certificate
 from edge.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -42,8 +49,44 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+@dataclass
+class _Listener:
+    """One uvicorn server on one socket we bound, and the task serving it."""
+
+    server: _Server
+    socket: socket.socket
+    task: asyncio.Task[None]
+
+
+async def _listen(app: FastAPI, sock: socket.socket, name: str, tls: Certificate | None = None) -> _Listener:
+    """Serve `app` on `sock` (over TLS with `tls`); return once it accepts."""
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+        ssl_certfile=tls.cert_path if tls else None,
+        ssl_keyfile=tls.key_path if tls else None,
+    )
+    server = _Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]), name=name)
+    while not server.started and not serving.done():  # noqa: ASYNC110 (uvicorn sets a plain flag)
+        await asyncio.sleep(0.01)
+    if serving.done():
+        serving.result()
+        raise RuntimeError("the web server stopped while starting")
+    return _Listener(server, sock, serving)
+
+
+async def _close(listener: _Listener) -> None:
+    listener.server.should_exit = True
+    await asyncio.gather(listener.task, return_exceptions=True)
+    listener.socket.close()
+
+
 class WebDoor(Component):
-    """Serves every web door on the configured port; healthy once it answers."""
+    """Serves every web door on the configured port (and HTTPS on the second); healthy once it answers."""
 
     name = "web"
 
@@ -51,38 +94,49 @@ class WebDoor(Component):
         super().__init__()
         self._box = box
         self.app = app or create_app(box)
-        self._server: _Server | None = None
-        self._socket: socket.socket | None = None
-        self._serving: asyncio.Task[None] | None = None
+        self._listeners: list[_Listener] = []
 
     async def start(self) -> None:
         web = self._box.config.web
-        self._socket = bind_socket(web.host, web.port)
-        config = uvicorn.Config(
-            self.app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=2
-        )
-        self._server = _Server(config)
-        serving = asyncio.create_task(self._server.serve(sockets=[self._socket]), name="web:serve")
-        while not self._server.started and not serving.done():  # noqa: ASYNC110 (uvicorn sets a plain flag)
-            await asyncio.sleep(0.01)
-        if serving.done():
-            serving.result()
-            raise RuntimeError("the web server stopped while starting")
-        self._serving = serving
-        self.set_health("ok", f"listening on {web.host}:{web.port}", port=web.port)
+        sock = bind_socket(web.host, web.port)
+        try:
+            self._listeners.append(await _listen(self.app, sock, "web:serve"))
+        except BaseException:
+            sock.close()
+            raise
+        problem = await self._start_https()
+        detail = f"listening on {web.host}:{web.port}" + (f", HTTPS on {web.https_port}" if not problem else "")
+        if problem:
+            self.set_health("degraded", f"{detail}; {problem}", port=web.port)
+        else:
+            self.set_health("ok", detail, port=web.port, https_port=web.https_port)
+
+    async def _start_https(self) -> str:
+        """Serve HTTPS on the second port; what went wrong in words ("" when it serves or is off)."""
+        web, certificate = self._box.config.web, self._box.certificate
+        if not web.https_port:
+            return ""
+        if certificate is None:
+            return "HTTPS is off: the box has no certificate"
+        try:
+            sock = bind_socket(web.host, web.https_port)
+        except OSError as err:
+            log.warning("cannot listen for HTTPS on port %d: %s", web.https_port, err.strerror)
+            return f"HTTPS port {web.https_port}: {err.strerror}"
+        try:
+            self._listeners.append(await _listen(self.app, sock, "web:serve-https", certificate))
+        except Exception as err:  # a certificate uvicorn cannot load: plain HTTP goes on
+            sock.close()
+            log.warning("cannot serve HTTPS: %s", err)
+            return f"HTTPS failed: {type(err).__name__}"
+        return ""
 
     async def run(self) -> None:
-        if self._serving is not None:
+        if self._listeners:
             # Shielded: a cancelled run() must not cut uvicorn short; stop() shuts it down cleanly.
-            await asyncio.shield(self._serving)
+            await asyncio.shield(self._listeners[0].task)
 
     async def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.should_exit = True
-            serving, self._serving = self._serving, None
-            if serving is not None:
-                await asyncio.gather(serving, return_exceptions=True)
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+        listeners, self._listeners = self._listeners, []
+        for listener in reversed(listeners):
+            await _close(listener)
