@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import ssl
 import stat
 import subprocess
@@ -256,6 +257,20 @@ async def test_cookie_is_httponly_strict_and_secure_on_https(tmp_path: Path) -> 
             assert cookie["httponly"]
             assert cookie["samesite"].lower() == "strict"
             assert (await secure_client.get("/api/admin/session")).json()["user"] == "it"
+
+
+def test_https_port_taken_leaves_the_web_door_degraded_and_plain_http_serving(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with DaemonProcess(tmp_path / "state", "--https-port", str(port)) as daemon:
+            web = daemon.wait_healthy()["components"]["web"]
+            assert web["status"] == "degraded"  # not down: students and the panel use plain HTTP
+            assert f"HTTPS port {port}" in web["detail"]
+            assert http_json(daemon.url + "/api/lessons/current")[0] == 200
+            assert daemon.terminate() == 0
+        assert f"cannot listen for HTTPS on port {port}" in daemon.log()
 
 
 # -- another machine on the LAN: a veth into a network namespace of the test's own ----------------
