@@ -21,7 +21,7 @@ from edge.service.accounts import PASSWORD_MAX, AdminSession, csrf_matches
 from edge.texts import N_
 from edge.web.deps import BoxDep
 from edge.web.guards import FORM_TYPE
-from edge.web.i18n import WEB, render, translations
+from edge.web.i18n import WEB, page_language, render_page, translate
 
 COOKIE = "classbox_admin"
 CSRF_HEADER = "x-csrf-token"
@@ -94,7 +94,7 @@ def transport_refusal(request: Request, box: Box, language: str = "en") -> str |
     if request.url.scheme == "https" or is_loopback(_address(request)):
         return None
     url = https_url(request, box)
-    text = translations(language).gettext(HTTPS_ONLY if url else HTTPS_OFF)
+    text = translate(HTTPS_ONLY if url else HTTPS_OFF, language)
     return text % {"url": url} if url else text
 
 
@@ -266,17 +266,17 @@ async def api_password(request: Request, box: BoxDep, user: AdminChangeDep, body
 # -- the pages -------------------------------------------------------------------------------------
 
 
-def _page(request: Request, box: Box, template: str, status: int = 200, **values: Any) -> HTMLResponse:
-    language = box.config.box.language
+async def _page(request: Request, box: Box, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+    language = page_language(request, box)
     error = values.pop("error", None)
-    page = render(
+    page = await render_page(
         template,
         language,
         name=box.config.box.name,
         notice=transport_refusal(request, box, language),
         https_url=https_url(request, box, request.url.path),
         on_https=request.url.scheme == "https",
-        error=translations(language).gettext(error) if error else None,
+        error=translate(error, language) if error else None,
         **values,
     )
     return HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
@@ -287,7 +287,7 @@ async def login_page(request: Request, box: BoxDep) -> Response:
     """The sign-in page (the setup page instead while the box has no admin account)."""
     if box.needs_setup():
         return RedirectResponse("/admin/setup", status_code=303)
-    return _page(request, box, "login.html", 403 if transport_refusal(request, box) else 200, user="")
+    return await _page(request, box, "login.html", 403 if transport_refusal(request, box) else 200, user="")
 
 
 @router.post("/admin/login", response_class=HTMLResponse)
@@ -298,7 +298,7 @@ async def login_form(request: Request, box: BoxDep) -> Response:
     try:
         token, _ = await _sign_in(request, box, user, form.get("password", ""))
     except HTTPException as err:
-        return _page(request, box, "login.html", err.status_code, error=err.detail, user=user)
+        return await _page(request, box, "login.html", err.status_code, error=err.detail, user=user)
     response = RedirectResponse(DASHBOARD, status_code=303)
     _signed_in(response, request, token)
     return response
@@ -309,7 +309,7 @@ async def setup_page(request: Request, box: BoxDep) -> Response:
     """The first-boot page: the setup code and the first admin account (the sign-in page once one exists)."""
     if not box.needs_setup():
         return RedirectResponse("/admin/login", status_code=303)
-    return _page(request, box, "setup.html", 403 if transport_refusal(request, box) else 200, user="")
+    return await _page(request, box, "setup.html", 403 if transport_refusal(request, box) else 200, user="")
 
 
 @router.post("/admin/setup", response_class=HTMLResponse)
@@ -318,12 +318,12 @@ async def setup_form(request: Request, box: BoxDep) -> Response:
     form = await form_fields(request)
     user, password = form.get("user", ""), form.get("password", "")
     if password != form.get("password2", ""):
-        return _page(request, box, "setup.html", 400, error=PASSWORDS_DIFFER, user=user)
+        return await _page(request, box, "setup.html", 400, error=PASSWORDS_DIFFER, user=user)
     try:
         await _set_up(request, box, form.get("code", ""), user, password)
         token, _ = await _sign_in(request, box, user, password)
     except HTTPException as err:
-        return _page(request, box, "setup.html", err.status_code, error=err.detail, user=user)
+        return await _page(request, box, "setup.html", err.status_code, error=err.detail, user=user)
     response = RedirectResponse(DASHBOARD, status_code=303)
     _signed_in(response, request, token)
     return response
