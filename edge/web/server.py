@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import Message
 
 from edge.component import Component
 from edge.service import Box
@@ -47,6 +48,30 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.listen(128)
     sock.setblocking(False)
     return sock
+
+
+WARM_PATH = "/.classbox-warm-up"  # matches no route: every router is asked, so every router builds
+
+
+def warm_up(app: FastAPI) -> None:
+    """Have the app build its middleware and every route now, in this thread (FastAPI does it on first use).
+
+    Run in a worker thread before serving: otherwise the first request a router sees builds all of
+    its routes on the daemon's loop, which a busy box feels as a stall.
+    """
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+        "path": WARM_PATH, "raw_path": WARM_PATH.encode(), "root_path": "", "query_string": b"", "headers": [],
+        "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0),
+    }  # fmt: skip
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        pass
+
+    asyncio.run(app(scope, receive, send))
 
 
 @dataclass
@@ -98,6 +123,7 @@ class WebDoor(Component):
 
     async def start(self) -> None:
         web = self._box.config.web
+        await asyncio.to_thread(warm_up, self.app)
         sock = bind_socket(web.host, web.port)
         try:
             self._listeners.append(await _listen(self.app, sock, "web:serve"))
