@@ -7,17 +7,17 @@ needs no page code. Every change goes through `AdminChangeDep` (the admin sessio
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.errors import ConfigError, DeviceNotFound, NotAllowed
 from edge.service import Box
 from edge.service.settings import GROUP_BY_NAME, GROUPS, Group, NoConfigFile, SettingsRefused, schema
+from edge.web.accounts import AdminChangeDep, AdminDep
 from edge.web.deps import BoxDep
 from edge.web.i18n import WEB, page_language, render_page, translations
 
@@ -37,36 +37,6 @@ LOG_LEVELS = Literal["", "debug", "info", "warning", "error", "critical"]
 
 class LoginNeeded(Exception):
     """A page asked for without an admin session: the browser goes to the login page."""
-
-
-def _is_loopback(request: Request) -> bool:
-    host = request.client.host if request.client else ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-# replaced by edge.web.accounts at merge
-def admin_session(request: Request) -> str:
-    """The acting admin; stand-in until admin accounts land: loopback requests only."""
-    if _is_loopback(request):
-        return "admin@localhost"
-    if request.url.path.startswith("/api/"):
-        raise HTTPException(401, "an admin session is required")
-    raise LoginNeeded
-
-
-AdminDep = Annotated[str, Depends(admin_session)]
-
-
-# replaced by edge.web.accounts at merge
-def admin_change(who: AdminDep) -> str:
-    """The acting admin for a change (the real one also checks the CSRF token)."""
-    return who
-
-
-AdminChangeDep = Annotated[str, Depends(admin_change)]
 
 
 # -- bodies and answers ---------------------------------------------------------------------------
