@@ -130,10 +130,12 @@ async def test_the_sampler_stores_what_it_measures(box: Box) -> None:
 
 
 @pytest.mark.parametrize("path", ["/api/admin/dashboard", "/api/admin/settings/streaming", "/api/admin/diagnostics"])
-async def test_the_admin_api_refuses_anyone_off_the_box_until_accounts_land(box: Box, path: str) -> None:
+async def test_the_admin_api_refuses_anyone_without_an_admin_session(box: Box, path: str) -> None:
     app = await asyncio.to_thread(create_app, box)
     outsider = httpx.ASGITransport(app=app, client=("10.1.2.3", 5000))
-    async with httpx.AsyncClient(transport=outsider, base_url="http://box") as client:
+    async with httpx.AsyncClient(transport=outsider, base_url="http://box") as plain:
+        assert (await plain.get(path)).status_code == 403  # admins only over HTTPS (or on the box itself)
+    async with httpx.AsyncClient(transport=outsider, base_url="https://box") as client:
         assert (await client.get(path)).status_code == 401
         answer = await client.put("/api/admin/settings/identity", json={"values": {"box": {"name": "x"}}})
         assert answer.status_code == 401

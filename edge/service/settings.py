@@ -77,6 +77,7 @@ GROUPS = (
         (
             "web.host",
             "web.port",
+            "web.https_port",
             "web.panel_addresses",
             "web.public_url",
             "discovery",
@@ -88,7 +89,7 @@ GROUPS = (
         "system",
         N_("System"),
         N_("Storage, logging and the dashboard's history."),
-        ("box.id", "box.state_dir", "box.reserve_mb", "logging", "metrics"),
+        ("box.id", "box.state_dir", "box.reserve_mb", "admin", "logging", "metrics"),
     ),
 )
 GROUP_BY_NAME = {group.name: group for group in GROUPS}
