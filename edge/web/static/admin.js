@@ -372,8 +372,9 @@ async function maintenance() {
       await new Promise((done) => setTimeout(done, 1000));
       try {
         const again = await fetch("/api/admin/dashboard", { credentials: "same-origin" });
-        // Back when the software answering has been up for less time than since the restart was asked for.
-        if (again.ok && (await again.json()).health.uptime_s < (Date.now() - asked) / 1000) {
+        // Back when the software answering has been up for less time than since the restart was asked for,
+        // or when it no longer knows this session (a restart signs every admin out).
+        if (again.status === 401 || (again.ok && (await again.json()).health.uptime_s < (Date.now() - asked) / 1000)) {
           status.textContent = _("The box is back.");
           return;
         }
