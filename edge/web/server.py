@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from edge.component import Component
 from edge.service import Box
-from edge.web.app import create_app
+from edge.web.app import create_app, end_event_streams
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ class WebDoor(Component):
     async def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
+            end_event_streams(self.app)
             server.should_exit = True
             serving, self._serving = self._serving, None
             if serving is not None:
