@@ -20,9 +20,9 @@ from playwright.async_api import Browser, BrowserContext, Page
 
 from edge.service.accounts import hash_pin
 from edge.texts import N_
-from edge.web.watch import strings
 from tests.helpers import REPO, DaemonProcess, http_json
 from tests.stream_fixture import live_box, small_config, until
+from tests.test_watch_page import TEXT
 
 SCREENSHOTS = REPO / "docs" / "screenshots"
 SIZES = ((1280, 800), (800, 480), (390, 844))
@@ -35,14 +35,13 @@ DECODED = """(pc) => pc ? pc.getStats().then((stats) => {
 }) : 0"""
 
 
-def demo_config(tmp_path: Path, language: str = "en") -> Path:
-    """The demo with small layers (the machine is shared) and the box's language."""
+def demo_config(tmp_path: Path) -> Path:
+    """The demo with small layers (the machine is shared)."""
     path = tmp_path / "box.toml"
     path.write_text(
-        f"""
+        """
 [box]
 name = "Room 12"
-language = "{language}"
 [[cameras]]
 name = "teacher"
 width = 640
@@ -68,9 +67,9 @@ enabled = false
 
 
 @contextlib.asynccontextmanager
-async def demo(tmp_path: Path, language: str = "en") -> AsyncIterator[DaemonProcess]:
+async def demo(tmp_path: Path) -> AsyncIterator[DaemonProcess]:
     """`classbox demo` as a subprocess, healthy and with its sample course cached."""
-    daemon = DaemonProcess(tmp_path / "state", "--config", str(demo_config(tmp_path, language)))
+    daemon = DaemonProcess(tmp_path / "state", "--config", str(demo_config(tmp_path)))
     try:
         await asyncio.to_thread(daemon.wait_healthy, 30.0)
         yield daemon
@@ -128,7 +127,6 @@ async def current_lesson(base: str) -> Any:
 async def test_the_teacher_runs_a_lesson_from_the_panel_and_a_student_watches_it(
     tmp_path: Path, browser: Browser
 ) -> None:
-    text = strings("en")
     async with demo(tmp_path) as daemon:
         teacher = await browser.new_context(viewport={"width": 1280, "height": 800}, has_touch=True)
         student = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
@@ -179,7 +177,7 @@ async def test_the_teacher_runs_a_lesson_from_the_panel_and_a_student_watches_it
             await screenshot(panel, "panel-live-en")
 
             await panel.tap("#hands .hand .speak")
-            await watch.wait_for_selector(f"text={text['hand_acknowledged']}")
+            await watch.wait_for_selector(f"text={TEXT['hand_acknowledged']}")
             await panel.wait_for_selector("#hands .hand", state="detached")
 
             await panel.tap("#stop")
@@ -191,7 +189,7 @@ async def test_the_teacher_runs_a_lesson_from_the_panel_and_a_student_watches_it
             await panel.tap("#stop-confirm")
             await panel.wait_for_selector("#on-air", state="hidden")
             await panel.wait_for_selector("#start-card:not([hidden])")
-            await watch.wait_for_selector(f"text={text['ended']}")
+            await watch.wait_for_selector(f"text={TEXT['ended']}")
             assert await current_lesson(daemon.url) is None
             await home.wait_for_selector("#lesson:not(.live)")
             await panel.wait_for_selector("#recordings li[data-recording]")  # today's recording, with its state
@@ -205,8 +203,9 @@ async def test_the_teacher_runs_a_lesson_from_the_panel_and_a_student_watches_it
 async def test_the_panel_in_arabic_is_right_to_left_and_starts_and_stops_the_lesson(
     tmp_path: Path, browser: Browser
 ) -> None:
-    async with demo(tmp_path, language="ar") as daemon:
+    async with demo(tmp_path) as daemon:
         context = await browser.new_context(viewport={"width": 1280, "height": 800}, has_touch=True)
+        await context.add_cookies([{"name": "classbox_lang", "value": "ar", "url": daemon.url}])  # the switch's choice
         try:
             panel = await panel_page(context, daemon.url)
             assert await panel.get_attribute("html", "dir") == "rtl"

@@ -23,7 +23,7 @@ from fastapi.responses import StreamingResponse
 from edge.events import ENDED, Event, Subscription, SubscriptionGroup
 from edge.service import Box
 from edge.web.deps import BoxDep, EventStreamsDep, MaybeTeacherDep
-from edge.web.i18n import translations
+from edge.web.i18n import page_language, translations
 
 KEEPALIVE_S = 15.0
 TICK_S = 1.0  # how often a quiet teacher stream looks at the status strip
@@ -140,7 +140,8 @@ async def _next(events: Subscription, within: float) -> Event | None:
 @router.get("/api/events", response_class=StreamingResponse)
 async def events(request: Request, box: BoxDep, streams: EventStreamsDep, who: MaybeTeacherDep) -> StreamingResponse:
     """Live updates for the box's pages (Server-Sent Events), filtered by the listener's credential."""
-    listener = Listener(teacher=who is not None, language=box.config.box.language, host=request.headers.get("host"))
+    language = page_language(request, box)  # the listening page's: alarms and the status strip in its words
+    listener = Listener(teacher=who is not None, language=language, host=request.headers.get("host"))
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     body = stream(box, streams, listener)
     return StreamingResponse(body, media_type="text/event-stream", headers=headers)

@@ -18,9 +18,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.errors import BadOffer, LessonFull, LessonNotFound, NotAllowed, StreamUnavailable, ViewerError
-from edge.service import Box
 from edge.web.deps import TEACHER_COOKIE, BoxDep, MaybeTeacherDep, SessionCookie, TeacherDep
-from edge.web.i18n import WEB, render
+from edge.web.i18n import WEB, page_language, render_page
 from sync.errors import NotInStore, StoreClosed
 
 MAX_SDP_CHARS = 32 * 1024
@@ -51,15 +50,11 @@ class BoardItem(BaseModel):
     path: Annotated[str, Field(min_length=1, max_length=512)]
 
 
-def panel_language(request: Request, box: Box) -> str:
-    """The panel's language (the box default until the pages' language switch decides)."""
-    return box.config.box.language
-
-
 @router.get("/panel", response_class=HTMLResponse)
 async def panel(request: Request, box: BoxDep, who: MaybeTeacherDep) -> HTMLResponse:
     """The teacher's panel, or the PIN screen for a browser that has not shown the PIN yet."""
-    page = render("panel.html", panel_language(request, box), name=box.config.box.name, teacher=who is not None)
+    language = page_language(request, box)  # the panel's switch, else the box default
+    page = await render_page("panel.html", language, name=box.config.box.name, teacher=who is not None)
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
 
