@@ -180,6 +180,14 @@ async def test_the_teacher_runs_a_lesson_from_the_panel_and_a_student_watches_it
             await watch.wait_for_selector(f"text={TEXT['hand_acknowledged']}")
             await panel.wait_for_selector("#hands .hand", state="detached")
 
+            await panel.tap("#mute")
+            await panel.wait_for_selector('#mute[aria-pressed="true"]')
+            assert (await asyncio.to_thread(http_json, f"{daemon.url}/api/microphone"))[1]["muted"] is True
+            await panel.wait_for_function("document.getElementById('level').style.inlineSize === '0%'")
+            await panel.tap("#mute")
+            await panel.wait_for_selector('#mute[aria-pressed="false"]')
+            assert (await asyncio.to_thread(http_json, f"{daemon.url}/api/microphone"))[1]["muted"] is False
+
             await panel.tap("#stop")
             await panel.wait_for_selector("#confirm-stop[open]")
             assert (await current_lesson(daemon.url))["state"] == "live"  # asked, not yet stopped

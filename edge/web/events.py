@@ -92,7 +92,7 @@ def snapshot(box: Box, listener: Listener) -> dict[str, Any]:
         "viewers": box.viewers(),
         "status": status(box, listener),
         "alarms": {name: listener.gettext(message) for name, message in box.alarms().items()},
-        "microphone": {"muted": bool(getattr(box, "microphone_muted", False))},
+        "microphone": box.microphone_state(),
         "recordings": box.todays_recordings(),
     }
 
