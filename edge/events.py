@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from sync.clock import monotonic, wall
+
+ENDED = "subscription.ended"  # the last event a subscription of an ended group gets
 
 
 @dataclass(frozen=True)
@@ -98,3 +100,29 @@ class EventBus:
         """Remove a subscription (idempotent)."""
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
+
+
+class SubscriptionGroup:
+    """Subscriptions a door holds for its clients (event streams), so that stopping the door can end them all."""
+
+    def __init__(self) -> None:
+        self._open: set[Subscription] = set()
+
+    @contextlib.contextmanager
+    def subscribe(self, bus: EventBus, prefix: str = "", maxsize: int = 256) -> Iterator[Subscription]:
+        """A subscription in this group, closed and forgotten when the block ends."""
+        subscription = bus.subscribe(prefix, maxsize)
+        self._open.add(subscription)
+        try:
+            yield subscription
+        finally:
+            self._open.discard(subscription)
+            subscription.close()
+
+    def end_all(self) -> None:
+        """Give every subscription of the group the ENDED event: its reader stops at it."""
+        for subscription in list(self._open):
+            subscription.offer(Event(ENDED))
+
+    def __len__(self) -> int:
+        return len(self._open)

@@ -1,4 +1,4 @@
-"""Who may act: the teacher (a panel address, or the PIN checked with a lock-out) and the IT staff's admin accounts.
+"""Who may act: the teacher (a panel address, the PIN checked with a lock-out, or a session it opened) and the IT staff.
 
 Admin passwords are argon2 hashes in the box's database. A box without an admin account has no
 default password: it makes a one-time setup code, keeps only its hash in the database and the code
@@ -48,6 +48,8 @@ SETUP_CODE_FILE = "admin-setup-code"
 SESSION_IDLE_S = 30 * 60.0
 SESSION_MAX_S = 12 * 3600.0
 SESSIONS_KEPT = 64  # the oldest idle session goes first past this
+TEACHER_SESSION_S = 12 * 3600.0  # a browser that showed the PIN stays the teacher for a school day at most
+TEACHER_SESSIONS_MAX = 256
 
 
 class GateTexts(NamedTuple):
@@ -177,20 +179,72 @@ def is_panel_address(web: WebSection, address: str | None) -> bool:
     return any(ip in net for net in nets)
 
 
+class TeacherSessions:
+    """Browsers that showed the teacher PIN once: random tokens (kept as their sha256), each valid for a school day.
+
+    A session is bound to the PIN hash it was opened under: setting a new PIN ends every session.
+    """
+
+    def __init__(self, lifetime_s: float = TEACHER_SESSION_S, clock: Callable[[], float] = monotonic) -> None:
+        self._lifetime_s, self._clock = lifetime_s, clock
+        self._sessions: dict[str, tuple[str, str, float]] = {}  # sha256(token) -> (who, pin hash, expiry)
+
+    def open(self, who: str, pin_hash: str) -> str:
+        """A new session token for `who` (the oldest session goes when there are too many)."""
+        self._prune()
+        while len(self._sessions) >= TEACHER_SESSIONS_MAX:
+            del self._sessions[next(iter(self._sessions))]
+        token = secrets.token_urlsafe(32)
+        self._sessions[secret_digest(token)] = (who, pin_hash, self._clock() + self._lifetime_s)
+        return token
+
+    def who(self, token: str | None, pin_hash: str) -> str | None:
+        """Who the session `token` belongs to, or None when it is unknown, expired or from an older PIN."""
+        if not token or len(token) > 128:
+            return None
+        entry = self._sessions.get(secret_digest(token))
+        if entry is None or entry[1] != pin_hash or entry[2] <= self._clock():
+            return None
+        return entry[0]
+
+    def close(self, token: str | None) -> bool:
+        """End a session; False when there was no such session."""
+        return bool(token) and self._sessions.pop(secret_digest(str(token)), None) is not None
+
+    def _prune(self) -> None:
+        now = self._clock()
+        for key, (_, _, expiry) in list(self._sessions.items()):
+            if expiry <= now:
+                del self._sessions[key]
+
+
 class TeacherAccess:
-    """The teacher's credential: a panel address acts as the teacher; anyone else shows the PIN."""
+    """The teacher's credential: a panel address acts as the teacher; anyone else shows the PIN (or its session)."""
 
     def __init__(self, web: Callable[[], WebSection], pins: PinGate | None = None) -> None:
         self._web = web  # read per request: a saved setting applies without a restart
         self._pins = pins or PinGate()
+        self._sessions = TeacherSessions()
 
-    async def authorize(self, address: str | None, pin: str | None) -> str:
-        """Who is acting as the teacher; raise NotAllowed without the panel address or the PIN."""
+    async def authorize(self, address: str | None, pin: str | None, session: str | None = None) -> str:
+        """Who is acting as the teacher; raise NotAllowed without the panel address, a teacher session or the PIN."""
         web = self._web()
         if is_panel_address(web, address):
             return "panel"
+        who = self._sessions.who(session, web.teacher_pin_hash)
+        if who is not None and pin is None:
+            return who
         await self._pins.check(web.teacher_pin_hash, pin, address or "?")
         return f"teacher@{address}"
+
+    async def open_session(self, address: str | None, pin: str | None) -> str:
+        """A session token for a browser that shows the PIN once (the PIN's lock-out applies); raise NotAllowed."""
+        who = await self.authorize(address, pin)
+        return self._sessions.open(who, self._web().teacher_pin_hash)
+
+    def close_session(self, session: str | None) -> bool:
+        """The teacher left this browser: its session no longer counts; False when it had none."""
+        return self._sessions.close(session)
 
 
 def normalise_username(user: str) -> str:

@@ -7,6 +7,7 @@ need one say so in plain words (or answer empty) without it.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -17,11 +18,22 @@ import sqlite_utils
 
 from edge.config import BoxConfig
 from edge.db import Headroom, open_db
-from edge.errors import NotAllowed
+from edge.errors import NoLiveLesson, NotAllowed
 from edge.events import EventBus
 from edge.logs import LogRing
 from edge.media.packets import PacketFanout
-from edge.service import courseware, devices, health, maintenance, media, metrics_history, recordings, viewers
+from edge.service import (
+    board,
+    courseware,
+    devices,
+    health,
+    links,
+    maintenance,
+    media,
+    metrics_history,
+    recordings,
+    viewers,
+)
 from edge.service.accounts import AdminAccounts, AdminSession, TeacherAccess, is_panel_address
 from edge.service.certificate import Certificate, ensure_certificate
 from edge.service.courseware import CoursewarePort
@@ -32,6 +44,7 @@ from edge.service.media import MediaPort
 from edge.service.metrics_history import HistoryPort
 from edge.service.recordings import RecorderPort
 from edge.service.settings import Settings
+from edge.service.status import StatusLine, status_lines
 from edge.service.viewers import ViewerHubPort
 from sync.budget import Budget
 from sync.clock import Clock
@@ -206,9 +219,17 @@ class Box:
         """True when `address` is one of the configured panel addresses (acts as the teacher)."""
         return is_panel_address(self.config.web, address)
 
-    async def authorize_teacher(self, address: str | None, pin: str | None) -> str:
-        """Who is acting as the teacher; raise NotAllowed without the panel address or the PIN."""
-        return await self._teacher.authorize(address, pin)
+    async def authorize_teacher(self, address: str | None, pin: str | None, session: str | None = None) -> str:
+        """Who is acting as the teacher; raise NotAllowed without the panel address, a teacher session or the PIN."""
+        return await self._teacher.authorize(address, pin, session)
+
+    async def open_teacher_session(self, address: str | None, pin: str | None) -> str:
+        """A session token for a browser that shows the PIN once (the PIN's lock-out applies); raise NotAllowed."""
+        return await self._teacher.open_session(address, pin)
+
+    def close_teacher_session(self, session: str | None) -> bool:
+        """The teacher left this browser: its session no longer counts; False when it had none."""
+        return self._teacher.close_session(session)
 
     # -- admin credential (IT staff) ------------------------------------------------------------
 
@@ -278,6 +299,10 @@ class Box:
         """The monotonic time the live `lesson` started: time zero of its media clock."""
         return self.lessons.origin(lesson)
 
+    def join_url(self, join_code: str, seen_as: str | None = None) -> str:
+        """The link students open for `join_code`, one their devices reach (`seen_as`: the host a page used)."""
+        return links.join_url(self.config.web, join_code, seen_as)
+
     async def start_lesson(self, title: str | None, by: str) -> Lesson:
         """Go live; raise LessonAlreadyLive if a lesson is live."""
         return await self.lessons.start(title, by)
@@ -295,6 +320,21 @@ class Box:
     def acknowledge_hand(self, viewer_id: str) -> None:
         """The teacher answered a student's raised hand; raise ViewerError if that student left."""
         viewers.acknowledge_hand(self.viewer_hub, viewer_id)
+
+    def dismiss_hand(self, viewer_id: str) -> None:
+        """The teacher lowers a student's raised hand without letting them speak; ViewerError if they left."""
+        viewers.dismiss_hand(self.viewer_hub, viewer_id)
+
+    async def open_preview(self, offer: str) -> tuple[str, str]:
+        """(id, answer) of the panel's preview of the live lesson (the low layer, not a student); NoLiveLesson."""
+        lesson = self.current_lesson()
+        if lesson is None:
+            raise NoLiveLesson("no lesson is live")
+        return await viewers.open_preview(self.viewer_hub, lesson.join_code, offer)
+
+    async def close_preview(self, preview_id: str) -> bool:
+        """End a panel preview; False when there is no such preview."""
+        return await viewers.close_preview(self.viewer_hub, preview_id)
 
     async def open_viewer(
         self, join_code: str, offer: str, *, name: str = "", data_saver: bool = False
@@ -315,6 +355,24 @@ class Box:
     def packets(self) -> PacketFanout | None:
         """The live media's shared packets (what viewers and the recorder read), once media is wired in."""
         return media.fanout(self.media)
+
+    # -- the status strip and the board ----------------------------------------------------------
+
+    def status_lines(self) -> list[StatusLine]:
+        """What the box says about itself right now in plain words (alarms, devices, network, uploads)."""
+        components = health.component_reports(self._supervisor)
+        listed = self.recordings()["recordings"] if self._db is not None else []
+        return status_lines(self.alarms(), components, listed, dt.date.today())
+
+    def todays_recordings(self) -> list[dict[str, Any]]:
+        """The recordings started today (local date), newest first, with their upload state."""
+        today = dt.date.today()
+        listed = self.recordings()["recordings"]
+        return [r for r in listed if dt.datetime.fromtimestamp(r["started_at"]).date() == today]
+
+    async def open_on_board(self, course: str, path: str) -> dict[str, Any]:
+        """Show a courseware item of the cache on the board (`board.open`); NotInStore, StoreClosed while restarting."""
+        return await board.open_item(self.courseware, self.bus, course, path)
 
     # -- recordings -----------------------------------------------------------------------------
 

@@ -79,6 +79,7 @@ class Viewer:
     layer: str = "high"
     data_saver: bool = False
     hand_raised: bool = False
+    preview: bool = False  # the teacher's panel watching what students see: never counted as a student
     joined_at: float = field(default_factory=time.time)
     policy: LayerPolicy = field(default_factory=LayerPolicy)
     keyframe_requests: int = 0
@@ -253,17 +254,23 @@ class ViewerHub(Component):
         return lesson
 
     async def open_viewer(
-        self, join_code: str, offer_sdp: str, name: str = "", data_saver: bool = False
+        self, join_code: str, offer_sdp: str, name: str = "", data_saver: bool = False, preview: bool = False
     ) -> tuple[Viewer, str]:
-        """Answer a student's offer; raise LessonNotFound, LessonFull, StreamUnavailable or BadOffer."""
+        """Answer a student's offer (or the panel's `preview`: the low layer, not counted as a student).
+
+        Raise LessonNotFound, LessonFull, StreamUnavailable or BadOffer.
+        """
         lesson = self.live_lesson(join_code)
-        if len(self._viewers) >= self._box.config.lesson.max_viewers:
-            raise LessonFull(f"this lesson already has {len(self._viewers)} viewers, the most this box serves")
+        if not preview and self.count >= self._box.config.lesson.max_viewers:
+            raise LessonFull(f"this lesson already has {self.count} viewers, the most this box serves")
         check_offer(offer_sdp)
         try:
-            viewer = self._new_viewer(lesson, name, data_saver, probes_up=self._probes_up(offer_sdp))
+            probes_up = not preview and self._probes_up(offer_sdp)  # the panel's preview is local: low at once
+            shown_as = name or ("panel preview" if preview else "")
+            viewer = self._new_viewer(lesson, shown_as, data_saver or preview, probes_up=probes_up)
         except (OSError, MemoryError) as err:
             raise _unavailable(err) from err
+        viewer.preview = preview
         self._viewers[viewer.id] = viewer
         try:
             answer = await self._negotiate(viewer, offer_sdp)
@@ -276,9 +283,12 @@ class ViewerHub(Component):
         except BaseException:
             await self.close_viewer(viewer.id, "cancelled")
             raise
+        if preview:
+            log.info("panel preview %s of lesson %s", viewer.id, lesson.id)
+            return viewer, answer
         self.joined += 1
-        log.info("viewer %s joined lesson %s (%d watching)", viewer.id, lesson.id, len(self._viewers))
-        self._box.bus.publish("viewer.joined", viewer=viewer.to_json())
+        log.info("viewer %s joined lesson %s (%d watching)", viewer.id, lesson.id, self.count)
+        self._box.bus.publish("viewer.joined", viewer=viewer.to_json(), watching=self.count)
         self._report()
         return viewer, answer
 
@@ -380,8 +390,9 @@ class ViewerHub(Component):
             await viewer.pc.close()
         except Exception:  # a connection half set up by a bad offer: what it held is released regardless
             log.warning("viewer %s: closing its connection failed", viewer.id, exc_info=True)
-        log.info("viewer %s %s (%d watching)", viewer.id, reason, len(self._viewers))
-        self._box.bus.publish("viewer.left", viewer=viewer.id, reason=reason)
+        log.info("viewer %s %s (%d watching)", viewer.id, reason, self.count)
+        if not viewer.preview:
+            self._box.bus.publish("viewer.left", viewer=viewer.id, reason=reason, watching=self.count)
         self._report()
         return True
 
@@ -494,6 +505,15 @@ class ViewerHub(Component):
         viewer.hand_raised = False
         viewer.send("hand", raised=False, acknowledged=True)
         self._box.bus.publish("hand.acknowledged", viewer=viewer.id, name=viewer.name)
+
+    def dismiss_hand(self, viewer_id: str) -> None:
+        """The teacher lowered a raised hand without letting the student speak; raise ViewerError if they left."""
+        viewer = self._viewers.get(viewer_id)
+        if viewer is None:
+            raise ViewerError("this student is no longer watching")
+        viewer.hand_raised = False
+        viewer.send("hand", raised=False, dismissed=True)
+        self._box.bus.publish("hand.dismissed", viewer=viewer.id, name=viewer.name)
 
     # -- monitoring -----------------------------------------------------------------------------
 
@@ -610,16 +630,19 @@ class ViewerHub(Component):
     # -- reporting ------------------------------------------------------------------------------
 
     def viewers(self) -> list[dict[str, Any]]:
-        """Every connected viewer with its stats."""
-        return [viewer.to_json() for viewer in self._viewers.values()]
+        """Every connected student with their stats (the panel's preview is not one)."""
+        return [viewer.to_json() for viewer in self._students()]
+
+    def _students(self) -> list[Viewer]:
+        return [viewer for viewer in self._viewers.values() if not viewer.preview]
 
     @property
     def count(self) -> int:
-        """How many viewers are connected."""
-        return len(self._viewers)
+        """How many students are connected."""
+        return len(self._students())
 
     def _report(self) -> None:
-        layers = [v.layer for v in self._viewers.values()]
+        layers = [v.layer for v in self._students()]
         self.set_health(
             "ok",
             f"{len(layers)} watching",

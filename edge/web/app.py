@@ -11,10 +11,23 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge import __version__
 from edge.errors import LessonAlreadyLive, NoLiveLesson
+from edge.events import SubscriptionGroup
 from edge.metrics import make_registry, render
 from edge.service import Box
 from edge.stream import whep
-from edge.web import accounts, admin, courseware, devices, home, languages, microphone, recordings, watch
+from edge.web import (
+    accounts,
+    admin,
+    courseware,
+    devices,
+    events,
+    home,
+    languages,
+    microphone,
+    panel,
+    recordings,
+    watch,
+)
 from edge.web.deps import BoxDep, MaybeTeacherDep, TeacherDep
 from edge.web.guards import BodyLimit, SameOriginGuard
 
@@ -30,6 +43,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     languages.router,
     accounts.router,  # before admin: its /admin/login and /admin/setup are not admin pages
     admin.router,
+    events.router,
+    panel.router,
 )
 
 
@@ -40,10 +55,16 @@ class StartLesson(BaseModel):
     title: str = Field(default="", max_length=120)
 
 
+def end_event_streams(app: FastAPI) -> None:
+    """End the app's open event streams now (the web door is stopping: they would hold uvicorn's shutdown up)."""
+    app.state.event_streams.end_all()
+
+
 def create_app(box: Box) -> FastAPI:
     """Build the app for `box`; other doors add their routers to it."""
     app = FastAPI(title="classbox", version=__version__, docs_url=None, redoc_url=None)
     app.state.box = box
+    app.state.event_streams = SubscriptionGroup()
     app.add_middleware(SameOriginGuard, public_urls=lambda: [box.config.web.public_url])
     app.add_middleware(BodyLimit)  # outermost: a body too large is refused before anything else
     registry = make_registry(box)

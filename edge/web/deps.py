@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Cookie, Depends, Header, HTTPException, Request
 
 from edge.errors import NotAllowed
+from edge.events import SubscriptionGroup
 from edge.service import Box
+
+TEACHER_COOKIE = "classbox_teacher"  # the panel's PIN session (POST /api/panel/session): HttpOnly, SameSite=Strict
 
 
 def get_box(request: Request) -> Box:
@@ -17,13 +20,28 @@ def get_box(request: Request) -> Box:
 
 
 BoxDep = Annotated[Box, Depends(get_box)]
+SessionCookie = Annotated[str | None, Cookie(alias=TEACHER_COOKIE, include_in_schema=False)]
 
 
-async def teacher(request: Request, box: BoxDep, x_panel_pin: Annotated[str | None, Header()] = None) -> str:
-    """The acting teacher: a panel address, or anyone showing the teacher PIN."""
+def event_streams(request: Request) -> SubscriptionGroup:
+    """The bus subscriptions of this app's open event streams (`/api/events`)."""
+    streams: SubscriptionGroup = request.app.state.event_streams
+    return streams
+
+
+EventStreamsDep = Annotated[SubscriptionGroup, Depends(event_streams)]
+
+
+async def teacher(
+    request: Request,
+    box: BoxDep,
+    x_panel_pin: Annotated[str | None, Header()] = None,
+    teacher_session: SessionCookie = None,
+) -> str:
+    """The acting teacher: a panel address, a browser with a teacher session, or anyone showing the teacher PIN."""
     address = request.client.host if request.client else None
     try:
-        return await box.authorize_teacher(address, x_panel_pin)
+        return await box.authorize_teacher(address, x_panel_pin, teacher_session)
     except NotAllowed as err:
         raise HTTPException(status_code=401 if x_panel_pin is None else 403, detail=str(err)) from err
 
@@ -32,12 +50,15 @@ TeacherDep = Annotated[str, Depends(teacher)]
 
 
 async def teacher_or_anyone(
-    request: Request, box: BoxDep, x_panel_pin: Annotated[str | None, Header()] = None
+    request: Request,
+    box: BoxDep,
+    x_panel_pin: Annotated[str | None, Header()] = None,
+    teacher_session: SessionCookie = None,
 ) -> str | None:
     """The acting teacher, or None: a missing or wrong PIN reads as anyone (a wrong one still counts)."""
     address = request.client.host if request.client else None
     try:
-        return await box.authorize_teacher(address, x_panel_pin)
+        return await box.authorize_teacher(address, x_panel_pin, teacher_session)
     except NotAllowed:
         return None
 

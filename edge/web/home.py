@@ -25,6 +25,12 @@ async def home(request: Request, box: BoxDep, who: MaybeTeacherDep) -> HTMLRespo
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
 
+@router.get("/static/home.js")
+async def home_script() -> FileResponse:
+    """The home page's live updates (an ES module following /api/events)."""
+    return FileResponse(WEB / "static" / "home.js", media_type="text/javascript")
+
+
 @router.get("/static/home.css")
 async def home_style() -> FileResponse:
     """The home page's style."""

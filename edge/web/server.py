@@ -21,7 +21,7 @@ from starlette.types import Message
 from edge.component import Component
 from edge.service import Box
 from edge.service.certificate import Certificate
-from edge.web.app import create_app
+from edge.web.app import create_app, end_event_streams
 
 log = logging.getLogger(__name__)
 
@@ -164,5 +164,7 @@ class WebDoor(Component):
 
     async def stop(self) -> None:
         listeners, self._listeners = self._listeners, []
+        if listeners:
+            end_event_streams(self.app)  # open streams never end on their own: uvicorn would wait on them
         for listener in reversed(listeners):
             await _close(listener)
