@@ -20,11 +20,12 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from edge.config import BoxConfig
 from edge.demo import prepare_demo_courseware
-from edge.events import EventBus, SubscriptionGroup
+from edge.events import Event, EventBus, SubscriptionGroup
 from edge.service import Box
 from edge.service.accounts import hash_pin
 from edge.texts import N_
 from edge.web import events as events_door
+from edge.web.events import Listener, visible
 from tests.stream_fixture import join, live_box, offer_sdp, small_config, until
 
 PIN = "2468"
@@ -348,3 +349,16 @@ def test_the_join_link_is_one_a_students_device_can_open(tmp_path: Path, monkeyp
     assert box.join_url("abc234", "127.0.0.1:8080") == "http://127.0.0.1:8080/watch/abc234"
     config.web.public_url = "https://room12.school.example/"
     assert box.join_url("abc234", "127.0.0.1:8080") == "https://room12.school.example/watch/abc234"
+
+
+def test_an_admin_stream_carries_the_dashboards_events_and_a_teacher_stream_does_not() -> None:
+    sample = Event("metrics.sample", {"cpu": 12.0})
+    hand = Event("hand.raised", {"viewer": "v1"})
+    admin = Listener(teacher=True, language="en", admin=True)
+    teacher = Listener(teacher=True, language="en")
+    anyone = Listener(teacher=False, language="en")
+    assert visible(sample, admin) == {"cpu": 12.0}
+    assert visible(hand, admin) == {"viewer": "v1"}
+    assert visible(sample, teacher) is None
+    assert visible(hand, anyone) is None
+    assert visible(sample, anyone) is None

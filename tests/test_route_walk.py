@@ -69,6 +69,8 @@ PUBLIC: dict[str, Check] = {
     "/api/chunks/{digest}": anything,  # peer boxes fetch chunks; they verify each hash
     "/admin/login": shows_no_secret,
     "/admin/setup": shows_no_secret,
+    "/panel": shows_no_secret,  # elsewhere than a panel address: the PIN screen
+    "/api/events": anything,  # anyone's stream is lesson state and title only (tests/test_events.py reads it)
 }
 PUBLIC_PREFIXES = ("/static/",)
 

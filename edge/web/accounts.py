@@ -124,6 +124,11 @@ async def admin_session(request: Request, box: BoxDep) -> str:
 AdminDep = Annotated[str, Depends(admin_session)]
 
 
+def is_admin(request: Request, box: Box) -> bool:
+    """True for a signed-in admin on a transport the admin page allows (for doors that serve anyone too)."""
+    return transport_refusal(request, box) is None and box.admin_session(request.cookies.get(COOKIE)) is not None
+
+
 async def form_fields(request: Request) -> dict[str, str]:
     """A URL-encoded form body as {name: first value} ({} for any other body)."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

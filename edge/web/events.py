@@ -22,6 +22,7 @@ from fastapi.responses import StreamingResponse
 
 from edge.events import ENDED, Event, Subscription, SubscriptionGroup
 from edge.service import Box
+from edge.web.accounts import is_admin
 from edge.web.deps import BoxDep, EventStreamsDep, MaybeTeacherDep
 from edge.web.i18n import page_language, translations
 
@@ -34,6 +35,8 @@ TEACHER_TOPICS = (
     "lesson.", "viewer.", "hand.", "audio.level", "microphone.", "alarm.", "device.", "component.",
     "upload.", "recording.", "storage.", "courseware.", "board.", "clock.", "signal.",
 )  # fmt: skip
+
+ADMIN_TOPICS = (*TEACHER_TOPICS, "metrics.", "settings.")  # the dashboard's graphs and the settings pages
 
 # After these the teacher's page gets a fresh `state` too (the join link, today's recordings).
 RESYNC_TOPICS = ("lesson.", "recording.finished", "recording.uploaded", "upload.done", "upload.failed")
@@ -48,6 +51,7 @@ class Listener:
     teacher: bool
     language: str
     host: str | None = None
+    admin: bool = False  # a signed-in admin: the teacher's events and the dashboard's
 
     @property
     def gettext(self) -> Callable[[str], str]:
@@ -67,7 +71,7 @@ def visible(event: Event, listener: Listener) -> dict[str, Any] | None:
             return None
         lesson = event.data.get("lesson") or {}
         return {"state": "live" if event.topic == "lesson.started" else "ended", "title": lesson.get("title", "")}
-    if not event.topic.startswith(TEACHER_TOPICS):
+    if not event.topic.startswith(ADMIN_TOPICS if listener.admin else TEACHER_TOPICS):
         return None
     data = dict(event.data)
     if event.topic == "alarm.raised":
@@ -141,7 +145,9 @@ async def _next(events: Subscription, within: float) -> Event | None:
 async def events(request: Request, box: BoxDep, streams: EventStreamsDep, who: MaybeTeacherDep) -> StreamingResponse:
     """Live updates for the box's pages (Server-Sent Events), filtered by the listener's credential."""
     language = page_language(request, box)  # the listening page's: alarms and the status strip in its words
-    listener = Listener(teacher=who is not None, language=language, host=request.headers.get("host"))
+    admin = is_admin(request, box)
+    host = request.headers.get("host")
+    listener = Listener(teacher=who is not None or admin, language=language, host=host, admin=admin)
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     body = stream(box, streams, listener)
     return StreamingResponse(body, media_type="text/event-stream", headers=headers)
