@@ -12,8 +12,10 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+from playwright.sync_api import sync_playwright
 
 from edge.config import BoxConfig, CameraConfig, MicrophoneConfig, VideoLayerConfig, dump_config
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.helpers import DaemonProcess, http_json, wait_for
 
 W, H, FPS = 320, 240, 10
@@ -95,6 +97,7 @@ def ink_log(daemon: DaemonProcess, lesson_id: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
+@pytest.mark.browser
 @pytest.mark.timeout(150)
 def test_a_silent_microphone_and_a_black_camera_are_told_logged_and_cleared(tmp_path: Path) -> None:
     mic_file = tmp_path / "mic.raw"
@@ -113,9 +116,20 @@ def test_a_silent_microphone_and_a_black_camera_are_told_logged_and_cleared(tmp_
         assert status == 201, body
         lesson_id = body["id"]
 
-        # Within 15 s of the daemon answering, both say so in plain words; health and /metrics agree.
-        wait_for(lambda: raised(daemon, "signal.picture-black"), 15, 0.2, "the black picture told")
+        # Within 15 s of the daemon answering, the teacher's panel says both in plain words (Chromium, on the
+        # box's own address: a panel address); health and /metrics agree.
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                panel = browser.new_page(viewport={"width": 1280, "height": 800})
+                panel.goto(daemon.url + "/panel")
+                within_ms = (15 - (time.monotonic() - answered)) * 1000
+                for words in ("The picture is black: is the lens cap on?", "Microphone is silent: is it muted?"):
+                    panel.wait_for_selector(f"#status :text('{words}')", timeout=max(within_ms, 1000))
+            finally:
+                browser.close()
         within = 15 - (time.monotonic() - answered)
+        wait_for(lambda: raised(daemon, "signal.picture-black"), max(within, 0.5), 0.2, "the black picture told")
         assert alarms(daemon)["signal.picture-black"] == "The picture is black: is the lens cap on?"
         assert signal_metrics(daemon)["picture-black"] == 1.0
         wait_for(lambda: raised(daemon, "signal.microphone-silent"), within, 0.2, "the silent microphone told")
