@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -204,6 +205,36 @@ async def test_the_teacher_runs_a_lesson_from_the_panel_and_a_student_watches_it
         finally:
             await student.close()
             await teacher.close()
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+async def test_the_panel_in_khmer_reads_in_khmer_with_the_boxs_font_and_runs_a_lesson(
+    tmp_path: Path, browser: Browser
+) -> None:
+    async with demo(tmp_path) as daemon:
+        context = await browser.new_context(viewport={"width": 1280, "height": 800}, has_touch=True)
+        await context.add_cookies([{"name": "classbox_lang", "value": "km", "url": daemon.url}])
+        try:
+            panel = await panel_page(context, daemon.url)
+            assert await panel.get_attribute("html", "lang") == "km"
+            assert await panel.get_attribute("html", "dir") == "ltr"
+            await panel.wait_for_selector("#items button.open")
+            start_words = await panel.locator("#start").inner_text()
+            assert re.search("[\u1780-\u17ff]", start_words), start_words  # Khmer letters, not the English msgid
+            khmer_face = "[...document.fonts].some(f => f.status === 'loaded' && f.unicodeRange.includes('1780'))"
+            await panel.wait_for_function(khmer_face)  # the box's own Khmer font: a school PC may have none
+            await screenshot(panel, "panel-idle-km", ((1280, 800),))
+            await panel.tap("#start")
+            await panel.wait_for_selector("#on-air:not([hidden])")
+            await wait_frames(panel, "window.classboxPanel.preview && window.classboxPanel.preview.pc", 2)
+            await screenshot(panel, "panel-live-km", ((1280, 800),))
+            await panel.tap("#stop")
+            await panel.tap("#stop-confirm")
+            await panel.wait_for_selector("#start-card:not([hidden])")
+            assert await current_lesson(daemon.url) is None
+        finally:
+            await context.close()
 
 
 @pytest.mark.slow
