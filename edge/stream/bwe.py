@@ -484,8 +484,11 @@ class BandwidthEstimator:
             self.loss_bound_bps = None
         else:
             self._aftermath_until_ms = at_us // 1000 + PROBE_AFTERMATH_MS
-            if rate is not None:  # what a failed probe got through is what the bottleneck drains
-                self._raise_to(int(PROBE_FAILED_SHARE * rate), at_us)
+            received = self.acked_bps(at_us // 1000)
+            if rate is not None and received is not None:
+                # What a failed probe got through is what the bottleneck drains, but over a short probe a
+                # queue's burst reads faster than the link: never believe more than arrived over the last second.
+                self._raise_to(min(int(PROBE_FAILED_SHARE * rate), received), at_us)
 
     def _raise_to(self, bps: int, at_us: int) -> None:
         if bps > self.delay_bps:
