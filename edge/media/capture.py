@@ -15,18 +15,14 @@ import asyncio
 import logging
 from typing import Any
 
-from drivers.audio import CapturingAudioSource, list_microphones, open_audio_source, probe_audio_device
+from drivers.audio import CapturingAudioSource, open_audio_source
 from drivers.camera import (
     CapturingVideoSource,
-    list_cameras,
     open_video_source,
-    parse_video_device,
-    probe_video_device,
 )
 from drivers.capture import CaptureStats
-from drivers.errors import DriverError
 from edge.component import Component
-from edge.config import BoxConfig, CameraConfig, MicrophoneConfig
+from edge.config import CameraConfig, MicrophoneConfig
 from edge.logs import redact
 from edge.service import Box
 
@@ -177,32 +173,3 @@ def microphone_components(box: Box) -> list[MicrophoneComponent]:
 def capture_components(box: Box) -> list[Component]:
     """A component per configured camera, then per microphone, in config order."""
     return [*camera_components(box), *microphone_components(box)]
-
-
-# -- what the admin page and `config check` ask about devices -----------------------------------
-
-
-def list_devices() -> dict[str, list[dict[str, Any]]]:
-    """The cameras and microphones this machine has (blocking: PortAudio init; call from a thread)."""
-    try:
-        microphones = list_microphones()
-    except (OSError, DriverError) as err:
-        log.warning("cannot list microphones: %s", err)
-        microphones = []
-    return {"cameras": list_cameras(), "microphones": microphones}
-
-
-def device_problems(config: BoxConfig) -> list[str]:
-    """One line per configured device that does not exist here (blocking; for `classbox config check`)."""
-    problems = []
-    for index, camera in enumerate(config.cameras):
-        if camera.source == "opencv":
-            problem = probe_video_device(parse_video_device(camera.device))
-            if problem:
-                problems.append(f"cameras.{index}.device ({camera.name}): {problem}")
-    for index, mic in enumerate(config.microphones):
-        if mic.source == "pyaudio":
-            problem = probe_audio_device(mic.device, mic.channels)
-            if problem:
-                problems.append(f"microphones.{index}.device ({mic.name}): {problem}")
-    return problems
