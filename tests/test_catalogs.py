@@ -40,7 +40,7 @@ document.title = "Panel — " + lesson.title;
 el.dataset.state = "live";
 """
 
-MODULE = '''from edge.texts import N_
+MODULE = """from edge.texts import N_
 CAMERA = N_("Camera disconnected: check the USB cable")
 SILENT = "Microphone is silent: is it muted?"
 
@@ -53,7 +53,7 @@ def check(box, name, fps):
     box.raise_alarm(name, message=N_("Picture is black: is the lens covered?"))
     box.raise_alarm(name, fps_message(fps))
     box.clear_alarm("Not a message")
-'''
+"""
 
 
 def tree(root: Path) -> Path:
@@ -72,7 +72,7 @@ def test_the_check_finds_strings_people_read_that_are_not_marked(tmp_path: Path)
     found = {(u.path.rsplit("/", 1)[-1], u.text) for u in marks.template_unmarked(PAGE, "page.html")}
     assert found == {("page.html", "Start lesson"), ("page.html", "Stop the lesson"), ("page.html", "Your name")}
     found = {u.text for u in marks.script_unmarked(SCRIPT, "panel.js")}
-    assert found == {'"ON AIR"', '"Raise hand"', '`${level} dB`', '"Mute the microphone"', '"Panel — "'}
+    assert found == {'"ON AIR"', '"Raise hand"', "`${level} dB`", '"Mute the microphone"', '"Panel — "'}
     found = {u.text for u in marks.python_unmarked(MODULE, "signals.py")}
     assert found == {"SILENT", 'f"The camera delivers {fps} frames a second"', '"Disk full"'}
     root = tree(tmp_path)
@@ -156,8 +156,18 @@ def styles() -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "rule",
-    ["margin-left: 1rem", "padding-right:0", "left: 0", "text-align: left", "float: right", "border-right-color: red",
-     "border-top-left-radius: 2px", "inset-left: 0", "el.style.marginLeft = '3px'", "clear: left"],
+    [
+        "margin-left: 1rem",
+        "padding-right:0",
+        "left: 0",
+        "text-align: left",
+        "float: right",
+        "border-right-color: red",
+        "border-top-left-radius: 2px",
+        "inset-left: 0",
+        "el.style.marginLeft = '3px'",
+        "clear: left",
+    ],
 )
 def test_the_mirroring_check_finds_physical_properties(rule: str) -> None:
     assert PHYSICAL.search(f".x {{ {rule}; }}")

@@ -132,9 +132,12 @@ async def test_the_student_page_follows_the_browsers_language(tmp_path: Path, br
 
 @pytest.mark.browser
 async def test_the_language_switch_changes_the_page_and_is_remembered(tmp_path: Path, browser: Browser) -> None:
-    async with live_box(small_config(tmp_path), with_devices=False) as live, student(browser, live, "fr-FR") as (
-        context,
-        page,
+    async with (
+        live_box(small_config(tmp_path), with_devices=False) as live,
+        student(browser, live, "fr-FR") as (
+            context,
+            page,
+        ),
     ):
         await shows_not_started(page, "fr")
         async with page.expect_navigation():
@@ -267,11 +270,27 @@ async def test_scripts_pick_the_languages_plural_form(tmp_path: Path, browser: B
             shown = await page.evaluate(PLURALS)
             await page.unroute(f"{live.base}/plural")
             expected = {
-                "ru": ["0 учеников смотрят", "1 ученик смотрит", "2 ученика смотрят", "3 ученика смотрят",
-                       "5 учеников смотрят", "11 учеников смотрят", "21 ученик смотрит", "101 ученик смотрит"],
+                "ru": [
+                    "0 учеников смотрят",
+                    "1 ученик смотрит",
+                    "2 ученика смотрят",
+                    "3 ученика смотрят",
+                    "5 учеников смотрят",
+                    "11 учеников смотрят",
+                    "21 ученик смотрит",
+                    "101 ученик смотрит",
+                ],
                 "ar": ["form0 0", "form1 1", "form2 2", "form3 3", "form3 5", "form4 11", "form4 21", "form5 101"],
-                "en": ["0 students watching", "1 student watching", "2 students watching", "3 students watching",
-                       "5 students watching", "11 students watching", "21 students watching", "101 students watching"],
+                "en": [
+                    "0 students watching",
+                    "1 student watching",
+                    "2 students watching",
+                    "3 students watching",
+                    "5 students watching",
+                    "11 students watching",
+                    "21 students watching",
+                    "101 students watching",
+                ],
             }[language]
             assert shown == expected, language
         await page.close()

@@ -11,6 +11,7 @@ import pytest
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
 from bench._webrtc import with_transport_cc
+from edge.stream import viewers as viewers_module
 from edge.stream.layers import LayerPolicy, LinkReport, SendCapacity
 from tests.stream_fixture import join, live_box, small_config, until
 
@@ -234,21 +235,29 @@ async def test_a_lagging_box_moves_viewers_to_the_low_layer(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-async def test_a_player_that_offers_transport_feedback_but_sends_none_is_not_left_on_the_lowest_layer(
-    tmp_path: Path,
+async def test_players_that_offer_transport_feedback_but_send_none_are_not_left_on_the_lowest_layer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(viewers_module, "FALLBACKS_PER_CHECK", 1)  # one viewer moved up per check
     async with live_box(small_config(tmp_path)) as live, httpx.AsyncClient(base_url=live.base) as client:
         live.hub.monitor_interval_s = 0.3
         lesson = await live.start_lesson()
-        player = await join(client, f"/whep/{lesson.join_code}", offer_filter=with_transport_cc)  # aiortc sends none
+        players = [
+            await join(client, f"/whep/{lesson.join_code}", offer_filter=with_transport_cc)  # aiortc sends none
+            for _ in range(2)
+        ]
         try:
-            viewer = live.viewer_of(player)
-            assert viewer is not None
-            assert viewer.layer == "lowest"  # it offered to report its link: it starts low, to probe its way up
-            viewer.policy.good_reports_to_rise = 1000  # receiver reports alone would climb too: not this way
-            await until(lambda: viewer.layer == "high", within=10, what="the high layer once no feedback came")
-            assert viewer.estimator.feedback_packets == 0
-            frames = player.frames["video"]
-            await until(lambda: player.frames["video"] >= frames + 10, what="video on the high layer")
+            viewers = [live.viewer_of(player) for player in players]
+            assert all(v is not None and v.layer == "lowest" for v in viewers)  # offered feedback: start low, probe up
+            for viewer in viewers:
+                assert viewer is not None
+                viewer.policy.good_reports_to_rise = 1000  # receiver reports alone would climb too: not this way
+            await until(lambda: all(v is not None and v.layer == "high" for v in viewers), within=12, what="high")
+            first, second = sorted(v.switches[-1] for v in viewers if v is not None)
+            assert second - first >= 0.2  # not in the same check: sixty at once would all want one keyframe burst
+            assert all(v is not None and v.estimator.feedback_packets == 0 for v in viewers)
+            frames = players[0].frames["video"]
+            await until(lambda: players[0].frames["video"] >= frames + 10, what="video on the high layer")
         finally:
-            await player.close()
+            for player in players:
+                await player.close()

@@ -33,4 +33,3 @@ async def test_chromium_gets_transport_cc_and_the_box_estimates_its_link_and_cou
         counted = re.search(r'classbox_viewers_layer_switches_per_min_max\{component="stream"\} (\S+)', metrics)
         assert counted is not None, metrics[:2000]
         assert 1 <= float(counted.group(1)) <= 2, metrics[:2000]
-

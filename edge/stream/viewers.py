@@ -55,7 +55,8 @@ from edge.stream.offers import check_offer
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 2048
-FEEDBACK_WAIT_S = 3.0  # a viewer that offered transport feedback sends its first within this of joining
+FEEDBACK_WAIT_S = 3.0  # a viewer that offered transport feedback sends its first within this of its first media
+FALLBACKS_PER_CHECK = 5  # viewers without feedback moved up per check: sixty at once would all want a keyframe burst
 MAX_RTT_S = 10.0  # beyond this (or below 0) an RTT is a wall-clock step, not the link
 FORWARDED_TOPICS = "board."  # bus topics every viewer receives (the board's ink, page changes)
 NAME_RE = re.compile(r"^[\w .,'()-]{1,40}$", re.UNICODE)
@@ -175,6 +176,7 @@ class ViewerHub(Component):
         self.ended_grace_s = 0.3
         self.capacity = SendCapacity()
         self.loop_lag_s = 0.0
+        self._fallbacks_left = FALLBACKS_PER_CHECK
         self._dropped_by_leavers = 0
         self._switches_by_leavers = 0
         self._packetizer = SharedPacketizer()
@@ -520,6 +522,7 @@ class ViewerHub(Component):
     async def check_viewers(self) -> None:
         """Drop dead connections, read receiver reports, adjust layers (the run loop calls this)."""
         await self._rejoin_stale_viewers()
+        self._fallbacks_left = FALLBACKS_PER_CHECK
         for viewer in list(self._viewers.values()):
             if viewer.pc.connectionState in ("failed", "closed"):
                 await self.close_viewer(viewer.id, f"connection {viewer.pc.connectionState}")
@@ -560,8 +563,12 @@ class ViewerHub(Component):
         if viewer.estimator.feedback_packets:
             viewer.feedback_due_at = None
             return False
-        if now < due:
+        if not viewer.estimator.history.next_sequence:
+            viewer.feedback_due_at = now + FEEDBACK_WAIT_S  # no media sent yet (ICE and DTLS still going): none due
             return False
+        if now < due or self._fallbacks_left <= 0:
+            return False
+        self._fallbacks_left -= 1
         viewer.feedback_due_at = None
         self.set_layer(viewer, self._start_layer(viewer.data_saver), "no transport feedback came")
         return True

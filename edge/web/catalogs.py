@@ -62,8 +62,9 @@ def extract(root: Path = ROOT) -> Catalog:
     with (root / MAPPING.name).open(encoding="utf-8") as mapping:
         method_map, options_map = parse_mapping_cfg(mapping, str(MAPPING))  # type: ignore[no-untyped-call]
     catalog = Catalog(project="classbox", domain=DOMAIN, fuzzy=False, header_comment=TEMPLATE_HEADER)
-    found = extract_from_dir(root, method_map, options_map, keywords=KEYWORDS, comment_tags=("TRANSLATORS:",),
-                             strip_comment_tags=True)
+    found = extract_from_dir(
+        root, method_map, options_map, keywords=KEYWORDS, comment_tags=("TRANSLATORS:",), strip_comment_tags=True
+    )
     for filename, lineno, message, comments, context in found:
         catalog.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
     return catalog
