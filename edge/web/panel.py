@@ -10,6 +10,7 @@ marks as a preview, so it never counts as a student, takes no student's place an
 from __future__ import annotations
 
 import io
+import re
 from typing import Annotated, Any
 
 import segno
@@ -23,6 +24,7 @@ from edge.web.i18n import WEB, page_language, render_page
 from sync.errors import NotInStore, StoreClosed
 
 MAX_SDP_CHARS = 32 * 1024
+CARD_SCRIPT = re.compile(r"[a-z][a-z0-9-]*\.js")
 QR_BORDER = 4  # modules of quiet zone: what a phone's scanner needs to find the code from afar
 
 router = APIRouter()
@@ -62,6 +64,15 @@ async def panel(request: Request, box: BoxDep, who: MaybeTeacherDep) -> HTMLResp
 async def panel_script() -> FileResponse:
     """The panel's script (an ES module)."""
     return FileResponse(WEB / "static" / "panel.js", media_type="text/javascript")
+
+
+@router.get("/static/panel/{name}")
+async def panel_card_script(name: str) -> FileResponse:
+    """The script module of one of the panel's cards (`static/panel/<name>.js`)."""
+    path = WEB / "static" / "panel" / name
+    if not CARD_SCRIPT.fullmatch(name) or not path.is_file():
+        raise HTTPException(404, "no such file")
+    return FileResponse(path, media_type="text/javascript")
 
 
 @router.get("/static/panel.css")

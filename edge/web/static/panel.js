@@ -2,6 +2,7 @@
 // students see (the low layer, a preview the box does not count as a student), answers raised hands,
 // mutes the microphone and opens courseware on the board. Every string goes through `_()`.
 import { _, format, loadMessages } from "/static/i18n.js";
+import { boxEvents } from "/static/panel/events.js";
 
 await loadMessages();
 
@@ -227,7 +228,7 @@ function applyState(state) {
 }
 
 function follow() {
-  const events = new EventSource("/api/events");
+  const events = boxEvents();
   panel.events = events;
   const on = (topic, handle) => events.addEventListener(topic, (event) => handle(JSON.parse(event.data)));
   on("state", applyState);
