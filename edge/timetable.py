@@ -55,6 +55,7 @@ class TimetableComponent(Component):
         self._wake = asyncio.Event()
         self._last_clock_check = -CLOCK_CHECK_S
         self._last_pull_ask = -PULL_ASK_EVERY_S
+        self._asked_for: set[str] = set()
         self.pinned: dict[str, float] = {}
 
     @property
@@ -193,12 +194,15 @@ class TimetableComponent(Component):
     # -- courseware ahead -----------------------------------------------------------------------
 
     async def _prefetch_loop(self) -> None:
-        while True:
-            try:
-                await self.prefetch()
-            except (StoreClosed, OSError) as err:
-                log.info("timetable: courseware not fetched ahead now: %s", err)
-            await asyncio.sleep(self._prefetch_s)
+        with self._box.bus.subscribe("timetable.changed") as changes:
+            while True:
+                try:
+                    await self.prefetch()
+                except (StoreClosed, OSError) as err:
+                    log.info("timetable: courseware not fetched ahead now: %s", err)
+                with contextlib.suppress(TimeoutError):  # again when the timetable changes, else every minute
+                    async with asyncio.timeout(self._prefetch_s):
+                        await changes.get()
 
     async def prefetch(self) -> list[str]:
         """Pin the courses of the coming lessons; ask for a pull when some are not here. The courses missing."""
@@ -214,14 +218,15 @@ class TimetableComponent(Component):
         lessons = [{"title": c, "start": self._tt.first_lesson_of(c) or now, "course": c} for c in ahead]
         missing = [entry["course"] for entry in missing_for(lessons, listing["courses"])]
         if missing and self._pull_wanted(missing, now):
-            self._last_pull_ask = self._box.clock.monotonic()
+            self._last_pull_ask, self._asked_for = self._box.clock.monotonic(), set(missing)
             log.info("timetable: fetching courseware ahead for %s", ", ".join(sorted(missing)))
             cw.pull_now()
         return missing
 
     def _pull_wanted(self, missing: list[str], now: float) -> bool:
-        if self._box.clock.monotonic() - self._last_pull_ask < PULL_ASK_EVERY_S:
-            return False
+        recently = self._box.clock.monotonic() - self._last_pull_ask < PULL_ASK_EVERY_S
+        if recently and set(missing) <= self._asked_for:
+            return False  # asked for these a little while ago: the pull is on its way or waits for the budget
         first = min((self._tt.first_lesson_of(c) or now) for c in missing)
         return pull_now(self._box.wan_budget(), self._box.clock.now(), first - now)
 
