@@ -1,0 +1,270 @@
+"""The timetable in a real daemon: a feed served on loopback drives auto start and stop with recordings,
+the box follows its stored timetable with the feed down, resumes a lesson after a restart, fetches
+tomorrow's courseware from a repository on nginx, and the teacher extends and stops early in Chromium.
+
+Time is injected through the box's own clock (its wall clock set by the test); nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from playwright.async_api import Browser
+
+from edge.config import BoxConfig
+from edge.service import Box
+from sync.clock import Clock
+from sync.publish import publish
+from tests.helpers import free_port, http_json
+from tests.nginx_server import Nginx
+from tests.stream_fixture import LiveBox, live_box, small_config, until
+from tests.test_courseware import make_course
+from tests.test_panel import SCREENSHOTS
+from tests.test_timetable import BACK_TO_BACK, HOSTILE, at, ics, lesson
+
+
+class FeedServer:
+    """An iCalendar feed on loopback (aiohttp): strong ETag, 304 on If-None-Match; counts what it answered."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.port = free_port()
+        self.answers: list[int] = []
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/school/room-12.ics"
+
+    async def _feed(self, request: web.Request) -> web.Response:
+        etag = f'"{hash(self.body) & 0xFFFFFFFF:x}"'
+        status = 304 if request.headers.get("If-None-Match") == etag else 200
+        self.answers.append(status)
+        body = b"" if status == 304 else self.body
+        return web.Response(status=status, body=body, headers={"ETag": etag, "Content-Type": "text/calendar"})
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/school/room-12.ics", self._feed)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+class SetClock:
+    """The box's wall clock, set by the test; the monotonic clock stays real (as when NTP steps)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self.synchronised = True
+
+    def set(self, wall: float) -> None:
+        self.offset = wall - time.time()
+
+    def clock(self) -> Clock:
+        return Clock(lambda: time.time() + self.offset, time.monotonic, lambda: self.synchronised)
+
+
+@pytest.fixture
+async def feed() -> AsyncIterator[FeedServer]:
+    server = FeedServer(BACK_TO_BACK)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def timetable_config(tmp_path: Path, feed_url: str = "", record: bool = True) -> BoxConfig:
+    config = small_config(tmp_path)
+    config.box.time_zone = "Europe/Berlin"
+    config.timetable.feed_url = feed_url
+    config.recording.enabled = record
+    config.recording.segment_seconds = 1.0
+    config.stream.keyframe_interval_s = 1.0
+    return config
+
+
+def source(box: Box, name: str = "feed") -> dict[str, Any]:
+    return dict(box.timetable_status()["sources"].get(name, {}))
+
+
+def live_title(box: Box) -> str:
+    lesson = box.current_lesson()
+    return lesson.title if lesson else ""
+
+
+def recording_of(box: Box, lesson_id: str) -> dict[str, Any]:
+    found = [r for r in box.recordings()["recordings"] if r["lesson_id"] == lesson_id]
+    return found[0] if found else {}
+
+
+async def on_clock(live: LiveBox, clock: SetClock) -> None:
+    """Give the running box the test's clock and wait until its timetable is read."""
+    live.box.clock = clock.clock()
+    await until(lambda: source(live.box).get("stored"), 15, "the feed accepted")
+
+
+@pytest.mark.slow
+async def test_a_recurring_feed_starts_and_stops_lessons_and_survives_a_bad_feed_and_the_feed_down(
+    tmp_path: Path, feed: FeedServer
+) -> None:
+    clock = SetClock()
+    clock.set(at("2027-01-04 08:59"))
+    async with live_box(timetable_config(tmp_path, feed.url)) as live:
+        await on_clock(live, clock)
+        box = live.box
+        upcoming = box.next_scheduled_lesson()
+        assert upcoming is not None
+        assert upcoming["join_url"].endswith(f"/watch/{upcoming['join_code']}"), "the link is ready ahead"
+        clock.set(at("2027-01-04 09:00"))
+        await until(lambda: live_title(box) == "Maths", 10, "the first lesson starts by itself")
+        maths = box.current_lesson()
+        assert maths is not None
+        assert maths.join_code == upcoming["join_code"]
+        await until(lambda: len(list((tmp_path / "state" / "recordings" / maths.id).glob("*"))) >= 3, 20, "segments")
+        clock.set(at("2027-01-04 09:45"))
+        await until(lambda: live_title(box) == "Art", 10, "the second lesson follows")
+        art = box.current_lesson()
+        assert art is not None
+        await until(lambda: len(list((tmp_path / "state" / "recordings" / art.id).glob("*"))) >= 3, 20, "segments")
+        clock.set(at("2027-01-04 10:30"))
+        await until(lambda: box.current_lesson() is None, 10, "the last lesson stops at its end")
+        for lesson_id in (maths.id, art.id):
+            await until(lambda i=lesson_id: recording_of(box, i).get("state") == "ready", 30, "a complete recording")
+            recorded = recording_of(box, lesson_id)
+            assert recorded["duration_s"] > 1.0
+            assert not recorded["interrupted"]
+        first, second = box.get_lesson(maths.id), box.get_lesson(art.id)
+        assert first is not None
+        assert second is not None
+        assert first.ended_at is not None
+        assert first.ended_at <= second.started_at, "no overlap"
+
+        box.refresh_timetable()
+        await until(lambda: 304 in feed.answers, 10, "a conditional request answered 304")
+
+        feed.body = HOSTILE["never ends"][0]
+        box.refresh_timetable()
+        await until(lambda: "repeats" in source(box).get("error", ""), 10, "the hostile feed refused")
+        assert [lesson["title"] for lesson in box.timetable_today()] == ["Maths", "Art"], "the old timetable kept"
+
+        await feed.stop()
+        box.refresh_timetable()
+        await until(lambda: "unreachable" in source(box).get("error", ""), 15, "the feed down")
+        clock.set(at("2027-01-05 09:00"))
+        await until(lambda: live_title(box) == "Maths", 10, "the stored timetable still runs")
+        await box.stop_lesson_early()
+
+
+@pytest.mark.slow
+async def test_a_restart_in_the_middle_of_a_lesson_resumes_it_from_the_stored_timetable(
+    tmp_path: Path, feed: FeedServer
+) -> None:
+    clock = SetClock()
+    clock.set(at("2027-01-04 09:10"))
+    config = timetable_config(tmp_path, feed.url, record=False)
+    async with live_box(config) as live:
+        await on_clock(live, clock)
+        await until(lambda: live_title(live.box) == "Maths", 10, "the lesson due at boot starts at once")
+        before = live.box.current_lesson()
+        assert before is not None
+    await feed.stop()  # the box comes back with no network
+    async with live_box(config) as live:
+        live.box.clock = clock.clock()
+        await until(lambda: live_title(live.box) == "Maths", 10, "it resumes after the restart")
+        again = live.box.current_lesson()
+        assert again is not None
+        assert again.id != before.id
+        cut = live.box.get_lesson(before.id)
+        assert cut is not None
+        assert cut.state == "interrupted"
+
+
+@pytest.mark.slow
+async def test_prefetch_pins_and_pulls_tomorrows_course_from_a_repository_on_loopback(tmp_path: Path) -> None:
+    src, out = tmp_path / "src", tmp_path / "repo"
+    out.mkdir()
+    server = Nginx(tmp_path / "nginx", out)
+    try:
+        config = timetable_config(tmp_path, record=False)
+        config.courseware.repo_url = server.url
+        config.courseware.pull_interval_s = 3600.0
+        config.courseware.trusted_root = str(tmp_path / "root.json")
+        await asyncio.to_thread(make_course, src, 1, 0.2)
+        await asyncio.to_thread(publish, src, tmp_path / "staging", tmp_path / "keys")  # the keys and root first
+        (tmp_path / "root.json").write_bytes((tmp_path / "staging" / "metadata" / "1.root.json").read_bytes())
+        clock = SetClock()
+        clock.set(at("2027-01-04 15:00"))
+        async with live_box(config) as live:
+            box = live.box
+            box.clock = clock.clock()
+            assert box.courseware is not None
+            await until(lambda: box.courseware is not None and box.courseware.last_attempt_at, 15, "a first pull")
+            assert await box.timetable_missing(1) == []
+            await asyncio.to_thread(publish, src, out, tmp_path / "keys")  # the repository appears
+            box.add_timetable_lesson("Fractions", dt.datetime(2027, 1, 5, 9, 0), 45, course="math")
+            missing = await box.timetable_missing(1)
+            assert [m["course"] for m in missing] == ["math"], "the admin page shows what tomorrow lacks"
+
+            async def here() -> bool:
+                return await box.timetable_missing(1) == []
+
+            for _ in range(300):
+                if await here():
+                    break
+                await asyncio.sleep(0.1)
+            assert await here(), "tomorrow's course was pulled ahead"
+            assert box.courseware.store is not None
+            assert "math" in box.courseware.store.pinned()
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("language", ["en", "ar"])
+async def test_the_teacher_extends_and_stops_a_scheduled_lesson_early_from_the_panel(
+    tmp_path: Path, feed: FeedServer, browser: Browser, language: str
+) -> None:
+    feed.body = ics(lesson("p", "20270104T090000", "20270104T094500", "Fractions", "RRULE:FREQ=DAILY"))
+    clock = SetClock()
+    clock.set(at("2027-01-04 09:20"))
+    async with live_box(timetable_config(tmp_path, feed.url, record=False)) as live:
+        await on_clock(live, clock)
+        await until(lambda: live_title(live.box) == "Fractions", 10, "the lesson is live")
+        context = await browser.new_context(viewport={"width": 1280, "height": 800}, has_touch=True)
+        await context.add_cookies([{"name": "classbox_lang", "value": language, "url": live.base}])
+        try:
+            page = await context.new_page()
+            await page.goto(f"{live.base}/panel")
+            await page.wait_for_selector("#tt-live:not([hidden])")
+            await page.wait_for_selector(".tt-lesson.live")
+            await page.tap("#tt-extend-10")
+            await until(lambda: live.box.timetable_today()[0]["extended_min"] == 10, 10, "extended by 10 min")
+            await page.wait_for_function("document.querySelector('#tt-live-end').textContent.includes('09:55')")
+            for width, height in ((1280, 800), (800, 480), (390, 844)):
+                await page.set_viewport_size({"width": width, "height": height})
+                await page.locator("#timetable-card").scroll_into_view_if_needed()
+                assert await page.evaluate("document.documentElement.scrollWidth") <= width
+                await page.screenshot(path=str(SCREENSHOTS / f"panel-timetable-{language}-{width}x{height}.png"))
+            await page.tap("#tt-stop")
+            await until(lambda: live.box.current_lesson() is None, 10, "stopped early")
+            await page.wait_for_selector(".tt-lesson.ended")
+            await asyncio.sleep(0)
+            assert live.box.current_lesson() is None, "the lesson stopped early does not start again"
+            status, body = await asyncio.to_thread(http_json, f"{live.base}/api/timetable/today")
+            assert status == 200
+            assert [lesson["state"] for lesson in body["lessons"]] == ["ended"]
+        finally:
+            await context.close()
