@@ -30,6 +30,12 @@ function make(tag, className, text) {
   return node;
 }
 
+function statusItem(status, text) {
+  const item = make("li", status, text); // the dashboard's look: data-status colours the edge
+  item.dataset.status = status;
+  return item;
+}
+
 function when(epoch) {
   try {
     return new Intl.DateTimeFormat(language, { dateStyle: "short", timeStyle: "short", timeZone: zone }).format(new Date(epoch * 1000));
@@ -46,14 +52,14 @@ function renderSources(status) {
     return;
   }
   list.replaceChildren(...rows.map(([name, source]) => {
-    const item = make("li", source.error ? "degraded" : "ok");
+    const item = statusItem(source.error ? "degraded" : "ok");
     item.append(make("strong", "", (SOURCES[name] || (() => name))()), document.createTextNode(" "));
     const parts = [];
     if (source.stored) parts.push(format(_("{count} lessons in the coming weeks, accepted {time}"), { count: source.lessons, time: when(source.accepted_at) }));
     else parts.push(_("Nothing accepted yet"));
     if (source.checked_at) parts.push(format(_("asked {time}"), { time: when(source.checked_at) }));
-    item.append(make("span", "", parts.join("; ")));
-    if (source.error) item.append(make("p", "error", format(_("Refused or unreachable, the last good timetable is kept: {error}"), { error: source.error })));
+    item.append(make("span", "detail", parts.join("; ")));
+    if (source.error) item.append(make("span", "detail", format(_("Refused or unreachable, the last good timetable is kept: {error}"), { error: source.error })));
     return item;
   }));
 }
@@ -61,16 +67,16 @@ function renderSources(status) {
 function renderMissing(view) {
   const list = byId("tt-missing");
   if (view.missing_error) {
-    list.replaceChildren(make("li", "degraded", view.missing_error));
+    list.replaceChildren(statusItem("degraded", view.missing_error));
     return;
   }
   if (!view.missing_tomorrow.length) {
-    list.replaceChildren(make("li", "ok", _("Everything tomorrow's lessons need is here")));
+    list.replaceChildren(statusItem("ok", _("Everything tomorrow's lessons need is here")));
     return;
   }
   list.replaceChildren(...view.missing_tomorrow.map((entry) => {
     const what = entry.unknown ? _("the course is not in the repository") : entry.items.join(", ");
-    return make("li", "degraded", format(_("{lesson} ({course}): {what}"), { lesson: entry.lesson, course: entry.course, what }));
+    return statusItem("degraded", format(_("{lesson} ({course}): {what}"), { lesson: entry.lesson, course: entry.course, what }));
   }));
 }
 
