@@ -5,6 +5,7 @@ Time is the box's own clock, stepped by the test (nothing sleeps).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +18,10 @@ from edge.errors import NoScheduledLesson, TimetableRefused
 from edge.events import EventBus
 from edge.service import Box
 from edge.service import calendar as ical
-from edge.timetable import pull_now
+from edge.timetable import CLOCK_ALARM, CLOCK_UNSYNCED, TimetableComponent, pull_now
 from sync.budget import Budget, Window
 from sync.clock import Clock
+from tests.stream_fixture import until
 
 ZONE = ZoneInfo("Europe/Berlin")
 
@@ -221,15 +223,15 @@ async def test_a_lesson_started_by_hand_ends_when_a_scheduled_one_begins(box: Bo
 
 
 async def test_a_box_that_boots_in_the_middle_of_a_lesson_starts_it_at_once(tmp_path: Path, fake: FakeClock) -> None:
-    first = make_box(tmp_path, fake)
+    first = await asyncio.to_thread(make_box, tmp_path, fake)  # opening a box is blocking work
     load(first)
     fake.now = at("2027-01-04 09:10")
     await first.timetable.tick()
     cut = first.current_lesson()
     assert cut is not None
-    first.close()  # a power cut: nothing stops the lesson
+    await asyncio.to_thread(first.close)  # a power cut: nothing stops the lesson
     fake.now = at("2027-01-04 09:20")
-    again = make_box(tmp_path, fake)
+    again = await asyncio.to_thread(make_box, tmp_path, fake)
     try:
         assert (await again.timetable.tick()).startswith("started feed:a:"), "the stored timetable, no network"
         resumed = again.current_lesson()
@@ -240,7 +242,7 @@ async def test_a_box_that_boots_in_the_middle_of_a_lesson_starts_it_at_once(tmp_
         assert interrupted is not None
         assert interrupted.state == "interrupted"
     finally:
-        again.close()
+        await asyncio.to_thread(again.close)
 
 
 async def test_the_old_timetable_stays_when_a_new_one_is_refused(box: Box, fake: FakeClock) -> None:
@@ -292,3 +294,23 @@ def test_tomorrows_courses_are_the_ones_ahead(box: Box, fake: FakeClock) -> None
     load(box)
     ahead = box.timetable.courses_ahead()
     assert ahead == {"math": at("2027-01-06 09:45")}, "pinned to the end of its last lesson in the prefetch days"
+
+
+async def test_an_unsynchronised_clock_with_lessons_coming_is_an_alarm_in_health(box: Box, fake: FakeClock) -> None:
+    box.add_timetable_lesson("Science", dt.datetime(2027, 1, 4, 11, 0), 40)
+    fake.synchronised = False
+    component = TimetableComponent(box, tick_s=0.01)
+    await component.start()
+    runner = asyncio.create_task(component.run(), name="test:timetable")
+    try:
+        await until(lambda: CLOCK_ALARM in box.health()["alarms"])
+        assert box.health()["alarms"][CLOCK_ALARM] == CLOCK_UNSYNCED
+        assert component.health().status == "degraded"
+        assert box.timetable_status()["clock_synchronised"] is False
+        fake.synchronised = True
+        fake.now += 6  # the clock is looked at every 5 s
+        await until(lambda: CLOCK_ALARM not in box.health()["alarms"])
+        assert component.health().status == "ok"
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
