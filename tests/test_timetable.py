@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from edge.config import BoxConfig
-from edge.errors import NoScheduledLesson, TimetableRefused
+from edge.errors import LessonNotFound, NoScheduledLesson, TimetableRefused
 from edge.events import EventBus
 from edge.service import Box
 from edge.service import calendar as ical
@@ -275,6 +275,17 @@ async def test_a_stream_only_lesson_is_not_recorded(box: Box, fake: FakeClock) -
     live = box.current_lesson()
     assert live is not None
     assert box.records(live) is False
+
+
+async def test_a_record_only_lesson_takes_no_students(box: Box, fake: FakeClock) -> None:
+    load(box, ics(lesson("r", "20270104T090000", "20270104T094500", "Exam", "X-CLASSBOX-MODE:record")))
+    fake.now = at("2027-01-04 09:00")
+    await box.timetable.tick()
+    live = box.current_lesson()
+    assert live is not None
+    assert box.records(live) is True
+    with pytest.raises(LessonNotFound, match="recorded only"):
+        await box.open_viewer(live.join_code, "v=0")
 
 
 # -- courseware ahead -------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import sqlite_utils
 
 from edge.config import BoxConfig
 from edge.db import Headroom, open_db
-from edge.errors import NoLiveLesson, NotAllowed
+from edge.errors import LessonNotFound, NoLiveLesson, NotAllowed
 from edge.events import EventBus
 from edge.logs import LogRing
 from edge.media.packets import PacketFanout
@@ -406,6 +406,9 @@ class Box:
         self, join_code: str, offer: str, *, name: str = "", data_saver: bool = False
     ) -> tuple[str, str]:
         """(viewer id, SDP answer) for a student's offer; LessonNotFound, LessonFull, StreamUnavailable or BadOffer."""
+        lesson = self.lessons.by_code(join_code)
+        if lesson is not None and not self.timetable.streams(lesson):
+            raise LessonNotFound("this lesson is recorded only: it is not streamed live")
         hub = viewers.running(self.viewer_hub)
         viewer, answer = await hub.open_viewer(join_code, offer, name=name, data_saver=data_saver)
         return viewer.id, answer

@@ -59,7 +59,7 @@ GROUPS = (
     Group("courseware", N_("Courseware"), N_("Where courseware comes from and how much is kept."), ("courseware",)),
     Group(
         "timetable",
-        N_("Timetable"),
+        N_("Timetable settings"),
         N_("Where the lesson timetable comes from and the courseware fetched ahead for it."),
         ("timetable", "box.time_zone"),
     ),

@@ -333,6 +333,11 @@ class Timetable:
         slot = self.slot_of(lesson)
         return slot is None or slot.mode != "stream"
 
+    def streams(self, lesson: Lesson) -> bool:
+        """False for a scheduled lesson that is recorded only (students cannot join it live)."""
+        slot = self.slot_of(lesson)
+        return slot is None or slot.mode != "record"
+
     async def _lesson_stopped(self, lesson: Lesson) -> None:
         """Any stop of a scheduled lesson (at its end, early, from any door) ends its slot; a crash does not."""
         rows = table(self._db(), "timetable_runs").rows_where("lesson_id = ?", [lesson.id], limit=1)
