@@ -503,6 +503,9 @@ class Box:
         logging.getLogger().setLevel(config.logging.level.upper())
         if self.courseware is not None:
             self.courseware.apply_settings()
+        if any(path.startswith(("timetable.", "box.time_zone")) for path in changed):
+            self.timetable.settings_changed()
+            self.refresh_timetable()
         self.bus.publish("settings.changed", changed=changed)
 
     def restart(self, by: str) -> None:

@@ -185,6 +185,10 @@ class Timetable:
             out[row["name"]] = {key: row[key] for key in fields} | {"stored": bool(row["text"])}
         return out
 
+    def settings_changed(self) -> None:
+        """The time zone or the limits changed: work the lessons out again."""
+        self._changed()
+
     def _changed(self) -> None:
         self._version += 1
         self._cache = None
