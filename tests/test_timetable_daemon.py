@@ -37,6 +37,7 @@ class FeedServer:
         self.body = body
         self.port = free_port()
         self.answers: list[int] = []
+        self.asked_since: list[str] = []
         self._runner: web.AppRunner | None = None
 
     @property
@@ -47,8 +48,10 @@ class FeedServer:
         etag = f'"{hash(self.body) & 0xFFFFFFFF:x}"'
         status = 304 if request.headers.get("If-None-Match") == etag else 200
         self.answers.append(status)
+        self.asked_since.append(request.headers.get("If-Modified-Since", ""))
         body = b"" if status == 304 else self.body
-        return web.Response(status=status, body=body, headers={"ETag": etag, "Content-Type": "text/calendar"})
+        headers = {"ETag": etag, "Last-Modified": "Mon, 04 Jan 2027 06:00:00 GMT", "Content-Type": "text/calendar"}
+        return web.Response(status=status, body=body, headers=headers)
 
     async def start(self) -> None:
         app = web.Application()
@@ -153,6 +156,10 @@ async def test_a_recurring_feed_starts_and_stops_lessons_and_survives_a_bad_feed
 
         box.refresh_timetable()
         await until(lambda: 304 in feed.answers, 10, "a conditional request answered 304")
+        assert feed.asked_since[-1] == "Mon, 04 Jan 2027 06:00:00 GMT"
+        budget = box.wan_budget()
+        assert budget is not None
+        assert budget.used_bytes >= len(BACK_TO_BACK), "the feed's bytes went through the WAN budget"
 
         feed.body = HOSTILE["never ends"][0]
         box.refresh_timetable()
