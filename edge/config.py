@@ -7,11 +7,13 @@ settings through `BoxConfig`; nothing keeps its own copy.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import ipaddress
 import os
 import re
 import tomllib
+import zoneinfo
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -81,6 +83,29 @@ class BoxSection(Section):
         title=N_("Database reserve (MB)"),
         description=N_("Disk space kept free for the box's databases, released when the disk fills."),
     )
+    time_zone: str = Field(
+        default="",
+        max_length=64,
+        title=N_("School time zone"),
+        description=N_("The time zone of the timetable, e.g. Europe/Berlin; empty: the system's own."),
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        if value:
+            try:
+                zoneinfo.ZoneInfo(value)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as err:
+                raise ValueError("must be a time zone name such as Europe/Berlin or Asia/Phnom_Penh") from err
+        return value
+
+    def zone(self) -> dt.tzinfo:
+        """The school's time zone (the system's own when none is set)."""
+        if self.time_zone:
+            return zoneinfo.ZoneInfo(self.time_zone)
+        local = dt.datetime.now().astimezone().tzinfo
+        return local if local is not None else dt.UTC
 
     def resolved_id(self) -> str:
         """The configured id, else one derived from the machine id (stable across reboots)."""
@@ -482,6 +507,66 @@ class CoursewareSection(Section):
         return value
 
 
+class TimetableSection(Section):
+    """The lesson timetable: where it comes from, how far ahead courseware is fetched, the feed's limits."""
+
+    feed_url: str = Field(
+        default="",
+        repr=False,  # a calendar's address often carries its access token
+        title=N_("Timetable feed"),
+        description=N_("An iCalendar (.ics) address the timetable is read from; empty: none."),
+    )
+    repo_item: str = Field(
+        default="",
+        max_length=300,
+        pattern=r"^$|^[a-z0-9][a-z0-9_-]{0,63}/[^\s]+\.ics$",
+        title=N_("Timetable in the courseware"),
+        description=N_("A timetable file of the signed courseware repository, as course/file.ics; empty: none."),
+    )
+    refresh_s: float = Field(
+        default=900.0,
+        ge=10.0,
+        le=86_400.0,
+        title=N_("Read the feed every (s)"),
+        description=N_("How often the box asks the feed for changes."),
+    )
+    announce_minutes: int = Field(
+        default=5,
+        ge=1,
+        le=60,
+        title=N_("Announce a lesson (min)"),
+        description=N_("How long before a lesson the panel says it is starting."),
+    )
+    prefetch_days: int = Field(
+        default=2,
+        ge=0,
+        le=14,
+        title=N_("Fetch courseware ahead (days)"),
+        description=N_("The courses of lessons in this many days are kept and fetched ahead of time."),
+    )
+    max_feed_kb: int = Field(
+        default=1024,
+        ge=16,
+        le=16_384,
+        title=N_("Largest feed (KB)"),
+        description=N_("A larger timetable feed is refused and the last good timetable kept."),
+    )
+    max_lessons: int = Field(
+        default=5000,
+        ge=10,
+        le=50_000,
+        title=N_("Most lessons in view"),
+        description=N_("A timetable with more lessons than this in the coming weeks is refused."),
+    )
+
+    @field_validator("feed_url")
+    @classmethod
+    def _feed_url(cls, value: str) -> str:
+        if value and not re.match(r"^(https?|file)://[^\s]+$", value):
+            raise ValueError("must be an http(s):// or file:// address")
+        return value
+
+
 class BudgetWindow(Section):
     """A daily time window with its own WAN rate (kbit/s; 0 = unlimited)."""
 
@@ -639,6 +724,11 @@ class BoxConfig(Section):
         default_factory=CoursewareSection,
         title=N_("Courseware"),
         description=N_("The courseware cache and where it syncs from."),
+    )
+    timetable: TimetableSection = Field(
+        default_factory=TimetableSection,
+        title=N_("Timetable"),
+        description=N_("The lesson timetable and the courseware fetched ahead for it."),
     )
     budget: BudgetSection = Field(
         default_factory=BudgetSection,

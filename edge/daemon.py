@@ -26,6 +26,7 @@ from edge.metrics_history import MetricsHistory
 from edge.notify import Notifier, watchdog_interval
 from edge.service import Box
 from edge.stream.viewers import ViewerHub
+from edge.timetable import TimetableComponent
 from edge.uploads import Uploads
 from edge.web.server import WebDoor
 
@@ -304,6 +305,8 @@ def standard_components(box: Box) -> list[Component]:
     box.courseware = CoursewareComponent(box)
     box.cameras = list(cameras)
     box.history = history = MetricsHistory(box)
+    box.timetable_feed = timetable = TimetableComponent(box)
     # The recorder after media: its lesson hooks run after the encoders start and before they stop.
     media: list[Component] = [box.media, box.viewer_hub, box.recorder, SignalChecks(box, camera, microphone)]
-    return [ClockWatch(box), *cameras, *microphones, *media, box.courseware, Uploads(box), history, WebDoor(box)]
+    sync: list[Component] = [box.courseware, timetable, Uploads(box)]
+    return [ClockWatch(box), *cameras, *microphones, *media, *sync, history, WebDoor(box)]

@@ -78,3 +78,15 @@ class RecordingNotReady(RecordingError):
 
 class DeviceNotFound(ClassboxError):
     """No configured camera or microphone has that name (or it has no picture yet)."""
+
+
+class TimetableError(ClassboxError):
+    """A timetable operation or source was refused; the message says why in plain words."""
+
+
+class TimetableRefused(TimetableError):
+    """A timetable (feed, repository file or manual lesson) was refused; the last good timetable is kept."""
+
+
+class NoScheduledLesson(TimetableError):
+    """The operation needs a scheduled lesson (live or next) and there is none."""

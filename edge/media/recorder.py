@@ -183,6 +183,9 @@ class Recorder(Component):
     async def _lesson_started(self, lesson: Lesson) -> None:
         if not self._box.config.recording.enabled or self._session is not None:
             return
+        if not self._box.records(lesson):
+            log.info("lesson %s is streamed only (its timetable says so): not recorded", lesson.id)
+            return
         if not await self._room_to_record():
             log.error("lesson %s is not recorded: the disk is full", lesson.id)
             self._box.raise_alarm(RECORDING_ALARM, DISK_FULL_START)

@@ -18,7 +18,7 @@ import sqlite_utils
 
 from edge.config import BoxConfig
 from edge.db import Headroom, open_db
-from edge.errors import NoLiveLesson, NotAllowed
+from edge.errors import LessonNotFound, NoLiveLesson, NotAllowed
 from edge.events import EventBus
 from edge.logs import LogRing
 from edge.media.packets import PacketFanout
@@ -45,6 +45,7 @@ from edge.service.metrics_history import HistoryPort
 from edge.service.recordings import RecorderPort
 from edge.service.settings import Settings
 from edge.service.status import StatusLine, status_lines
+from edge.service.timetable import Timetable, TimetableFeedPort, missing_for
 from edge.service.viewers import ViewerHubPort
 from sync.budget import Budget
 from sync.clock import Clock
@@ -83,6 +84,7 @@ class Box:
         self.lessons = Lessons(
             lambda: self.db, lambda: self.config.lesson, bus, lambda: self.clock, self._alarms, self.headroom
         )
+        self.timetable = Timetable(lambda: self.db, lambda: self.config, lambda: self.clock, self.lessons, bus)
         self._mute = MicrophoneMute(bus)
         self.lessons.on_stop(self._unmute_after)  # the first stop hook registered runs last
         # The components, wired in by the daemon as it builds them.
@@ -94,6 +96,8 @@ class Box:
         self.courseware: CoursewarePort | None = None
         self.cameras: list[NamedCamera] = []  # every configured camera, for the admin page's device test
         self.history: HistoryPort | None = None
+        self.timetable_feed: TimetableFeedPort | None = None
+        self.clock_synchronised: bool | None = None  # the timetable component's last look at the clock
 
     # -- composition ---------------------------------------------------------------------------
 
@@ -107,6 +111,7 @@ class Box:
                 raise
             self._db = open_db(self.config.box.state_dir / "box.db")
         self.lessons.close_out_interrupted()
+        self.timetable.open()
         self.accounts.open(self._db)
         self._open_certificate()
         self.headroom.restore()
@@ -311,6 +316,67 @@ class Box:
         """End the live lesson; raise NoLiveLesson if there is none."""
         return await self.lessons.stop(by)
 
+    # -- the timetable --------------------------------------------------------------------------
+
+    def timetable_today(self, offset_days: int = 0) -> list[dict[str, Any]]:
+        """The scheduled lessons of today (+ `offset_days`, school time zone), each with state and join code."""
+        return self.timetable.day(offset_days)
+
+    def next_scheduled_lesson(self, seen_as: str | None = None) -> dict[str, Any] | None:
+        """The next scheduled lesson with the join link it will have (to share ahead of time), or None."""
+        slot = self.timetable.next_slot()
+        if slot is None:
+            return None
+        code = self.timetable.join_code(slot)
+        return slot.to_json() | {"join_code": code, "join_url": self.join_url(code, seen_as)}
+
+    def timetable_status(self) -> dict[str, Any]:
+        """The timetable's sources (accepted, asked, errors), its time zone and whether the clock can be trusted."""
+        return {
+            "sources": self.timetable.status(),
+            "time_zone": str(self.timetable.zone),
+            "clock_synchronised": self.clock_synchronised,
+            "feed_configured": bool(self.config.timetable.feed_url),
+            "repo_item": self.config.timetable.repo_item,
+        }
+
+    async def timetable_missing(self, offset_days: int = 1) -> list[dict[str, Any]]:
+        """What the lessons of tomorrow (+ `offset_days` from today) need that is not on the box yet."""
+        lessons = [lesson for lesson in self.timetable.day(offset_days) if lesson["course"]]
+        if not lessons:
+            return []
+        listing = await courseware.running(self.courseware).listing() if self.courseware is not None else None
+        return missing_for(lessons, listing["courses"] if listing else [])
+
+    async def start_scheduled_lesson(self, key: str | None = None) -> Lesson:
+        """Start the next scheduled lesson now (early); LessonAlreadyLive, NoScheduledLesson."""
+        return await self.timetable.start_early(key)
+
+    async def extend_lesson(self, minutes: int) -> dict[str, Any]:
+        """Add 5 or 10 minutes to the live scheduled lesson; TimetableRefused, NoScheduledLesson."""
+        return await self.timetable.extend(minutes)
+
+    async def stop_lesson_early(self) -> Lesson:
+        """End the live scheduled lesson before its end (it does not start again); NoScheduledLesson."""
+        return await self.timetable.stop_early()
+
+    def add_timetable_lesson(self, title: str, start: dt.datetime, minutes: int, **extra: str) -> dict[str, Any]:
+        """Add a lesson to the timetable by hand (`extra`: course, teacher, mode); TimetableRefused."""
+        return self.timetable.add_manual(title, start, minutes, **extra).to_json()
+
+    def remove_timetable_lesson(self, lesson_id: str) -> bool:
+        """Remove a lesson added by hand; False when there is none with that id."""
+        return self.timetable.remove_manual(lesson_id)
+
+    def refresh_timetable(self) -> None:
+        """Ask the feed and the repository file for the timetable now (nothing while the component is down)."""
+        if self.timetable_feed is not None:
+            self.timetable_feed.refresh_now()
+
+    def records(self, lesson: Lesson) -> bool:
+        """Whether `lesson` is recorded (a scheduled lesson may be streamed only)."""
+        return self.timetable.records(lesson)
+
     # -- live viewers ---------------------------------------------------------------------------
 
     def viewers(self) -> list[dict[str, Any]]:
@@ -340,6 +406,9 @@ class Box:
         self, join_code: str, offer: str, *, name: str = "", data_saver: bool = False
     ) -> tuple[str, str]:
         """(viewer id, SDP answer) for a student's offer; LessonNotFound, LessonFull, StreamUnavailable or BadOffer."""
+        lesson = self.lessons.by_code(join_code)
+        if lesson is not None and not self.timetable.streams(lesson):
+            raise LessonNotFound("this lesson is recorded only: it is not streamed live")
         hub = viewers.running(self.viewer_hub)
         viewer, answer = await hub.open_viewer(join_code, offer, name=name, data_saver=data_saver)
         return viewer.id, answer
@@ -434,6 +503,9 @@ class Box:
         logging.getLogger().setLevel(config.logging.level.upper())
         if self.courseware is not None:
             self.courseware.apply_settings()
+        if any(path.startswith(("timetable.", "box.time_zone")) for path in changed):
+            self.timetable.settings_changed()
+            self.refresh_timetable()
         self.bus.publish("settings.changed", changed=changed)
 
     def restart(self, by: str) -> None:

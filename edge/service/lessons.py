@@ -202,8 +202,8 @@ class Lessons:
 
     # -- the state machine ----------------------------------------------------------------------
 
-    async def start(self, title: str | None, by: str) -> Lesson:
-        """Go live; raise LessonAlreadyLive if a lesson is live."""
+    async def start(self, title: str | None, by: str, join_code: str | None = None) -> Lesson:
+        """Go live (with `join_code` if still free: one shared ahead); raise LessonAlreadyLive if one is live."""
         async with self._lock:
             if self._live is not None:
                 raise LessonAlreadyLive("a lesson is already live; stop it first")
@@ -211,7 +211,7 @@ class Lessons:
             lesson = Lesson(
                 id=uuid.uuid4().hex,
                 title=(title or "").strip()[:120] or self._settings().default_title,
-                join_code=self._new_join_code(),
+                join_code=join_code if join_code and self.by_code(join_code) is None else self._new_join_code(),
                 state="live",
                 started_at=self._clock().wall(),
                 started_by=by,

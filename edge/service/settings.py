@@ -57,6 +57,12 @@ GROUPS = (
     Group("devices", N_("Devices"), N_("The cameras and microphones lessons use."), ("cameras", "microphones")),
     Group("streaming", N_("Streaming"), N_("Live lessons: layers, viewers, ICE servers."), ("stream", "lesson")),
     Group("courseware", N_("Courseware"), N_("Where courseware comes from and how much is kept."), ("courseware",)),
+    Group(
+        "timetable",
+        N_("Timetable settings"),
+        N_("Where the lesson timetable comes from and the courseware fetched ahead for it."),
+        ("timetable", "box.time_zone"),
+    ),
     Group("bandwidth", N_("Bandwidth"), N_("What sync may use of the internet link, and when."), ("budget",)),
     Group(
         "recording",
@@ -102,6 +108,8 @@ LIVE_PATHS = (
     "stream.",
     "courseware.",
     "budget.",
+    "timetable.",
+    "box.time_zone",
     "logging.",
     "metrics.",
 )

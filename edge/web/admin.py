@@ -27,6 +27,7 @@ STATIC = {
     "admin.js": "text/javascript",
     "admin-chart.js": "text/javascript",
     "admin-form.js": "text/javascript",
+    "admin-timetable.js": "text/javascript",
     "admin.css": "text/css",
 }
 LOG_LEVELS = Literal["", "debug", "info", "warning", "error", "critical"]
@@ -303,6 +304,11 @@ async def _page(request: Request, box: Box, page: str, group: Group | None = Non
         title=translations(language).gettext(group.title) if group else "",
     )
     return HTMLResponse(body, headers={"Cache-Control": "no-store"})
+
+
+async def render_admin(request: Request, box: Box, page: str) -> HTMLResponse:
+    """An admin page of another door's module (e.g. the timetable), in the admin layout."""
+    return await _page(request, box, page)
 
 
 @router.get("/admin", response_class=HTMLResponse)

@@ -26,6 +26,7 @@ from edge.web import (
     microphone,
     panel,
     recordings,
+    timetable,
     watch,
 )
 from edge.web.deps import BoxDep, MaybeTeacherDep, TeacherDep
@@ -44,6 +45,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     accounts.router,  # before admin: its /admin/login and /admin/setup are not admin pages
     admin.router,
     events.router,
+    timetable.router,
     panel.router,
 )
 
