@@ -94,6 +94,7 @@ class Box:
         self.courseware: CoursewarePort | None = None
         self.cameras: list[NamedCamera] = []  # every configured camera, for the admin page's device test
         self.history: HistoryPort | None = None
+        self.board = board.Board(bus, lambda: self.config.board.simplify)
 
     # -- composition ---------------------------------------------------------------------------
 
@@ -372,7 +373,23 @@ class Box:
 
     async def open_on_board(self, course: str, path: str) -> dict[str, Any]:
         """Show a courseware item of the cache on the board (`board.open`); NotInStore, StoreClosed while restarting."""
-        return await board.open_item(self.courseware, self.bus, course, path)
+        return await board.open_item(self.courseware, self.bus, course, path, self.board)
+
+    def board_state(self) -> dict[str, Any]:
+        """The board now: the page on show and its strokes, current to `seq` (what a late joiner gets)."""
+        return self.board.snapshot()
+
+    def board_ink(self, ops: Any) -> int:
+        """Apply a batch of ink operations from the board page, all or none (InkError says why)."""
+        return self.board.apply(ops)
+
+    def turn_board_page(self, index: int) -> dict[str, Any]:
+        """Show page `index` of the item on the board (InkError when it has no such page)."""
+        return self.board.turn(index).to_json()
+
+    async def board_page_png(self, course: str, path: str, index: int) -> bytes:
+        """Page `index` of a cached PDF rendered on the box (PNG); NotInStore, StoreClosed while restarting."""
+        return await board.render_pdf_page(self.courseware, course, path, index)
 
     # -- recordings -----------------------------------------------------------------------------
 
