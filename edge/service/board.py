@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import pypdfium2  # type: ignore[import-untyped]
+
 from edge.board import BoardState, InkError, Page, Point, Stroke, StrokeBuilder, new_stroke, point_from
 from edge.events import EventBus
 from edge.service import courseware
@@ -274,8 +276,6 @@ def _read_all(hold: Any) -> bytes:
 
 
 def _pdf_page_count(hold: Any) -> int:
-    import pypdfium2  # type: ignore[import-untyped]
-
     try:
         pdf = pypdfium2.PdfDocument(_read_all(hold))
     except pypdfium2.PdfiumError as err:
@@ -311,8 +311,6 @@ _RENDERED: OrderedDict[tuple[str, int], bytes] = OrderedDict()
 
 
 def _render(data: bytes, index: int) -> bytes:
-    import pypdfium2  # type: ignore[import-untyped]
-
     try:
         pdf = pypdfium2.PdfDocument(data)
     except pypdfium2.PdfiumError as err:
