@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.board_input import BoardInputComponent
 from edge.clock import ClockWatch
 from edge.component import Component, Health
 from edge.config import BoxConfig
@@ -306,4 +307,6 @@ def standard_components(box: Box) -> list[Component]:
     box.history = history = MetricsHistory(box)
     # The recorder after media: its lesson hooks run after the encoders start and before they stop.
     media: list[Component] = [box.media, box.viewer_hub, box.recorder, SignalChecks(box, camera, microphone)]
-    return [ClockWatch(box), *cameras, *microphones, *media, box.courseware, Uploads(box), history, WebDoor(box)]
+    board_input = BoardInputComponent(box)
+    devices = [ClockWatch(box), *cameras, *microphones]
+    return [*devices, *media, board_input, box.courseware, Uploads(box), history, WebDoor(box)]

@@ -1,4 +1,4 @@
-"""Demo mode: the built-in defaults plus a sample course published to a local signed repository.
+"""Demo mode: the built-in defaults, a board that writes by itself, and a sample course in a local signed repository.
 
 The demo box pulls that course through the same path a school's box uses (TUF metadata, chunk
 indexes, hash-verified chunks into the SQLite store), so every door has courseware to show and
@@ -56,3 +56,9 @@ def prepare_demo_courseware(config: BoxConfig) -> None:
     config.courseware.repo_url = str(base / "repo")
     config.courseware.trusted_root = str(base / "repo" / "metadata" / "1.root.json")
     log.info("demo courseware: published %d course(s), version %d, at %s", report.courses, report.version, base)
+
+
+def prepare_demo_board(config: BoxConfig, source: str = "synthetic") -> None:
+    """The demo's board writes by itself (a replay of synthetic pen writing), unless its config names an input."""
+    if "source" not in config.board.model_fields_set:
+        config.board.source = "synthetic" if source == "synthetic" else "none"

@@ -111,6 +111,10 @@ class Board:
         self._publish("board.stroke.end", id=stroke_id)
         return builder.stroke
 
+    def drawing(self, stroke_id: str) -> bool:
+        """True while stroke `stroke_id` is being drawn."""
+        return stroke_id in self._drawing
+
     def _builder(self, stroke_id: str) -> StrokeBuilder:
         builder = self._drawing.get(stroke_id)
         if builder is None:
