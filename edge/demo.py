@@ -35,12 +35,31 @@ SAMPLE_SVG = """<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 320 120">
 
 
 def write_sample_courses(src: Path) -> None:
-    """The sample course folder (one HTML page and one picture)."""
+    """The sample course folder (an HTML page, a picture and a PDF worksheet)."""
     course = src / "welcome"
     course.mkdir(parents=True, exist_ok=True)
     (course / "course.json").write_text(json.dumps({"title": SAMPLE_TITLE}))
     (course / "index.html").write_text(SAMPLE_PAGE)
     (course / "shapes.svg").write_text(SAMPLE_SVG)
+    (course / "worksheet.pdf").write_bytes(sample_worksheet())
+
+
+def sample_worksheet() -> bytes:
+    """A two-page PDF worksheet to open on the board (its pages are rendered on the box)."""
+    from fpdf import FPDF
+
+    pdf = FPDF(orientation="landscape", format="A4")
+    pdf.set_font("helvetica", size=28)
+    for number, task in ((1, "Draw a triangle and a circle."), (2, "Write the numbers 1 to 10.")):
+        pdf.add_page()
+        pdf.cell(0, 20, f"Worksheet, page {number}", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font_size(20)
+        pdf.cell(0, 14, task, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_draw_color(180, 180, 180)
+        for line in range(6):
+            pdf.line(20, 70 + line * 20, 277, 70 + line * 20)
+        pdf.set_font_size(28)
+    return bytes(pdf.output())
 
 
 def prepare_demo_courseware(config: BoxConfig) -> None:

@@ -18,6 +18,7 @@ from edge.stream import whep
 from edge.web import (
     accounts,
     admin,
+    board,
     courseware,
     devices,
     events,
@@ -45,6 +46,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     admin.router,
     events.router,
     panel.router,
+    board.router,
 )
 
 
