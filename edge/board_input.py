@@ -1,5 +1,7 @@
 """The `board-input` component: the board's pen and touch (drivers/board.py) drawn through `box.board`.
 
+It also publishes the board as it is when a lesson starts, so the recording's ink log begins with it.
+
 The driver's thread hands each contact to the loop; a contact going down begins a stroke, its
 moves add points (they leave every FLUSH_SPAN_S), going up ends it: the same pipeline as the
 board page's pointer events (the bus, the viewers' data channels, the recording's ink log).
@@ -67,6 +69,17 @@ class BoardInputComponent(Component):
         self._queue.put_nowait(contact)
 
     async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._draw_contacts(), name="board-input:contacts")
+            group.create_task(self._announce_at_lesson_start(), name="board-input:lessons")
+
+    async def _announce_at_lesson_start(self) -> None:
+        """Each lesson's recording begins with the board as it is (its ink log is read back for the export)."""
+        with self._box.bus.subscribe("lesson.started") as started:
+            async for _ in started:
+                self._box.board.announce()
+
+    async def _draw_contacts(self) -> None:
         while True:
             contact = await self._queue.get()
             try:

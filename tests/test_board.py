@@ -162,3 +162,36 @@ def test_a_late_joiner_gets_the_page_and_strokes_in_messages_of_bounded_size() -
     assert strokes[-1]["done"] is False
     assert len(strokes[-1]["points"]) >= 1
     assert {m["seq"] for m in messages} == {board.seq}
+
+
+def test_the_export_replays_the_ink_log_into_pdf_pages_with_vector_ink() -> None:
+    import pypdfium2
+
+    from edge.board_export import render_pdf, replay
+
+    bus = EventBus()
+    board = Board(bus, lambda: 0.001)
+    lines = []
+    with bus.subscribe("board.") as sub:
+        board.apply(page_batch())  # before any page: on the blank board
+        board.show(Page("/courseware/c/a.pdf", "application/pdf", "c", "a.pdf", 0, 2, "/board/render/c/a.pdf?page=0"))
+        board.apply([{**page_batch()[0], "id": "k1", "tool": "highlighter", "width": 0.02}, {"op": "end", "id": "k1"}])
+        board.apply([{**page_batch()[0], "id": "k2"}, {"op": "end", "id": "k2"}, {"op": "undo"}])
+        board.turn(1)
+        board.apply([{"op": "begin", "id": "torn", "points": [[0.2, 0.2, 0, 0.5]]}])
+        lines = [{"t": 0.0, "topic": topic, "data": data} for topic, data in drain(sub)]
+    lines.insert(2, {"t": 0.1, "topic": "board.stroke.points", "data": {"id": "p1", "points": "garbage"}})
+    pages = replay(lines)
+    assert [(p.page.url, p.page.index, [s.id for s in p.strokes]) for p in pages] == [
+        ("", 0, ["p1"]),
+        ("/courseware/c/a.pdf", 0, ["k1"]),
+        ("/courseware/c/a.pdf", 1, ["torn"]),
+    ]
+    pdf = pypdfium2.PdfDocument(render_pdf(pages, {}))
+    try:
+        assert len(pdf) == 3
+        assert pdf[0].get_width() / pdf[0].get_height() == pytest.approx(16 / 9, rel=1e-3)
+        paths = [obj for obj in pdf[1].get_objects() if obj.type == pypdfium2.raw.FPDF_PAGEOBJ_PATH]
+        assert len(paths) == 1  # the highlighter stroke, as a vector path (the undone one is gone)
+    finally:
+        pdf.close()

@@ -24,7 +24,7 @@ from edge.events import EventBus
 from edge.service import courseware
 from edge.service.courseware import CoursewarePort
 from sync.chunks import COURSE_RE, valid_item_path
-from sync.errors import NotInStore
+from sync.errors import NotInStore, StoreClosed
 
 PDF = "application/pdf"
 MAX_PDF_BYTES = 64 * 1024 * 1024
@@ -146,6 +146,10 @@ class Board:
             self.end(stroke_id)
 
     # -- pages --------------------------------------------------------------------------------------
+
+    def announce(self) -> None:
+        """Publish the page on show and its strokes again (a lesson's ink log then begins with them)."""
+        self._publish("board.page", page=self.state.page.to_json(), strokes=[s.to_json() for s in self.state.strokes()])
 
     def show(self, page: Page) -> None:
         """Show another page (its own strokes come back with it)."""
@@ -309,6 +313,23 @@ async def render_pdf_page(cw: CoursewarePort | None, course: str, path: str, ind
         return _RENDERED[key]
     finally:
         await running.release(hold)
+
+
+async def page_picture(cw: CoursewarePort | None, page: Page) -> bytes | None:
+    """The picture under a page's ink (a rendered PDF page, or the image), for the export; None without one."""
+    try:
+        if page.type == PDF:
+            return await render_pdf_page(cw, page.course, page.path, page.index)
+        if not page.type.startswith("image/"):
+            return None
+        running = courseware.running(cw)
+        hold = await running.open(page.course, page.path)
+        try:
+            return await asyncio.to_thread(_read_all, hold)
+        finally:
+            await running.release(hold)
+    except (NotInStore, StoreClosed):
+        return None  # gone from the cache since the lesson: the ink alone
 
 
 _RENDERED: OrderedDict[tuple[str, int], bytes] = OrderedDict()

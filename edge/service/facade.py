@@ -7,6 +7,7 @@ need one say so in plain words (or answer empty) without it.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import sqlite3
@@ -16,6 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
+from edge import board_export
 from edge.config import BoxConfig
 from edge.db import Headroom, open_db
 from edge.errors import NoLiveLesson, NotAllowed
@@ -386,6 +388,19 @@ class Box:
     def turn_board_page(self, index: int) -> dict[str, Any]:
         """Show page `index` of the item on the board (InkError when it has no such page)."""
         return self.board.turn(index).to_json()
+
+    async def board_pdf(self, recording_id: str) -> bytes:
+        """A finished recording's board as PDF pages (its ink log replayed); RecordingNotFound without one."""
+        ink, _ = self.recording_file(recording_id, "ink")
+        return await board_export.export(ink, lambda page: board.page_picture(self.courseware, page))
+
+    async def save_board_pdf(self, recording_id: str) -> Path | None:
+        """Write `board.pdf` beside a finished recording (to upload with it); None when it has no ink log."""
+        recording = recordings.ready(self.db, recording_id)
+        if not recording.ink_path:
+            return None
+        data = await self.board_pdf(recording_id)
+        return await asyncio.to_thread(board_export.save, Path(recording.dir), data)
 
     async def board_page_png(self, course: str, path: str, index: int) -> bytes:
         """Page `index` of a cached PDF rendered on the box (PNG); NotInStore, StoreClosed while restarting."""

@@ -37,6 +37,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     whep.router,
     watch.router,
     courseware.router,
+    board.router,  # before recordings: its /api/recordings/<id>/board.pdf is not a segment
     recordings.router,
     devices.router,
     microphone.router,
@@ -46,7 +47,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     admin.router,
     events.router,
     panel.router,
-    board.router,
 )
 
 

@@ -16,8 +16,10 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.board import InkError
+from edge.errors import RecordingNotFound, RecordingNotReady
 from edge.web.deps import BoxDep, MaybeTeacherDep, TeacherDep
 from edge.web.i18n import WEB, page_language, render_page
+from edge.web.recordings import RECORDING_ID_RE
 from sync.errors import NotInStore, StoreClosed
 
 router = APIRouter()
@@ -86,6 +88,23 @@ async def board_turn(box: BoxDep, who: TeacherDep, body: PageTurn) -> dict[str, 
         return {"page": box.turn_board_page(body.index)}
     except InkError as err:
         raise HTTPException(400, str(err)) from err
+
+
+@router.get("/api/recordings/{recording_id}/board.pdf")
+async def board_pdf(box: BoxDep, who: TeacherDep, recording_id: str) -> Response:
+    """A finished recording's board as PDF pages: each page shown, its ink drawn over it."""
+    if not RECORDING_ID_RE.match(recording_id):
+        raise HTTPException(400, "not a recording id")
+    try:
+        data = await box.board_pdf(recording_id)
+    except RecordingNotFound as err:
+        raise HTTPException(404, str(err)) from err
+    except RecordingNotReady as err:
+        raise HTTPException(409, str(err)) from err
+    name = f"lesson-{recording_id[:8]}-board.pdf"
+    return Response(
+        data, media_type="application/pdf", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
 
 
 @router.get("/board/render/{course}/{path:path}")
