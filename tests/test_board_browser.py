@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pypdfium2  # type: ignore[import-untyped]
 import pytest
 from playwright.async_api import Browser, Page
 
@@ -53,6 +54,7 @@ async def shoot(page: Page, name: str, language: str, width: int, height: int) -
 @pytest.mark.browser
 async def test_ink_drawn_on_the_board_reaches_students_live_and_late(tmp_path: Path, browser: Browser) -> None:
     config = small_config(tmp_path)
+    config.recording.enabled = True  # the board is exported from the recording's ink log
     await asyncio.to_thread(prepare_demo_courseware, config)
     async with live_box(config) as live, plain_client(live.base) as client:
 
@@ -128,6 +130,30 @@ async def test_ink_drawn_on_the_board_reaches_students_live_and_late(tmp_path: P
             await board.wait_for_function("window.classboxBoard && window.classboxBoard.ink.strokes.size === 1")
             assert await board.locator("html").get_attribute("dir") == "rtl"
             await shoot(board, "board", "ar", 800, 480)
+
+            assert (await client.post("/api/lessons/current/stop")).status_code == 200
+
+            async def recorded() -> dict[str, Any] | None:
+                listed = (await client.get("/api/recordings")).json()["recordings"]
+                return listed[0] if listed and listed[0]["state"] == "ready" else None
+
+            for _ in range(300):
+                if recording := await recorded():
+                    break
+                await asyncio.sleep(0.1)
+            assert recording is not None
+            exported = await client.get(recording["board"])
+            assert exported.status_code == 200
+            assert exported.headers["content-type"] == "application/pdf"
+            pdf = pypdfium2.PdfDocument(exported.content)
+            try:
+                assert len(pdf) == 2  # the worksheet's two pages, as shown in the lesson
+                kinds = [obj.type for obj in pdf[0].get_objects()]
+                assert kinds.count(pypdfium2.raw.FPDF_PAGEOBJ_IMAGE) == 1
+                assert kinds.count(pypdfium2.raw.FPDF_PAGEOBJ_PATH) == 1  # the red stroke; the undone one is gone
+            finally:
+                pdf.close()
+            assert (await client.get("/api/recordings/nothing/board.pdf")).status_code == 404
         finally:
             await context.close()
             await student.close(client)
