@@ -3,7 +3,7 @@
 It also publishes the board as it is when a lesson starts, so the recording's ink log begins with it.
 
 The driver's thread hands each contact to the loop; a contact going down begins a stroke, its
-moves add points (they leave every FLUSH_SPAN_S), going up ends it: the same pipeline as the
+moves add points (they leave in pieces of FLUSH_SPAN_S), going up ends it: the same pipeline as the
 board page's pointer events (the bus, the viewers' data channels, the recording's ink log).
 """
 

@@ -147,7 +147,7 @@ async def test_the_component_draws_the_synthetic_writing_on_the_board(tmp_path: 
             await asyncio.gather(task, return_exceptions=True)
             await component.stop()
     assert topics[0] == "board.stroke.begin"
-    assert topics.count("board.stroke.points") >= 10  # 1.5 s of writing leaves in pieces
+    assert topics.count("board.stroke.points") >= 5  # 1.5 s of writing leaves in pieces
     (stroke,) = box.board_state()["strokes"]
     assert stroke["done"]
     assert 20 < len(stroke["points"]) < 150  # simplified from 150 samples
