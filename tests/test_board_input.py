@@ -160,3 +160,51 @@ def test_synthetic_writing_is_a_minute_of_strokes_and_erasing() -> None:
     downs = [c for c in found if c.kind == "down"]
     assert 25 <= len(downs) <= 40
     assert {c.tool for c in downs} == {"pen", "eraser"}
+
+
+async def test_a_finished_recordings_board_is_exported_and_queued_for_upload_beside_it(tmp_path: Path) -> None:
+    import json
+
+    import pypdfium2  # type: ignore[import-untyped]
+
+    from edge.media.catalogue import Catalogue
+    from edge.uploads import Uploads
+    from sync.push import file_sha256
+
+    config = BoxConfig()
+    config.box.state_dir = tmp_path / "state"
+    config.upload.tus_url = "http://127.0.0.1:9/files"  # never reached: the outbox is not run here
+    bus = EventBus()
+    box = Box(config, bus)
+    await asyncio.to_thread(box.open)  # SQLite set-up: off the loop on a busy machine
+    uploads = Uploads(box)
+    try:
+        folder = tmp_path / "recording"
+        folder.mkdir()
+        with bus.subscribe("board.") as sub:
+            box.board_ink([{"op": "begin", "id": "s1", "points": [[0.1, 0.1, 0, 0.5], [0.4, 0.3, 0.1, 0.5]]}])
+            box.board_ink([{"op": "end", "id": "s1", "points": [[0.8, 0.1, 0.2, 0.5]]}])
+            lines = [{"t": 1.0, "topic": e.topic, "data": e.data} for e in [sub._queue.get_nowait() for _ in range(3)]]
+        ink = folder / "ink.jsonl"
+        ink.write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"torn')
+        video = folder / "lesson.mp4"
+        video.write_bytes(b"\0" * 1000)
+        catalogue = Catalogue(box.db)
+        catalogue.begin("r1", "l1", "Fractions", 0.0, folder)
+        recording = catalogue.update(
+            "r1", state="ready", path=str(video), sha256=file_sha256(video), ink_path=str(ink), ink_sha256="x"
+        )
+        await uploads.start()
+        await uploads._export_board(recording)
+        uploads.queue(recording)
+        assert uploads.outbox is not None
+        assert {item.kind for item in uploads.outbox.items("r1")} == {"recording", "ink", "board"}
+        pdf = pypdfium2.PdfDocument((folder / "board.pdf").read_bytes())
+        try:
+            assert len(pdf) == 1
+            assert [o.type for o in pdf[0].get_objects()] == [pypdfium2.raw.FPDF_PAGEOBJ_PATH]
+        finally:
+            pdf.close()
+    finally:
+        await uploads.stop()
+        await asyncio.to_thread(box.close)
