@@ -208,3 +208,22 @@ async def test_a_finished_recordings_board_is_exported_and_queued_for_upload_bes
     finally:
         await uploads.stop()
         await asyncio.to_thread(box.close)
+
+
+@pytest.mark.slow
+def test_classbox_demo_has_a_board_that_writes_by_itself(tmp_path: Path) -> None:
+    from tests.helpers import DaemonProcess, http_json
+
+    with DaemonProcess(tmp_path / "state", "--board", "synthetic") as daemon:
+        health = daemon.wait_healthy()
+        assert "board-input" in health["components"]
+
+        def written() -> dict[str, object] | None:
+            status, body = http_json(daemon.url + "/api/board")  # loopback: the panel's address, the teacher
+            done = status == 200 and any(s["done"] for s in body["strokes"])
+            return body if done else None
+
+        board = wait_for(written, 20, 0.2, "the demo's pen to finish a stroke")
+        assert board["seq"] > 0
+        assert daemon.health()["components"]["board-input"]["status"] == "ok"  # type: ignore[index]
+        assert daemon.terminate() == 0
