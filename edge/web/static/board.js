@@ -63,6 +63,7 @@ function boardScreen() {
     try {
       const answer = await post("/api/board/ink", { ops });
       showError(answer.ok ? "" : _("The board did not take that stroke"));
+      if (!answer.ok) resync(); // show what the box has, not what it refused
     } catch (_err) {
       showError(_("The box does not answer"));
     } finally {
