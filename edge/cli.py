@@ -18,7 +18,7 @@ from typing import Any
 
 from edge import __version__
 from edge.config import BoxConfig, config_path, load_config, save_config
-from edge.demo import prepare_demo_courseware
+from edge.demo import prepare_demo_board, prepare_demo_courseware
 from edge.errors import ConfigError
 from edge.logs import setup_logging
 
@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--state-dir", type=Path, help="keep state here (default: a temporary folder removed at exit)")
     demo.add_argument("--port", type=int, default=None, help="HTTP port (default 8080)")
     demo.add_argument("--host", default=None, help="address to listen on (default 0.0.0.0)")
+    demo.add_argument(
+        "--board",
+        choices=("synthetic", "none"),
+        default="synthetic",
+        help="the board's pen input: synthetic writing (default) or none (only the board page draws)",
+    )
     demo.add_argument("--https-port", type=int, default=None, help="HTTPS port (default 8443; 0 = off)")
     demo.add_argument("--fault", metavar="COMPONENT", help="drill: make COMPONENT fail once after start")
     demo.set_defaults(handler=_cmd_demo)
@@ -170,6 +176,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         config.web.host = args.host
     if args.https_port is not None:
         config.web.https_port = args.https_port
+    prepare_demo_board(config, args.board)
     if args.state_dir is not None:
         config.box.state_dir = args.state_dir
         prepare_demo_courseware(config)

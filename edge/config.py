@@ -648,6 +648,71 @@ class DiscoverySection(Section):
     )
 
 
+class BoardSection(Section):
+    """The interactive board's pen and touch input (Linux evdev) and its ink."""
+
+    source: Literal["none", "evdev", "replay", "synthetic"] = Field(
+        default="none",
+        title=N_("Pen and touch input"),
+        description=N_(
+            "none: only the board page's own touch; evdev: a pen or touch device; replay: a recorded event file;"
+            " synthetic: built-in writing (demo)."
+        ),
+    )
+    device: str = Field(
+        default="",
+        max_length=256,
+        title=N_("Device"),
+        description=N_("evdev: part of the device's name (or a /dev/input path); replay: the recorded file."),
+    )
+    rotation: Literal[0, 90, 180, 270] = Field(
+        default=0,
+        title=N_("Rotation"),
+        description=N_("How far the input is turned from the display, in degrees clockwise."),
+    )
+    area_left: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        title=N_("Display area: left"),
+        description=N_("Where the display's left edge is within the input's range (0..1; calibration)."),
+    )
+    area_top: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        title=N_("Display area: top"),
+        description=N_("Where the display's top edge is within the input's range (0..1; calibration)."),
+    )
+    area_right: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        title=N_("Display area: right"),
+        description=N_("Where the display's right edge is within the input's range (0..1; calibration)."),
+    )
+    area_bottom: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        title=N_("Display area: bottom"),
+        description=N_("Where the display's bottom edge is within the input's range (0..1; calibration)."),
+    )
+    simplify: float = Field(
+        default=0.0015,
+        ge=0.0,
+        le=0.02,
+        title=N_("Ink simplification"),
+        description=N_("How far a simplified stroke may stray from what was drawn, as a fraction of the board."),
+    )
+
+    @model_validator(mode="after")
+    def _area(self) -> BoardSection:
+        if not (self.area_left < self.area_right and self.area_top < self.area_bottom):
+            raise ValueError("the display area's left must be less than its right, and its top less than its bottom")
+        return self
+
+
 class AdminSection(Section):
     """The IT staff's admin page: how long a signed-in session may sit unused."""
 
@@ -742,6 +807,11 @@ class BoxConfig(Section):
         default_factory=DiscoverySection,
         title=N_("Discovery"),
         description=N_("Finding other boxes on the LAN and being found."),
+    )
+    board: BoardSection = Field(
+        default_factory=BoardSection,
+        title=N_("Interactive board"),
+        description=N_("The board's pen and touch input and its ink."),
     )
     admin: AdminSection = Field(
         default_factory=AdminSection,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.board_input import BoardInputComponent
 from edge.clock import ClockWatch
 from edge.component import Component, Health
 from edge.config import BoxConfig
@@ -309,4 +310,5 @@ def standard_components(box: Box) -> list[Component]:
     # The recorder after media: its lesson hooks run after the encoders start and before they stop.
     media: list[Component] = [box.media, box.viewer_hub, box.recorder, SignalChecks(box, camera, microphone)]
     sync: list[Component] = [box.courseware, timetable, Uploads(box)]
-    return [ClockWatch(box), *cameras, *microphones, *media, *sync, history, WebDoor(box)]
+    devices = [ClockWatch(box), *cameras, *microphones]
+    return [*devices, *media, BoardInputComponent(box), *sync, history, WebDoor(box)]

@@ -1,4 +1,4 @@
-"""Demo mode: the built-in defaults plus a sample course published to a local signed repository.
+"""Demo mode: the built-in defaults, a board that writes by itself, and a sample course in a local signed repository.
 
 The demo box pulls that course through the same path a school's box uses (TUF metadata, chunk
 indexes, hash-verified chunks into the SQLite store), so every door has courseware to show and
@@ -35,12 +35,31 @@ SAMPLE_SVG = """<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 320 120">
 
 
 def write_sample_courses(src: Path) -> None:
-    """The sample course folder (one HTML page and one picture)."""
+    """The sample course folder (an HTML page, a picture and a PDF worksheet)."""
     course = src / "welcome"
     course.mkdir(parents=True, exist_ok=True)
     (course / "course.json").write_text(json.dumps({"title": SAMPLE_TITLE}))
     (course / "index.html").write_text(SAMPLE_PAGE)
     (course / "shapes.svg").write_text(SAMPLE_SVG)
+    (course / "worksheet.pdf").write_bytes(sample_worksheet())
+
+
+def sample_worksheet() -> bytes:
+    """A two-page PDF worksheet to open on the board (its pages are rendered on the box)."""
+    from fpdf import FPDF
+
+    pdf = FPDF(orientation="landscape", format="A4")
+    pdf.set_font("helvetica", size=28)
+    for number, task in ((1, "Draw a triangle and a circle."), (2, "Write the numbers 1 to 10.")):
+        pdf.add_page()
+        pdf.cell(0, 20, f"Worksheet, page {number}", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font_size(20)
+        pdf.cell(0, 14, task, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_draw_color(180, 180, 180)
+        for line in range(6):
+            pdf.line(20, 70 + line * 20, 277, 70 + line * 20)
+        pdf.set_font_size(28)
+    return bytes(pdf.output())
 
 
 def prepare_demo_courseware(config: BoxConfig) -> None:
@@ -56,3 +75,9 @@ def prepare_demo_courseware(config: BoxConfig) -> None:
     config.courseware.repo_url = str(base / "repo")
     config.courseware.trusted_root = str(base / "repo" / "metadata" / "1.root.json")
     log.info("demo courseware: published %d course(s), version %d, at %s", report.courses, report.version, base)
+
+
+def prepare_demo_board(config: BoxConfig, source: str = "synthetic") -> None:
+    """The demo's board writes by itself (a replay of synthetic pen writing), unless its config names an input."""
+    if "source" not in config.board.model_fields_set:
+        config.board.source = "synthetic" if source == "synthetic" else "none"

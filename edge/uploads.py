@@ -13,14 +13,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edge.board_export import BOARD_PDF
 from edge.component import Component
 from edge.media.catalogue import Catalogue, Recording
 from edge.service import Box
-from sync.push import Budget, Outbox, OutboxItem
+from sync.push import Budget, Outbox, OutboxItem, file_sha256
 
 log = logging.getLogger(__name__)
 
-KINDS = ("recording", "ink")
+KINDS = ("recording", "ink", "board")
 
 
 class SharedBudget:
@@ -103,7 +104,15 @@ class Uploads(Component):
             if event.topic == "recording.finished":
                 recording = self.catalogue.get(event.data["recording"]["id"])
                 if recording is not None and recording.state == "ready":
+                    await self._export_board(recording)
                     self.queue(recording)
+
+    async def _export_board(self, recording: Recording) -> None:
+        """The lesson's board as `board.pdf` beside the recording, uploaded with it (a failure only logs)."""
+        try:
+            await self._box.save_board_pdf(recording.id)
+        except Exception:
+            log.exception("the board of recording %s could not be exported", recording.id)
 
     def queue(self, recording: Recording) -> None:
         """Put a finished recording and its ink log in the outbox (idempotent)."""
@@ -111,6 +120,9 @@ class Uploads(Component):
             return  # a recording kept as segments (no room to join) is queued once the recorder has joined it
         meta = upload_metadata(self._box, recording)
         files = [("recording", recording.path, recording.sha256), ("ink", recording.ink_path, recording.ink_sha256)]
+        board = Path(recording.dir) / BOARD_PDF
+        if board.is_file():
+            files.append(("board", str(board), file_sha256(board)))
         for kind, path, sha256 in files:
             if path and sha256 and Path(path).is_file():
                 self.outbox.add(Path(path), ref=recording.id, kind=kind, sha256=sha256, metadata=meta)

@@ -85,6 +85,7 @@ class DaemonProcess:
         if command == "demo":
             argv += ["--port", str(self.port), "--host", "127.0.0.1", "--state-dir", str(state_dir)]
             argv += ["--https-port", str(self.https_port)]  # not the default 8443: daemons run side by side
+            argv += [] if "--board" in args else ["--board", "none"]  # the demo's self-writing board only where asked
         argv += list(args)
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(

@@ -70,6 +70,8 @@ PUBLIC: dict[str, Check] = {
     "/admin/login": shows_no_secret,
     "/admin/setup": shows_no_secret,
     "/panel": shows_no_secret,  # elsewhere than a panel address: the PIN screen
+    "/board": shows_no_secret,  # the board page: the same PIN screen
+    "/board/render/{course}/{path}": anything,  # a cached PDF's page, as open as the courseware it comes from
     "/api/events": anything,  # anyone's stream is lesson state and title only (tests/test_events.py reads it)
 }
 PUBLIC_PREFIXES = ("/static/",)

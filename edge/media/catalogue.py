@@ -66,6 +66,7 @@ class Recording:
         data["format"] = ("hls" if self.segmented else "mp4") if ready else None
         data["playlist"] = f"/api/recordings/{self.id}/playlist.m3u8" if ready and self.segmented else None
         data["ink"] = f"/api/recordings/{self.id}/ink" if self.state == "ready" and self.ink_path else None
+        data["board"] = f"/api/recordings/{self.id}/board.pdf" if self.state == "ready" and self.ink_path else None
         return data
 
 

@@ -7,6 +7,7 @@ need one say so in plain words (or answer empty) without it.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import sqlite3
@@ -16,6 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
+from edge import board_export
 from edge.config import BoxConfig
 from edge.db import Headroom, open_db
 from edge.errors import LessonNotFound, NoLiveLesson, NotAllowed
@@ -98,6 +100,7 @@ class Box:
         self.history: HistoryPort | None = None
         self.timetable_feed: TimetableFeedPort | None = None
         self.clock_synchronised: bool | None = None  # the timetable component's last look at the clock
+        self.board = board.Board(bus, lambda: self.config.board.simplify)
 
     # -- composition ---------------------------------------------------------------------------
 
@@ -441,7 +444,36 @@ class Box:
 
     async def open_on_board(self, course: str, path: str) -> dict[str, Any]:
         """Show a courseware item of the cache on the board (`board.open`); NotInStore, StoreClosed while restarting."""
-        return await board.open_item(self.courseware, self.bus, course, path)
+        return await board.open_item(self.courseware, self.bus, course, path, self.board)
+
+    def board_state(self) -> dict[str, Any]:
+        """The board now: the page on show and its strokes, current to `seq` (what a late joiner gets)."""
+        return self.board.snapshot()
+
+    def board_ink(self, ops: Any) -> int:
+        """Apply a batch of ink operations from the board page, all or none (InkError says why)."""
+        return self.board.apply(ops)
+
+    def turn_board_page(self, index: int) -> dict[str, Any]:
+        """Show page `index` of the item on the board (InkError when it has no such page)."""
+        return self.board.turn(index).to_json()
+
+    async def board_pdf(self, recording_id: str) -> bytes:
+        """A finished recording's board as PDF pages (its ink log replayed); RecordingNotFound without one."""
+        ink, _ = self.recording_file(recording_id, "ink")
+        return await board_export.export(ink, lambda page: board.page_picture(self.courseware, page))
+
+    async def save_board_pdf(self, recording_id: str) -> Path | None:
+        """Write `board.pdf` beside a finished recording (to upload with it); None when it has no ink log."""
+        recording = recordings.ready(self.db, recording_id)
+        if not recording.ink_path:
+            return None
+        data = await self.board_pdf(recording_id)
+        return await asyncio.to_thread(board_export.save, Path(recording.dir), data)
+
+    async def board_page_png(self, course: str, path: str, index: int) -> bytes:
+        """Page `index` of a cached PDF rendered on the box (PNG); NotInStore, StoreClosed while restarting."""
+        return await board.render_pdf_page(self.courseware, course, path, index)
 
     # -- recordings -----------------------------------------------------------------------------
 

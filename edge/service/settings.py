@@ -54,7 +54,12 @@ class Group:
 
 
 GROUPS = (
-    Group("devices", N_("Devices"), N_("The cameras and microphones lessons use."), ("cameras", "microphones")),
+    Group(
+        "devices",
+        N_("Devices"),
+        N_("The cameras and microphones lessons use, and the board's pen and touch."),
+        ("cameras", "microphones", "board"),
+    ),
     Group("streaming", N_("Streaming"), N_("Live lessons: layers, viewers, ICE servers."), ("stream", "lesson")),
     Group("courseware", N_("Courseware"), N_("Where courseware comes from and how much is kept."), ("courseware",)),
     Group(

@@ -472,6 +472,8 @@ class ViewerHub(Component):
         viewer.send(
             "welcome", viewer=viewer.id, name=viewer.name, title=lesson.title if lesson else "", layer=viewer.layer
         )
+        for message in self._box.board.state_messages():  # a late joiner sees the board as it is
+            viewer.send_text(message)
 
     def _on_message(self, viewer: Viewer, message: str | bytes) -> None:
         try:

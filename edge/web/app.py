@@ -18,6 +18,7 @@ from edge.stream import whep
 from edge.web import (
     accounts,
     admin,
+    board,
     courseware,
     devices,
     events,
@@ -37,6 +38,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     whep.router,
     watch.router,
     courseware.router,
+    board.router,  # before recordings: its /api/recordings/<id>/board.pdf is not a segment
     recordings.router,
     devices.router,
     microphone.router,

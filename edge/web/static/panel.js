@@ -205,6 +205,13 @@ function showRecordings(recordings) {
     state.className = `state ${recording.upload_state}`;
     state.textContent = recordingState(recording);
     item.append(title, state);
+    if (recording.board) {
+      const board = document.createElement("a");
+      board.className = "board-pdf";
+      board.href = recording.board;
+      board.textContent = _("Board (PDF)");
+      item.append(board);
+    }
     list.append(item);
   }
 }

@@ -1,6 +1,7 @@
 // Student page: plays the live lesson over WHEP (recvonly offer -> POST -> answer), shows the
 // lesson's state, and talks to the box over the "lesson" data channel (hand, data saver, events).
 import { _, format, loadMessages } from "/static/i18n.js";
+import { InkLayer } from "/static/board-ink.js";
 
 await loadMessages();
 
@@ -31,6 +32,9 @@ const TEXT = {
 
   const watch = { pc: null, channel: null, location: null, handRaised: false, ended: false, timer: null };
   window.classboxWatch = watch; // for tests and debugging
+  const stage = video.closest(".stage");
+  const ink = new InkLayer(el("board")); // the board's page and ink, live over the video
+  watch.ink = ink;
 
   function showState(key, live) {
     stateEl.textContent = TEXT[key];
@@ -62,7 +66,9 @@ const TEXT = {
 
   function onLessonEvent(event) {
     const data = JSON.parse(event.data);
-    if (data.type === "welcome" && data.title) {
+    if (typeof data.type === "string" && data.type.startsWith("board.")) {
+      ink.apply(data);
+    } else if (data.type === "welcome" && data.title) {
       el("title").textContent = data.title;
       document.title = data.title;
     } else if (data.type === "hand") {
@@ -71,6 +77,7 @@ const TEXT = {
     } else if (data.type === "layer") {
       const lower = data.layer === "lowest" || (data.layer === "low" && !saverBox.checked);
       showMessage(data.layer === "none" ? "audio_only" : lower ? "quality_low" : null);
+      stage.classList.toggle("audio-only", data.layer === "none"); // sound and the board: the board instead of the picture
     } else if (data.type === "lesson.ended") {
       finish("ended");
     } else if (data.type === "reconnect") {
