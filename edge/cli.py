@@ -79,6 +79,14 @@ def _parser() -> argparse.ArgumentParser:
     set_pin.add_argument("--config", type=Path)
     set_pin.set_defaults(handler=_cmd_set_pin)
     _admin_parser(commands)
+    doctor = commands.add_parser(
+        "doctor",
+        help="say what is wrong with the box, and how to fix it",
+        description="Check devices, disk, clock, network, courseware freshness and the upload backlog from the "
+        "config and the state on disk (no running daemon needed); exits 1 when something is wrong.",
+    )
+    doctor.add_argument("--config", type=Path)
+    doctor.set_defaults(handler=_cmd_doctor)
     publish = commands.add_parser(
         "publish",
         help="publish courseware as a signed repository",
@@ -213,6 +221,18 @@ def _cmd_set_pin(args: argparse.Namespace) -> int:
     save_config(config, path)
     print(f"teacher PIN saved in {path}")
     return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from edge.service import doctor
+    from edge.web.i18n import translations
+
+    config, _ = _load_for_run(args.config)
+    found = doctor.findings(doctor.gather(config))
+    gettext = translations(config.box.language).gettext
+    for line in doctor.report_lines(found, gettext) or [gettext(doctor.NOTHING_WRONG)]:
+        print(line)
+    return 1 if found else 0
 
 
 def _cmd_setup_code(args: argparse.Namespace) -> int:

@@ -626,6 +626,45 @@ class ConsoleSection(Section):
         title=N_("Technician PIN"),
         description=N_("Set on the accounts and PINs page; stored as an argon2 hash."),
     )
+    socket_path: str = Field(
+        default="",
+        title=N_("Console socket"),
+        description=N_("Where `classbox console` reaches the running box; empty: console.sock in the state folder."),
+    )
+    idle_logout_s: float = Field(
+        default=600.0,
+        ge=10.0,
+        le=86_400.0,
+        title=N_("Console idle logout (s)"),
+        description=N_("A technician who types nothing for this long is logged out."),
+    )
+    network_dir: str = Field(
+        default="/etc/systemd/network",
+        title=N_("Network settings folder"),
+        description=N_("Where the console's `net set` writes its systemd-networkd .network file."),
+    )
+    networkctl: str = Field(
+        default="networkctl",
+        title=N_("networkctl program"),
+        description=N_("The program that asks systemd-networkd to load new settings."),
+    )
+    net_confirm_s: float = Field(
+        default=120.0,
+        ge=5.0,
+        le=3600.0,
+        title=N_("Network change confirm time (s)"),
+        description=N_("A network change not confirmed from the console within this time is undone."),
+    )
+    reboot_command: list[str] = Field(
+        default_factory=lambda: ["systemctl", "reboot"],
+        title=N_("Reboot command"),
+        description=N_("What the console's `reboot` runs."),
+    )
+    restart_command: list[str] = Field(
+        default_factory=lambda: ["systemctl", "restart", "classbox.service"],
+        title=N_("Restart command"),
+        description=N_("What the console's `restart` runs when the box software is not running."),
+    )
 
     @field_validator("tech_pin_hash")
     @classmethod

@@ -23,6 +23,7 @@ from zeroconf import Error as ZeroconfError
 from edge.component import Component
 from edge.logs import redact
 from edge.service import Box, Lesson
+from edge.service.doctor import LAST_PULL_KEY
 from sync.budget import Budget, Window
 from sync.chunks import ManifestError
 from sync.errors import BudgetExhausted, StoreClosed, SyncError, TrustError
@@ -192,6 +193,8 @@ class CoursewareComponent(Component):
                 verdict = "refused" if isinstance(err, TrustError | ManifestError) else "failed"
             if self.last_error:
                 log.error("courseware pull %s: %s (serving what the box has)", verdict, self.last_error)
+            else:  # the doctor reads how fresh the courseware is from the store, also with the daemon down
+                await asyncio.to_thread(store.set_meta, LAST_PULL_KEY, f"{self._box.clock.wall():.3f}")
             self._report_health()
             return self.last_report
 

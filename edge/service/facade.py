@@ -28,6 +28,7 @@ from edge.service import (
     board,
     courseware,
     devices,
+    doctor,
     health,
     links,
     maintenance,
@@ -44,6 +45,7 @@ from edge.service.health import Alarms, Reports
 from edge.service.lessons import Lesson, LessonHook, Lessons
 from edge.service.media import MediaPort
 from edge.service.metrics_history import HistoryPort
+from edge.service.network import Network
 from edge.service.recordings import RecorderPort
 from edge.service.settings import Settings
 from edge.service.status import StatusLine, status_lines
@@ -101,6 +103,7 @@ class Box:
         self.timetable_feed: TimetableFeedPort | None = None
         self.clock_synchronised: bool | None = None  # the timetable component's last look at the clock
         self.board = board.Board(bus, lambda: self.config.board.simplify)
+        self.network = Network(lambda: self.config.console)  # the console's `net`: networkd, undone unless confirmed
 
     # -- composition ---------------------------------------------------------------------------
 
@@ -587,3 +590,26 @@ class Box:
     def microphone_level(self, name: str) -> dict[str, Any]:
         """The configured microphone `name`'s level now (dBFS) and status (DeviceNotFound)."""
         return devices.microphone_level(health.component_reports(self._supervisor), name)
+
+    # -- the doctor and the technician's console ---------------------------------------------------
+
+    async def doctor(self) -> list[doctor.Finding]:
+        """What is wrong with the box, in plain words with the fix for each (also without a running daemon)."""
+        components = health.component_reports(self._supervisor)
+        listed = self.recordings()["recordings"] if self._db is not None else None
+        facts = await asyncio.to_thread(doctor.gather, self.config, components, listed)
+        return doctor.findings(facts)
+
+    def running(self) -> bool:
+        """True inside the daemon (its components attached); False for the console's offline mode."""
+        return self._supervisor is not None
+
+    def set_setting(self, key: str, text: str, by: str) -> dict[str, Any]:
+        """Set one setting by its dotted name from typed text (JSON or a bare word), saved like the admin page's."""
+        return self.settings.set_one(key, text, by)
+
+    def factory_reset(self, by: str) -> None:
+        """Wipe secrets and data (state folder, config back to defaults but the OS's own settings); then restart."""
+        log.warning("factory reset asked for by %s", by)
+        self.close()
+        maintenance.factory_reset(self.config, self.settings.path)
