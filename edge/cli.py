@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Set the teacher PIN (read from standard input, or prompted) and save the config atomically.",
     )
     set_pin.add_argument("--config", type=Path)
+    set_pin.add_argument("--tech", action="store_true", help="set the technician PIN (the serial console's) instead")
     set_pin.set_defaults(handler=_cmd_set_pin)
     _admin_parser(commands)
     doctor = commands.add_parser(
@@ -87,6 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument("--config", type=Path)
     doctor.set_defaults(handler=_cmd_doctor)
+    console = commands.add_parser(
+        "console",
+        help="the technician's console on this terminal",
+        description="The serial console's commands on standard input/output: connected to the running box, "
+        "or, when none answers, run here without it (offline).",
+    )
+    console.add_argument("--config", type=Path)
+    console.set_defaults(handler=_cmd_console)
     publish = commands.add_parser(
         "publish",
         help="publish courseware as a signed repository",
@@ -212,14 +221,19 @@ def _cmd_set_pin(args: argparse.Namespace) -> int:
 
     path = config_path(args.config)
     config = load_config(path) if path.exists() else BoxConfig()
-    pin = getpass.getpass("New teacher PIN: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
+    who = "technician" if args.tech else "teacher"
+    pin = getpass.getpass(f"New {who} PIN: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
     try:
-        config.web.teacher_pin_hash = hash_pin(pin)
+        hashed = hash_pin(pin)
     except ValueError as err:
         print(f"classbox: {err}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.tech:
+        config.console.tech_pin_hash = hashed
+    else:
+        config.web.teacher_pin_hash = hashed
     save_config(config, path)
-    print(f"teacher PIN saved in {path}")
+    print(f"{who} PIN saved in {path}")
     return 0
 
 
@@ -233,6 +247,13 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     for line in doctor.report_lines(found, gettext) or [gettext(doctor.NOTHING_WRONG)]:
         print(line)
     return 1 if found else 0
+
+
+def _cmd_console(args: argparse.Namespace) -> int:
+    from edge.console_door import console_main
+
+    config, _ = _load_for_run(args.config)
+    return console_main(config, config_path(args.config))
 
 
 def _cmd_setup_code(args: argparse.Namespace) -> int:

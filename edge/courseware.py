@@ -78,6 +78,7 @@ class CoursewareComponent(Component):
         self.last_report: PullReport | None = None
         self.last_error = ""
         self.last_attempt_at: float | None = None
+        self.paused = False
         self._wake = asyncio.Event()
         self._touched: dict[tuple[str, str], float] = {}
         self._pull_lock = asyncio.Lock()
@@ -127,15 +128,17 @@ class CoursewareComponent(Component):
     async def run(self) -> None:
         if self.peers is not None:
             await asyncio.sleep(PEER_SETTLE_S)  # let LAN peers answer before the first pull
+        asked = False
         while True:
             self.apply_settings()
-            if self._box.config.courseware.repo_url:
+            if self._box.config.courseware.repo_url and (asked or not self.paused):
                 await self.pull_once()
             # asyncio.timeout, not wait_for: in 3.11 wait_for loses a cancel that races a wake-up (a pull asked
             # for while the daemon stops), and the supervisor would wait for this task forever.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._box.config.courseware.pull_interval_s):
                     await self._wake.wait()
+            asked = self._wake.is_set()  # `sync now` pulls also while paused
             self._wake.clear()
 
     async def stop(self) -> None:

@@ -77,6 +77,7 @@ class Box:
         self.settings = Settings(lambda: self.config, config_path, self._take_settings)
         self.logs = LogRing()  # the daemon hands it the root logger's records
         self._restart: Callable[[], None] | None = None
+        self._reset_pending = False
         self._alarms = Alarms(bus)
         self._teacher = TeacherAccess(lambda: self.config.web)
         self.accounts = AdminAccounts(
@@ -131,11 +132,14 @@ class Box:
             log.warning("cannot make the box's HTTPS certificate: %s; HTTPS stays off", err.strerror or err)
 
     def close(self) -> None:
-        """Close the database (idempotent)."""
+        """Close the database (idempotent); a factory reset asked for wipes the state now."""
         if self._db is not None:
             self.lessons.flush()
             self._db.close()
             self._db = None
+        if self._reset_pending:
+            self._reset_pending = False
+            maintenance.factory_reset(self.config, self.settings.path)
 
     def attach(self, supervisor: Reports, restart: Callable[[], None] | None = None) -> None:
         """Give the box the supervisor whose components it reports on, and the daemon's way to restart."""
@@ -609,7 +613,30 @@ class Box:
         return self.settings.set_one(key, text, by)
 
     def factory_reset(self, by: str) -> None:
-        """Wipe secrets and data (state folder, config back to defaults but the OS's own settings); then restart."""
+        """Wipe secrets and data (the state folder; the config back to defaults but the OS's own settings).
+
+        Inside the daemon the wipe waits for every component to stop (the restart asked for here closes the
+        box last); without one it happens at once.
+        """
         log.warning("factory reset asked for by %s", by)
-        self.close()
-        maintenance.factory_reset(self.config, self.settings.path)
+        self._reset_pending = True
+        if self.running():
+            self.restart(by)
+        else:
+            self.close()
+
+    def sync_status(self) -> dict[str, Any]:
+        """The courseware pull (last attempt, error, paused) and the upload queue, for the console's `sync`."""
+        cw = self.courseware
+        return {
+            "running": cw is not None and cw.store is not None,
+            "paused": bool(cw and cw.paused),
+            "last_attempt_at": cw.last_attempt_at if cw else None,
+            "error": cw.last_error if cw else "",
+            "uploads": metrics_history.uploads(health.component_reports(self._supervisor)),
+        }
+
+    def pause_sync(self, paused: bool, by: str) -> None:
+        """Stop (or resume) the scheduled courseware pulls; `pull_courseware` still pulls. StoreClosed without sync."""
+        courseware.running(self.courseware).paused = paused
+        log.warning("courseware sync %s by %s", "paused" if paused else "resumed", by)
