@@ -220,7 +220,6 @@ class LineEditor:
             self.buffer, self.cursor = [], 0
             self.output += b"\r\n"
             return Event("refused", GARBAGE)
-        self._too_long = self._too_long or False
         self.buffer.append("\ufffd")  # marks the line as unreadable; it is refused at Enter
         self.cursor = len(self.buffer)
         self._echo_insert()
@@ -229,6 +228,7 @@ class LineEditor:
     def _enter(self) -> Event:
         self.output += b"\r\n"
         text, too_long = self.text, self._too_long
+        self.buffer, self.cursor, self._too_long, self._garbage = [], 0, False, 0
         if too_long:
             return Event("refused", TOO_LONG)
         if "\ufffd" in text:
@@ -257,6 +257,9 @@ class LineEditor:
 
 class Session:
     """One technician at one terminal: banner, PIN login, commands, logout; ends when the terminal goes away."""
+
+    wrong_pin_delay_s = 0.5  # after each wrong PIN: guessing stays slow even below the lock-out
+    locked_delay_s = 1.0
 
     def __init__(
         self, box: Box, transport: Transport, gate: PinGate, *, where: str, idle_s: float | None = None
@@ -413,11 +416,11 @@ class Session:
         except TooManyAttempts as err:
             log.warning("console: %s locked out after wrong PINs", self.where)
             await self.say(str(err))
-            await asyncio.sleep(1.0)  # a locked terminal cannot spin through attempts
+            await asyncio.sleep(self.locked_delay_s)  # a locked terminal cannot spin through attempts
             return False
         except NotAllowed as err:
             log.warning("console: wrong technician PIN on %s", self.where)
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(self.wrong_pin_delay_s)
             await self.say(str(err))
             return False
         return True
