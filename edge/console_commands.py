@@ -310,7 +310,7 @@ async def net_show(shell: Shell) -> None:
 
 def _log_text(line: dict[str, Any]) -> str:
     stamp = time.strftime("%H:%M:%S", time.localtime(line["at"]))
-    return f"{stamp} {line['level'][:4].upper():<4} {line['name']}: {line['message']}"[:79]
+    return f"{stamp} {line['level'][:4].upper():<4} {line['name']}: {line['message']}"  # wrapped at 80 when shown
 
 
 async def cmd_logs(shell: Shell, args: list[str]) -> None:
@@ -321,7 +321,7 @@ async def cmd_logs(shell: Shell, args: list[str]) -> None:
     count = int(args[0]) if args and args[0].isdigit() else LOG_LINES
     if not shell.box.running():
         for text in await journal_tail(min(count, 500)):
-            await shell.s.line(text[:79])
+            await shell.s.line(text)
         await shell.s.say(N_("This console's own log:"))
     for line in shell.box.logs.tail(limit=min(count, 500)):
         await shell.s.line(_log_text(line))
