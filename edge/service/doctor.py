@@ -30,11 +30,13 @@ from edge.texts import N_
 from sync.clock import system_synchronised
 
 MB = 1024 * 1024
-DISK_LOW_FRACTION = 0.05  # under 5 % free is nearly full whatever the disk's size
+DISK_LOW_FRACTION = 0.1  # under 10 % free is nearly full whatever the disk's size
 STALE_AFTER_S = 24 * 3600.0  # courseware not refreshed for a day (or three pull intervals, if longer)
 BACKLOG_AFTER_S = 24 * 3600.0  # a recording still waiting to upload a day after it ended
 LAST_PULL_KEY = "last_pull_ok_at"  # the courseware store's meta key for the last pull that succeeded
 WAITING = ("queued", "uploading")
+CAMERA_FIX = N_("Check the camera's USB cable and that the Devices settings name it (console: `devices`)")
+MIC_FIX = N_("Check the microphone's cable and that the Devices settings name it (console: `devices`)")
 FIX_LABEL = N_("fix: %(fix)s")
 NOTHING_WRONG = N_("Nothing wrong found.")
 
@@ -208,8 +210,12 @@ def device_findings(facts: Facts) -> list[Finding]:
 
 def _device_fix(problem: str) -> str:
     if problem.startswith("mic") or problem.startswith("microphones."):
-        return N_("Check the microphone's cable; `devices` lists what the box finds; fix it with `config set`")
-    return N_("Check the camera's USB cable; `devices` lists what the box finds; fix it with `config set`")
+        return N_(
+            "Check the microphone's cable and that its device setting names it (Devices settings; console: `devices`)"
+        )
+    return N_(
+        "Check the camera's USB cable and that its device setting names it (Devices settings; console: `devices`)"
+    )
 
 
 def disk_findings(facts: Facts) -> list[Finding]:
@@ -241,17 +247,17 @@ def network_findings(facts: Facts) -> list[Finding]:
     """No address, no gateway, or (daemon running) the courseware pull could not reach anyone."""
     if not facts.addresses:
         problem = N_("No network address: the box is not on the LAN")
-        fix = N_("Check the network cable and the switch port; `net` shows and sets the address")
+        fix = N_("Check the network cable and the switch port; the console's `net` shows and sets the address")
         return [Finding("network", "network", problem, fix)]
     if not facts.default_route:
         problem = N_("No gateway: the box cannot reach the internet")
-        fix = N_("Set a gateway with `net set`, or check the school's DHCP server")
+        fix = N_("Check the school's DHCP server, or set a gateway with the console's `net set`")
         return [Finding("network", "network", problem, fix)]
     courseware = facts.components.get("courseware", {})
     detail = str(courseware.get("detail", ""))
     if courseware.get("status") == "degraded" and any(word in detail for word in OFFLINE_WORDS):
         problem = N_("No internet: %(detail)s")
-        fix = N_("Check the gateway and DNS with `net`; lessons still work offline")
+        fix = N_("Check the gateway and the name servers (console: `net`); lessons still work offline")
         return [Finding("network", "network", problem, fix, {"detail": detail})]
     return []
 
@@ -261,7 +267,7 @@ def courseware_findings(facts: Facts) -> list[Finding]:
     cfg = facts.config.courseware
     if not cfg.repo_url:
         return []
-    fix = N_("Check the internet link and courseware.repo_url; `sync now` tries again")
+    fix = N_("Check the internet link and the courseware repository address; console `sync now` tries again")
     if facts.last_pull_ok_at is None:
         problem = N_("Courseware has never been updated from the repository")
         return [Finding("courseware", "courseware", problem, fix)]
@@ -287,6 +293,6 @@ def upload_findings(facts: Facts) -> list[Finding]:
         oldest = min(r["started_at"] for r in old)
         values = {"count": len(waiting), "date": dt.datetime.fromtimestamp(oldest).date().isoformat()}
         problem = N_("Upload backlog: %(count)s recordings waiting, the oldest since %(date)s")
-        fix = N_("Check the internet link (`net`) and the data cap; uploads resume by themselves")
+        fix = N_("Check the internet link and the monthly data cap; uploads resume by themselves")
         found.append(Finding("uploads:backlog", "uploads", problem, fix, values))
     return found
