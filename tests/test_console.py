@@ -323,3 +323,11 @@ async def test_a_change_networkd_refuses_is_rolled_back_at_once(tmp_path: Path) 
     assert not network.path(iface).exists()
     assert network.pending is None
     await network.close()
+
+
+async def test_the_console_speaks_the_box_language(box: Box) -> None:
+    box.config.box.language = "fr"
+    terminal, task = await _session(box)
+    terminal.type(b"1111\r")
+    await terminal.expect("code PIN erroné")
+    await _end(terminal, task)
