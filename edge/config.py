@@ -643,27 +643,12 @@ class ConsoleSection(Section):
         title=N_("Network settings folder"),
         description=N_("Where the console's `net set` writes its systemd-networkd .network file."),
     )
-    networkctl: str = Field(
-        default="networkctl",
-        title=N_("networkctl program"),
-        description=N_("The program that asks systemd-networkd to load new settings."),
-    )
     net_confirm_s: float = Field(
         default=120.0,
         ge=5.0,
         le=3600.0,
         title=N_("Network change confirm time (s)"),
         description=N_("A network change not confirmed from the console within this time is undone."),
-    )
-    reboot_command: list[str] = Field(
-        default_factory=lambda: ["systemctl", "reboot"],
-        title=N_("Reboot command"),
-        description=N_("What the console's `reboot` runs."),
-    )
-    restart_command: list[str] = Field(
-        default_factory=lambda: ["systemctl", "restart", "classbox.service"],
-        title=N_("Restart command"),
-        description=N_("What the console's `restart` runs when the box software is not running."),
     )
 
     @field_validator("tech_pin_hash")

@@ -34,6 +34,8 @@ FPS_SAMPLE_S = 2.0
 LOG_LINES = 20
 NOT_RUNNING = N_("The box software is not running: %(what)s needs it. `restart` starts it.")
 BY = "console"
+REBOOT = ["systemctl", "reboot"]  # found on PATH
+START = ["systemctl", "restart", "classbox.service"]  # the offline console starts the box software
 
 
 @dataclass(frozen=True)
@@ -450,7 +452,7 @@ async def cmd_restart(shell: Shell, args: list[str]) -> None:
         await shell.s.say(N_("Restarting the box software; the console comes back in a moment."))
         shell.box.restart(BY)
         return
-    if await run_command(shell, shell.box.config.console.restart_command, N_("Starting the box software.")):
+    if await run_command(shell, START, N_("Starting the box software.")):
         raise Disconnected("restart")  # this offline console ends; the next one reaches the daemon
 
 
@@ -460,7 +462,7 @@ async def cmd_reboot(shell: Shell, args: list[str]) -> None:
         await shell.s.say(N_("Nothing done."))
         return
     log.warning("reboot asked for from the console")
-    await run_command(shell, shell.box.config.console.reboot_command, N_("Rebooting."))
+    await run_command(shell, REBOOT, N_("Rebooting."))
 
 
 async def cmd_factory_reset(shell: Shell, args: list[str]) -> None:
@@ -474,7 +476,7 @@ async def cmd_factory_reset(shell: Shell, args: list[str]) -> None:
     await shell.s.say(N_("Erasing; the box software starts again as new."))
     box.factory_reset(BY)
     if not running:
-        await run_command(shell, box.config.console.restart_command, N_("Starting the box software."))
+        await run_command(shell, START, N_("Starting the box software."))
         raise Disconnected("factory reset")  # the session's box is closed: this console starts again
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import stat
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +21,7 @@ from edge.service.accounts import PinGate, hash_pin
 from edge.service.network import Network, NetworkError, Wanted, addresses, interfaces, parse_wanted
 
 PIN = "2468"
+PIN_HASH = hash_pin(PIN)  # once, outside any test's loop
 UP, DOWN, LEFT = b"\x1b[A", b"\x1b[B", b"\x1b[D"
 
 
@@ -118,14 +120,29 @@ class Terminal:
         return before
 
 
+def fake_programs(
+    bin_dir: Path, calls: Path, monkeypatch: pytest.MonkeyPatch | None = None, networkctl_exit: int = 0
+) -> dict[str, str]:
+    """systemctl and networkctl first on PATH, each recording `name args` in `calls`: the real ones need systemd
+    (PID 1 here is not systemd, and networkd does not run); the environment to run a daemon with them."""
+    bin_dir.mkdir(exist_ok=True)
+    for name, code in (("systemctl", 0), ("networkctl", networkctl_exit)):
+        program = bin_dir / name
+        program.write_text(f'#!/bin/sh\necho "{name} $*" >> {calls}\nexit {code}\n')
+        program.chmod(program.stat().st_mode | stat.S_IXUSR)
+    path = f"{bin_dir}:{os.environ['PATH']}"
+    if monkeypatch is not None:
+        monkeypatch.setenv("PATH", path)
+    return {"PATH": path}
+
+
 @pytest.fixture
-async def box(tmp_path: Path) -> AsyncIterator[Box]:
+async def box(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Box]:
+    fake_programs(tmp_path / "bin", tmp_path / "calls", monkeypatch)
     config = BoxConfig()
     config.box.state_dir = tmp_path / "state"
     config.web.https_port = 0
-    config.console.tech_pin_hash = await asyncio.to_thread(hash_pin, PIN)
-    config.console.restart_command = ["touch", str(tmp_path / "restarted")]
-    config.console.reboot_command = ["touch", str(tmp_path / "rebooted")]
+    config.console.tech_pin_hash = PIN_HASH
     (tmp_path / "classbox.toml").write_text("")
     bus = EventBus()
     bus.bind(asyncio.get_running_loop())
@@ -187,16 +204,16 @@ async def test_offline_commands_say_what_needs_the_daemon_and_run_the_configured
     await terminal.expect("Type reboot to confirm: ")
     terminal.type(b"no\r")
     await terminal.expect("Nothing done.")
-    assert not (tmp_path / "rebooted").exists()
+    assert not (tmp_path / "calls").exists()
     terminal.type(b"reboot\r")
     await terminal.expect("Type reboot to confirm: ")
     terminal.type(b"reboot\r")
     await terminal.expect("Rebooting.")
     await terminal.expect("classbox> ")
-    assert (tmp_path / "rebooted").exists()
+    assert (tmp_path / "calls").read_text() == "systemctl reboot\n"
     terminal.type(b"restart\r")
     await asyncio.wait_for(task, 10)  # the offline console ends: the next one reaches the started daemon
-    assert (tmp_path / "restarted").exists()
+    assert (tmp_path / "calls").read_text().splitlines()[-1] == "systemctl restart classbox.service"
 
 
 async def test_config_set_is_validated_saved_and_kept_in_the_history(box: Box) -> None:
@@ -258,19 +275,9 @@ async def test_factory_reset_wipes_data_and_secrets_and_keeps_the_os_settings(bo
 # -- network changes against a directory root -----------------------------------------------------------------
 
 
-def _networkctl(tmp_path: Path, code: int = 0) -> Path:
-    """A networkctl-shaped program: records its arguments (the real one needs systemd-networkd, not running here)."""
-    program = tmp_path / "networkctl"
-    program.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/networkctl.calls\nexit {code}\n')
-    program.chmod(program.stat().st_mode | stat.S_IXUSR)
-    return program
-
-
-def _section(tmp_path: Path, program: Path) -> ConsoleSection:
+def _section(tmp_path: Path) -> ConsoleSection:
     # model_construct: the schema's shortest time-out is 5 s; the test shrinks it
-    return ConsoleSection.model_construct(
-        network_dir=str(tmp_path / "network"), networkctl=str(program), net_confirm_s=0.5
-    )
+    return ConsoleSection.model_construct(network_dir=str(tmp_path / "network"), net_confirm_s=0.5)
 
 
 def test_parse_wanted_accepts_dhcp_and_static_and_refuses_the_rest() -> None:
@@ -293,10 +300,12 @@ def test_parse_wanted_accepts_dhcp_and_static_and_refuses_the_rest() -> None:
             parse_wanted(bad, known)
 
 
-async def test_an_unconfirmed_change_is_undone_and_a_confirmed_one_kept(tmp_path: Path) -> None:
-    program = _networkctl(tmp_path)
+async def test_an_unconfirmed_change_is_undone_and_a_confirmed_one_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_programs(tmp_path / "bin", tmp_path / "calls", monkeypatch)
     iface = addresses()[0][0]
-    network = Network(lambda: _section(tmp_path, program), settle_s=0.1)
+    network = Network(lambda: _section(tmp_path), settle_s=0.1)
     path = network.path(iface)
     path.parent.mkdir()
     path.write_text("[Match]\nName=before\n")
@@ -309,14 +318,17 @@ async def test_an_unconfirmed_change_is_undone_and_a_confirmed_one_kept(tmp_path
     network.confirm()
     await asyncio.sleep(0.7)  # past the time-out: nothing may undo a confirmed change
     assert "DHCP=yes" in path.read_text()
-    calls = (tmp_path / "networkctl.calls").read_text().splitlines()
-    assert calls[:2] == ["reload", f"reconfigure {iface}"]
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls[:2] == ["networkctl reload", f"networkctl reconfigure {iface}"]
     assert len(calls) == 6
     await network.close()
 
 
-async def test_a_change_networkd_refuses_is_rolled_back_at_once(tmp_path: Path) -> None:
-    network = Network(lambda: _section(tmp_path, _networkctl(tmp_path, code=1)))
+async def test_a_change_networkd_refuses_is_rolled_back_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_programs(tmp_path / "bin", tmp_path / "calls", monkeypatch, networkctl_exit=1)
+    network = Network(lambda: _section(tmp_path))
     iface = interfaces()[0]
     with pytest.raises(NetworkError):
         await network.apply(Wanted(iface, dhcp=True))

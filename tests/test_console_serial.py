@@ -19,6 +19,7 @@ from pexpect import fdpexpect
 from edge.service.accounts import hash_pin
 from edge.service.network import addresses
 from tests.helpers import REPO, DaemonProcess, http_json, wait_for
+from tests.test_console import fake_programs
 
 pytestmark = pytest.mark.slow
 
@@ -54,13 +55,10 @@ class Rig:
 
 
 def _config(root: Path, link: Path) -> Path:
-    program = root / "networkctl"
-    program.write_text(f'#!/bin/sh\necho "$@" >> {root}/networkctl.calls\n')
-    program.chmod(program.stat().st_mode | stat.S_IXUSR)
     path = root / "classbox.toml"
     path.write_text(
         f'[box]\nname = "room-7"\n\n[console]\nserial_port = "{link}"\ntech_pin_hash = "{hash_pin(PIN)}"\n'
-        f'network_dir = "{root}/network"\nnetworkctl = "{program}"\nreboot_command = ["touch", "{root}/rebooted"]\n'
+        f'network_dir = "{root}/network"\n'
     )
     return path
 
@@ -73,7 +71,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     link.symlink_to(os.ttyname(slave))
     os.close(slave)
     config = _config(root, link)
-    daemon = DaemonProcess(root / "state", "--config", str(config))
+    daemon = DaemonProcess(root / "state", "--config", str(config), env=fake_programs(root / "bin", root / "calls"))
     term = fdpexpect.fdspawn(master, timeout=20, encoding="utf-8", codec_errors="replace")
     rig = Rig(root, daemon, link, master, term)
     try:
@@ -172,7 +170,8 @@ def test_sync_config_net_diag_reboot_and_garbage(rig: Rig) -> None:
     written = rig.root / "network" / f"10-classbox-{iface}.network"
     assert "Address=10.77.0.5/24" in written.read_text()
     assert "Kept the new settings" in run(term, "net confirm")
-    assert (rig.root / "networkctl.calls").read_text().splitlines() == ["reload", f"reconfigure {iface}"]
+    calls = (rig.root / "calls").read_text().splitlines()
+    assert calls == ["networkctl reload", f"networkctl reconfigure {iface}"]
     usb = rig.root / "usb"
     usb.mkdir()
     assert "Diagnostics written to" in run(term, f"diag {usb}")
@@ -182,7 +181,7 @@ def test_sync_config_net_diag_reboot_and_garbage(rig: Rig) -> None:
     term.send("reboot\r")
     term.expect("Type reboot to confirm: ")
     assert "Rebooting." in run(term, "reboot")
-    assert (rig.root / "rebooted").exists()
+    assert (rig.root / "calls").read_text().splitlines()[-1] == "systemctl reboot"
     os.write(rig.master, bytes(range(0x80, 0xC0)) + b"\r")  # a wrong baud rate's noise
     term.expect("Unreadable bytes refused")
     term.expect(PROMPT)
@@ -229,14 +228,15 @@ def test_classbox_console_bridges_to_the_running_box(rig: Rig) -> None:
 
 def test_classbox_console_offline_on_a_pty(tmp_path: Path) -> None:
     config = tmp_path / "classbox.toml"
-    marker = tmp_path / "started"
     config.write_text(
         f'[box]\nname = "room-9"\nstate_dir = "{tmp_path}/state"\n\n[web]\nhttps_port = 0\n\n'
-        f'[console]\ntech_pin_hash = "{hash_pin(PIN)}"\nrestart_command = ["touch", "{marker}"]\n'
+        f'[console]\ntech_pin_hash = "{hash_pin(PIN)}"\n'
     )
+    env = {**os.environ, **fake_programs(tmp_path / "bin", tmp_path / "calls")}
     child = pexpect.spawn(
-        sys.executable, ["-m", "edge", "console", "--config", str(config)], cwd=REPO, timeout=20, encoding="utf-8"
-    )
+        sys.executable, ["-m", "edge", "console", "--config", str(config)], cwd=REPO, env=env, timeout=20,
+        encoding="utf-8",
+    )  # fmt: skip
     try:
         child.expect("box software not running \\(offline console\\)")
         login(child)  # type: ignore[arg-type]
@@ -246,7 +246,7 @@ def test_classbox_console_offline_on_a_pty(tmp_path: Path) -> None:
         child.send("restart\r")
         child.expect("Starting the box software.")
         child.expect(pexpect.EOF)  # the offline console ends; systemd starts it again, bridged to the daemon
-        assert marker.exists()
+        assert (tmp_path / "calls").read_text() == "systemctl restart classbox.service\n"
     finally:
         child.close()
     assert child.exitstatus == 0

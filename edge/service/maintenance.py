@@ -25,15 +25,7 @@ log = logging.getLogger(__name__)
 # What a factory reset keeps: how this box sits in its OS (paths, ports, programs), never a secret.
 KEPT_ON_RESET = {
     "box": ("state_dir",),
-    "console": (
-        "serial_port",
-        "baudrate",
-        "socket_path",
-        "network_dir",
-        "networkctl",
-        "reboot_command",
-        "restart_command",
-    ),
+    "console": ("serial_port", "baudrate", "socket_path", "network_dir"),
 }
 SECRET_SHOWN = "(secret, not shown)"
 VERSIONS_OF = (

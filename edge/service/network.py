@@ -1,7 +1,7 @@
 """Network: the box's addresses and routes, and static/DHCP settings through systemd-networkd, undone unless confirmed.
 
 A change writes one `.network` file (`<console.network_dir>/10-classbox-<interface>.network`,
-atomically) and asks networkd to reload (`<console.networkctl> reload`, then `reconfigure <interface>`).
+atomically) and asks networkd to reload (`networkctl reload`, then `reconfigure <interface>`).
 It stays pending until `confirm()`; the time-out (`console.net_confirm_s`) brings back the file that was
 there before (or removes ours) and reloads again, as does an interface left without an address once
 it has settled (the box would be unreachable). Reading addresses needs no tool: the kernel's
@@ -34,6 +34,7 @@ SIOCGIFNETMASK = 0x891B
 INTERFACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,14}$")
 SETTLE_S = 5.0  # how long an interface may take to get its address before the box counts as unreachable
 COMMAND_TIMEOUT_S = 20.0
+NETWORKCTL = "networkctl"  # found on PATH
 PROC_ROUTE = Path("/proc/net/route")
 PROC_ROUTE6 = Path("/proc/net/ipv6_route")
 PROC_INET6 = Path("/proc/net/if_inet6")
@@ -271,9 +272,8 @@ class Network:
         await self.undo("not confirmed in time")
 
     async def _reload(self, interface: str) -> None:
-        program = self._config().networkctl
         for args in (["reload"], ["reconfigure", interface]):
-            await _run([program, *args])
+            await _run([NETWORKCTL, *args])
 
 
 async def _run(argv: list[str]) -> None:

@@ -96,6 +96,10 @@ GROUPS = (
             "discovery",
             "console.serial_port",
             "console.baudrate",
+            "console.idle_logout_s",
+            "console.socket_path",
+            "console.network_dir",
+            "console.net_confirm_s",
         ),
     ),
     Group(
