@@ -365,14 +365,6 @@ class Session:
             return False
         return event.kind == "line" and event.text.strip() == word
 
-    async def interrupted(self) -> bool:
-        """True when Ctrl-C (or Ctrl-D) arrived; other bytes typed meanwhile are dropped (never blocks)."""
-        try:
-            data = await self.read(0)
-        except TimeoutError:
-            return False
-        return CTRL_C in data or CTRL_D in data
-
     # -- the flow ---------------------------------------------------------------------------------------
 
     async def banner(self) -> None:

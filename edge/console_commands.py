@@ -195,6 +195,11 @@ async def cmd_status(shell: Shell, args: list[str]) -> None:
     await print_findings(shell)
 
 
+async def cmd_doctor(shell: Shell, args: list[str]) -> None:
+    """The doctor's findings (what `classbox doctor` prints)."""
+    await print_findings(shell)
+
+
 async def print_findings(shell: Shell) -> None:
     """The doctor's findings, or that nothing is wrong."""
     found = await shell.box.doctor()

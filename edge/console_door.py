@@ -181,14 +181,19 @@ async def _send(writer: asyncio.StreamWriter, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def raw_terminal(fd: int) -> Iterator[None]:
-    """The terminal on `fd` in raw mode (keys as typed, Ctrl-C a byte) while inside; as it was afterwards."""
+def raw_terminal(fd: int, baudrate: int | None = None) -> Iterator[None]:
+    """The terminal on `fd` in raw mode (keys as typed, Ctrl-C a byte; a serial line at `baudrate`) while inside."""
     if not os.isatty(fd):
         yield
         return
     saved = termios.tcgetattr(fd)
     try:
         tty.setraw(fd)
+        speed = getattr(termios, f"B{baudrate}", None)
+        if speed is not None:  # a serial tty (the image's ttyS0) runs at the console's speed; a pty ignores it
+            attributes = termios.tcgetattr(fd)
+            attributes[4] = attributes[5] = speed
+            termios.tcsetattr(fd, termios.TCSANOW, attributes)
         yield
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
@@ -205,9 +210,9 @@ def connect(config: BoxConfig) -> socket.socket | None:
     return sock
 
 
-def bridge(sock: socket.socket, stdin: int, stdout: int) -> None:
+def bridge(sock: socket.socket, stdin: int, stdout: int, baudrate: int | None = None) -> None:
     """Copy bytes both ways between the terminal and the daemon's console until either side ends."""
-    with sock, raw_terminal(stdin):
+    with sock, raw_terminal(stdin, baudrate):
         while True:
             ready, _, _ = select.select([stdin, sock], [], [])
             if stdin in ready:
@@ -250,7 +255,7 @@ async def offline(config: BoxConfig, config_path: Path | None, stdin: int, stdou
 
     loop.add_reader(stdin, readable)
     try:
-        with raw_terminal(stdin):
+        with raw_terminal(stdin, config.console.baudrate):
             await serve(Session(box, transport, PinGate(), where="terminal"))
     finally:
         with contextlib.suppress(ValueError, OSError):
@@ -265,7 +270,7 @@ def console_main(config: BoxConfig, config_path: Path | None) -> int:
     stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
     sock = connect(config)
     if sock is not None:
-        bridge(sock, stdin, stdout)
+        bridge(sock, stdin, stdout, config.console.baudrate)
         return 0
     asyncio.run(offline(config, config_path, stdin, stdout))
     return 0

@@ -209,13 +209,7 @@ def device_findings(facts: Facts) -> list[Finding]:
 
 
 def _device_fix(problem: str) -> str:
-    if problem.startswith("mic") or problem.startswith("microphones."):
-        return N_(
-            "Check the microphone's cable and that its device setting names it (Devices settings; console: `devices`)"
-        )
-    return N_(
-        "Check the camera's USB cable and that its device setting names it (Devices settings; console: `devices`)"
-    )
+    return MIC_FIX if problem.startswith(("mic", "microphones.")) else CAMERA_FIX
 
 
 def disk_findings(facts: Facts) -> list[Finding]:

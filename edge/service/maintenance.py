@@ -87,7 +87,9 @@ def reset_config(config: BoxConfig) -> BoxConfig:
 
 def factory_reset(config: BoxConfig, config_path: Path | None) -> None:
     """Delete everything in the state folder and write the config back to its defaults (its history goes too)."""
-    state = config.box.state_dir
+    state = config.box.state_dir.resolve()
+    if state == Path(state.anchor) or state == Path.home():
+        raise ValueError(f"refusing to empty {state}: box.state_dir must be the box's own folder")
     for child in state.iterdir() if state.is_dir() else ():
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child, ignore_errors=True)
