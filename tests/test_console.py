@@ -343,3 +343,21 @@ async def test_the_console_speaks_the_box_language(box: Box) -> None:
     terminal.type(b"1111\r")
     await terminal.expect("code PIN erroné")
     await _end(terminal, task)
+
+
+class NoComponents:
+    """What a daemon's supervisor reports when nothing is wired in (the wipe's ordering is what is tested)."""
+
+    def report(self) -> dict[str, dict[str, object]]:
+        return {}
+
+
+async def test_inside_the_daemon_the_wipe_waits_until_everything_has_stopped(box: Box) -> None:
+    restarts: list[str] = []
+    box.attach(NoComponents(), lambda: restarts.append("restart"))
+    kept = box.config.box.state_dir / "box.db"
+    box.factory_reset("console")
+    assert restarts == ["restart"]
+    assert await asyncio.to_thread(kept.exists)  # the components still run on it
+    await asyncio.to_thread(box.close)  # what the daemon does once every component stopped
+    assert await asyncio.to_thread(lambda: list(box.config.box.state_dir.iterdir())) == []
