@@ -299,17 +299,17 @@ async def cmd_net(shell: Shell, args: list[str]) -> None:
 async def net_show(shell: Shell) -> None:
     """Addresses, gateways, name servers and the change waiting to be confirmed."""
     shown, s = shell.box.network.show(), shell.s
-    for iface in shown["interfaces"]:  # type: ignore[attr-defined]
-        found = [address for name, address in shown["addresses"] if name == iface] or ["-"]  # type: ignore[attr-defined]
+    for iface in shown.interfaces:
+        found = [address for name, address in shown.addresses if name == iface] or ["-"]
         await s.line(f"{iface:<12}{', '.join(found)}")
-    gateways = ", ".join(f"{gw} ({iface})" for iface, gw in shown["gateways"]) or "-"  # type: ignore[attr-defined]
+    gateways = ", ".join(f"{gw} ({iface})" for iface, gw in shown.gateways) or "-"
     await s.say(N_("Gateway: %(gateways)s"), gateways=gateways)
-    await s.say(N_("Name servers: %(servers)s"), servers=", ".join(shown["dns"]) or "-")  # type: ignore[arg-type]
-    if shown["pending"]:
+    await s.say(N_("Name servers: %(servers)s"), servers=", ".join(shown.dns) or "-")
+    if shown.pending:
         await s.say(N_("Waiting for `net confirm`:"))
-        await s.raw(str(shown["pending"]))
-    if shown["last_rollback"]:
-        await s.say(N_("The last change was undone: %(reason)s"), reason=shown["last_rollback"])
+        await s.raw(shown.pending)
+    if shown.last_rollback:
+        await s.say(N_("The last change was undone: %(reason)s"), reason=shown.last_rollback)
 
 
 # -- logs -------------------------------------------------------------------------------------------------

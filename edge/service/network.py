@@ -169,6 +169,18 @@ def _static(name: str, rest: list[str]) -> Wanted:
     return Wanted(name, dhcp=False, address=str(address), gateway=gateway, dns=dns)
 
 
+@dataclass(frozen=True)
+class Shown:
+    """The network as `net` shows it."""
+
+    interfaces: list[str]
+    addresses: list[tuple[str, str]]
+    gateways: list[tuple[str, str]]
+    dns: list[str]
+    pending: str  # the .network file waiting for `net confirm`, or ""
+    last_rollback: str  # why the last change was undone, or ""
+
+
 @dataclass
 class Pending:
     """A change waiting to be confirmed: what was there before (None: no file of ours)."""
@@ -189,17 +201,17 @@ class Network:
         self._watch: asyncio.Task[None] | None = None
         self.last_rollback = ""  # why the last change was undone, for `net`
 
-    def show(self) -> dict[str, object]:
+    def show(self) -> Shown:
         """Addresses, gateways, DNS servers, and the change waiting to be confirmed."""
         pending = self.pending
-        return {
-            "interfaces": interfaces(),
-            "addresses": addresses(),
-            "gateways": gateways(),
-            "dns": dns_servers(),
-            "pending": pending.wanted.network_file() if pending else None,
-            "last_rollback": self.last_rollback,
-        }
+        return Shown(
+            interfaces(),
+            addresses(),
+            gateways(),
+            dns_servers(),
+            pending.wanted.network_file() if pending else "",
+            self.last_rollback,
+        )
 
     def path(self, interface: str) -> Path:
         """The `.network` file the console writes for `interface`."""
