@@ -537,6 +537,7 @@ COMMANDS: dict[str, Command] = {
     for c in (
         Command("help", N_("List the commands; `help COMMAND` for one."), "help [COMMAND]", (), cmd_help),
         Command("status", N_("The box's state, the lesson, alarms and what needs fixing."), "status", (), cmd_status),
+        Command("doctor", N_("What is wrong with the box, and the fix for each."), "doctor", (), cmd_doctor),
         Command(
             "devices",
             N_("Cameras and microphones; `devices test` measures them live."),
