@@ -63,17 +63,22 @@ class ConsoleDoor(Component):
         self._path = socket_path(box.config)
 
     async def start(self) -> None:
+        try:
+            await self._listen()
+        except OSError as err:  # e.g. a full or read-only state disk: the serial port still serves
+            log.warning("console: no local socket at %s (%s); `classbox console` runs offline", self._path, err)
+            self._server = None
+        self._report("")
+
+    async def _listen(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISSOCK(self._path.lstat().st_mode):
                 self._path.unlink()  # left by a daemon that did not stop cleanly
-        old = os.umask(0o177)
-        try:
-            self._server = await asyncio.start_unix_server(self._connected, path=str(self._path))
-        finally:
-            os.umask(old)
+        # Not a umask change (it is the whole process's): connecting needs write permission, which the
+        # usual umask already withholds from others until the chmod.
+        self._server = await asyncio.start_unix_server(self._connected, path=str(self._path))
         os.chmod(self._path, 0o600)
-        self._report("")
 
     async def run(self) -> None:
         port = self._box.config.console.serial_port
@@ -127,7 +132,8 @@ class ConsoleDoor(Component):
             await asyncio.to_thread(line.close)
 
     def _report(self, port: str, waiting: bool = False) -> None:
-        where = f"waiting for {port}" if waiting else (f"serial {port}" if port else "socket only")
+        serial = f"waiting for {port}" if waiting else (f"serial {port}" if port else "no serial port")
+        where = f"{serial}; {'local socket' if self._server is not None else 'no local socket'}"
         self.set_health("ok", where, console_sessions=len(self._sessions))
 
     async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
