@@ -77,8 +77,25 @@ def _parser() -> argparse.ArgumentParser:
         description="Set the teacher PIN (read from standard input, or prompted) and save the config atomically.",
     )
     set_pin.add_argument("--config", type=Path)
+    set_pin.add_argument("--tech", action="store_true", help="set the technician PIN (the serial console's) instead")
     set_pin.set_defaults(handler=_cmd_set_pin)
     _admin_parser(commands)
+    doctor = commands.add_parser(
+        "doctor",
+        help="say what is wrong with the box, and how to fix it",
+        description="Check devices, disk, clock, network, courseware freshness and the upload backlog from the "
+        "config and the state on disk (no running daemon needed); exits 1 when something is wrong.",
+    )
+    doctor.add_argument("--config", type=Path)
+    doctor.set_defaults(handler=_cmd_doctor)
+    console = commands.add_parser(
+        "console",
+        help="the technician's console on this terminal",
+        description="The serial console's commands on standard input/output: connected to the running box, "
+        "or, when none answers, run here without it (offline).",
+    )
+    console.add_argument("--config", type=Path)
+    console.set_defaults(handler=_cmd_console)
     publish = commands.add_parser(
         "publish",
         help="publish courseware as a signed repository",
@@ -204,15 +221,39 @@ def _cmd_set_pin(args: argparse.Namespace) -> int:
 
     path = config_path(args.config)
     config = load_config(path) if path.exists() else BoxConfig()
-    pin = getpass.getpass("New teacher PIN: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
+    who = "technician" if args.tech else "teacher"
+    pin = getpass.getpass(f"New {who} PIN: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
     try:
-        config.web.teacher_pin_hash = hash_pin(pin)
+        hashed = hash_pin(pin)
     except ValueError as err:
         print(f"classbox: {err}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.tech:
+        config.console.tech_pin_hash = hashed
+    else:
+        config.web.teacher_pin_hash = hashed
     save_config(config, path)
-    print(f"teacher PIN saved in {path}")
+    print(f"{who} PIN saved in {path}")
     return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from edge.service import doctor
+    from edge.web.i18n import translations
+
+    config, _ = _load_for_run(args.config)
+    found = doctor.findings(doctor.gather(config))
+    gettext = translations(config.box.language).gettext
+    for line in doctor.report_lines(found, gettext) or [gettext(doctor.NOTHING_WRONG)]:
+        print(line)
+    return 1 if found else 0
+
+
+def _cmd_console(args: argparse.Namespace) -> int:
+    from edge.console_door import console_main
+
+    config, _ = _load_for_run(args.config)
+    return console_main(config, config_path(args.config))
 
 
 def _cmd_setup_code(args: argparse.Namespace) -> int:

@@ -626,6 +626,30 @@ class ConsoleSection(Section):
         title=N_("Technician PIN"),
         description=N_("Set on the accounts and PINs page; stored as an argon2 hash."),
     )
+    socket_path: str = Field(
+        default="",
+        title=N_("Console socket"),
+        description=N_("Where `classbox console` reaches the running box; empty: console.sock in the state folder."),
+    )
+    idle_logout_s: float = Field(
+        default=600.0,
+        ge=10.0,
+        le=86_400.0,
+        title=N_("Console idle logout (s)"),
+        description=N_("A technician who types nothing for this long is logged out."),
+    )
+    network_dir: str = Field(
+        default="/etc/systemd/network",
+        title=N_("Network settings folder"),
+        description=N_("Where the console's `net set` writes its systemd-networkd .network file."),
+    )
+    net_confirm_s: float = Field(
+        default=120.0,
+        ge=5.0,
+        le=3600.0,
+        title=N_("Network change confirm time (s)"),
+        description=N_("A network change not confirmed from the console within this time is undone."),
+    )
 
     @field_validator("tech_pin_hash")
     @classmethod

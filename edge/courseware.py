@@ -23,6 +23,7 @@ from zeroconf import Error as ZeroconfError
 from edge.component import Component
 from edge.logs import redact
 from edge.service import Box, Lesson
+from edge.service.doctor import LAST_PULL_KEY
 from sync.budget import Budget, Window
 from sync.chunks import ManifestError
 from sync.errors import BudgetExhausted, StoreClosed, SyncError, TrustError
@@ -77,6 +78,7 @@ class CoursewareComponent(Component):
         self.last_report: PullReport | None = None
         self.last_error = ""
         self.last_attempt_at: float | None = None
+        self.paused = False
         self._wake = asyncio.Event()
         self._touched: dict[tuple[str, str], float] = {}
         self._pull_lock = asyncio.Lock()
@@ -126,15 +128,17 @@ class CoursewareComponent(Component):
     async def run(self) -> None:
         if self.peers is not None:
             await asyncio.sleep(PEER_SETTLE_S)  # let LAN peers answer before the first pull
+        asked = False
         while True:
             self.apply_settings()
-            if self._box.config.courseware.repo_url:
+            if self._box.config.courseware.repo_url and (asked or not self.paused):
                 await self.pull_once()
             # asyncio.timeout, not wait_for: in 3.11 wait_for loses a cancel that races a wake-up (a pull asked
             # for while the daemon stops), and the supervisor would wait for this task forever.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._box.config.courseware.pull_interval_s):
                     await self._wake.wait()
+            asked = self._wake.is_set()  # `sync now` pulls also while paused
             self._wake.clear()
 
     async def stop(self) -> None:
@@ -192,6 +196,8 @@ class CoursewareComponent(Component):
                 verdict = "refused" if isinstance(err, TrustError | ManifestError) else "failed"
             if self.last_error:
                 log.error("courseware pull %s: %s (serving what the box has)", verdict, self.last_error)
+            else:  # the doctor reads how fresh the courseware is from the store, also with the daemon down
+                await asyncio.to_thread(store.set_meta, LAST_PULL_KEY, f"{self._box.clock.wall():.3f}")
             self._report_health()
             return self.last_report
 

@@ -16,6 +16,7 @@ from edge.board_input import BoardInputComponent
 from edge.clock import ClockWatch
 from edge.component import Component, Health
 from edge.config import BoxConfig
+from edge.console_door import ConsoleDoor
 from edge.courseware import CoursewareComponent
 from edge.events import EventBus
 from edge.logs import redact
@@ -311,4 +312,5 @@ def standard_components(box: Box) -> list[Component]:
     media: list[Component] = [box.media, box.viewer_hub, box.recorder, SignalChecks(box, camera, microphone)]
     sync: list[Component] = [box.courseware, timetable, Uploads(box)]
     devices = [ClockWatch(box), *cameras, *microphones]
-    return [*devices, *media, BoardInputComponent(box), *sync, history, WebDoor(box)]
+    doors: list[Component] = [WebDoor(box), ConsoleDoor(box)]
+    return [*devices, *media, BoardInputComponent(box), *sync, history, *doors]

@@ -28,6 +28,7 @@ from edge.service import (
     board,
     courseware,
     devices,
+    doctor,
     health,
     links,
     maintenance,
@@ -44,6 +45,7 @@ from edge.service.health import Alarms, Reports
 from edge.service.lessons import Lesson, LessonHook, Lessons
 from edge.service.media import MediaPort
 from edge.service.metrics_history import HistoryPort
+from edge.service.network import Network
 from edge.service.recordings import RecorderPort
 from edge.service.settings import Settings
 from edge.service.status import StatusLine, status_lines
@@ -75,6 +77,7 @@ class Box:
         self.settings = Settings(lambda: self.config, config_path, self._take_settings)
         self.logs = LogRing()  # the daemon hands it the root logger's records
         self._restart: Callable[[], None] | None = None
+        self._reset_pending = False
         self._alarms = Alarms(bus)
         self._teacher = TeacherAccess(lambda: self.config.web)
         self.accounts = AdminAccounts(
@@ -101,6 +104,7 @@ class Box:
         self.timetable_feed: TimetableFeedPort | None = None
         self.clock_synchronised: bool | None = None  # the timetable component's last look at the clock
         self.board = board.Board(bus, lambda: self.config.board.simplify)
+        self.network = Network(lambda: self.config.console)  # the console's `net`: networkd, undone unless confirmed
 
     # -- composition ---------------------------------------------------------------------------
 
@@ -128,11 +132,14 @@ class Box:
             log.warning("cannot make the box's HTTPS certificate: %s; HTTPS stays off", err.strerror or err)
 
     def close(self) -> None:
-        """Close the database (idempotent)."""
+        """Close the database (idempotent); a factory reset asked for wipes the state now."""
         if self._db is not None:
             self.lessons.flush()
             self._db.close()
             self._db = None
+        if self._reset_pending:
+            self._reset_pending = False
+            maintenance.factory_reset(self.config, self.settings.path)
 
     def attach(self, supervisor: Reports, restart: Callable[[], None] | None = None) -> None:
         """Give the box the supervisor whose components it reports on, and the daemon's way to restart."""
@@ -587,3 +594,49 @@ class Box:
     def microphone_level(self, name: str) -> dict[str, Any]:
         """The configured microphone `name`'s level now (dBFS) and status (DeviceNotFound)."""
         return devices.microphone_level(health.component_reports(self._supervisor), name)
+
+    # -- the doctor and the technician's console ---------------------------------------------------
+
+    async def doctor(self) -> list[doctor.Finding]:
+        """What is wrong with the box, in plain words with the fix for each (also without a running daemon)."""
+        components = health.component_reports(self._supervisor)
+        listed = self.recordings()["recordings"] if self._db is not None else None
+        facts = await asyncio.to_thread(doctor.gather, self.config, components, listed)
+        return doctor.findings(facts)
+
+    def running(self) -> bool:
+        """True inside the daemon (its components attached); False for the console's offline mode."""
+        return self._supervisor is not None
+
+    def set_setting(self, key: str, text: str, by: str) -> dict[str, Any]:
+        """Set one setting by its dotted name from typed text (JSON or a bare word), saved like the admin page's."""
+        return self.settings.set_one(key, text, by)
+
+    def factory_reset(self, by: str) -> None:
+        """Wipe secrets and data (the state folder; the config back to defaults but the OS's own settings).
+
+        Inside the daemon the wipe waits for every component to stop (the restart asked for here closes the
+        box last); without one it happens at once.
+        """
+        log.warning("factory reset asked for by %s", by)
+        self._reset_pending = True
+        if self.running():
+            self.restart(by)
+        else:
+            self.close()
+
+    def sync_status(self) -> dict[str, Any]:
+        """The courseware pull (last attempt, error, paused) and the upload queue, for the console's `sync`."""
+        cw = self.courseware
+        return {
+            "running": cw is not None and cw.store is not None,
+            "paused": bool(cw and cw.paused),
+            "last_attempt_at": cw.last_attempt_at if cw else None,
+            "error": cw.last_error if cw else "",
+            "uploads": metrics_history.uploads(health.component_reports(self._supervisor)),
+        }
+
+    def pause_sync(self, paused: bool, by: str) -> None:
+        """Stop (or resume) the scheduled courseware pulls; `pull_courseware` still pulls. StoreClosed without sync."""
+        courseware.running(self.courseware).paused = paused
+        log.warning("courseware sync %s by %s", "paused" if paused else "resumed", by)

@@ -12,6 +12,7 @@ the secret there was.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 NO_FILE = "this box runs without a config file: there is nowhere to save settings"
 ORIGIN_KEY = "__origin__"  # a list item's index in the values the page was given (to keep its secrets)
+SECRET_REFUSED = N_("a secret: set it on the admin page (PINs: `classbox config set-pin`)")
 PIN_FIELDS = {"teacher": "web.teacher_pin_hash", "technician": "console.tech_pin_hash"}
 
 
@@ -94,6 +96,10 @@ GROUPS = (
             "discovery",
             "console.serial_port",
             "console.baudrate",
+            "console.idle_logout_s",
+            "console.socket_path",
+            "console.network_dir",
+            "console.net_confirm_s",
         ),
     ),
     Group(
@@ -361,6 +367,23 @@ class Settings:
             set_path(proposed, path, keep_secrets(submitted, get_path(current, path)))
         return self._save(self._validated(proposed), by, note=f"settings:{group.name}")
 
+    def set_one(self, key: str, text: str, by: str) -> dict[str, Any]:
+        """Set one setting (`web.port`, `cameras.0.device`) from typed text: JSON, else the text as a string.
+
+        Validated by the one schema and saved as the admin page saves (raise SettingsRefused, KeyError).
+        Secrets are not set this way: PINs have `set_pin`, the rest the admin page.
+        """
+        self.get(key)  # KeyError for an unknown name
+        if is_secret(key.rsplit(".", 1)[-1]):
+            raise SettingsRefused([{"loc": key, "msg": SECRET_REFUSED}])
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        proposed = self.config.model_dump(mode="json")
+        _set_indexed(proposed, key, value)
+        return self._save(self._validated(proposed), by, note=f"console:{key}")
+
     def set_pin(self, which: str, pin: str, by: str) -> dict[str, Any]:
         """Set the teacher or technician PIN (stored as its argon2 hash; raise SettingsRefused)."""
         path = PIN_FIELDS[which]
@@ -419,3 +442,15 @@ def _outside(group: Group, values: dict[str, Any], prefix: str = "") -> list[str
         else:
             outside.append(path)
     return outside
+
+
+def _set_indexed(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set the value at a dotted path whose parts may index lists (`cameras.0.device`); the path exists."""
+    *parents, last = key.split(".")
+    node: Any = data
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value

@@ -29,6 +29,7 @@ STATIC = {
     "admin-form.js": "text/javascript",
     "admin-timetable.js": "text/javascript",
     "admin.css": "text/css",
+    "admin-doctor.js": "text/javascript",
 }
 LOG_LEVELS = Literal["", "debug", "info", "warning", "error", "critical"]
 
@@ -115,6 +116,15 @@ class ConfigVersion(BaseModel):
     note: str
 
 
+class Finding(BaseModel):
+    """Something wrong with the box and its fix, in words."""
+
+    key: str
+    area: str
+    problem: str
+    fix: str
+
+
 class LogLine(BaseModel):
     """One log record (secrets masked)."""
 
@@ -172,6 +182,13 @@ def _saving(action: Callable[[], dict[str, Any]]) -> Saved:
 async def dashboard(box: BoxDep, who: AdminDep) -> Dashboard:
     """Health of every component, the upload queue, the last courseware pull, the month's data against the cap."""
     return Dashboard(**box.dashboard())
+
+
+@router.get("/api/admin/doctor")
+async def doctor(request: Request, box: BoxDep, who: AdminDep) -> list[Finding]:
+    """What is wrong with the box, each with its fix, in the page's language (the same as `classbox doctor`)."""
+    gettext = translations(page_language(request, box)).gettext
+    return [Finding(**finding.to_json(gettext)) for finding in await box.doctor()]
 
 
 @router.get("/api/admin/history")

@@ -79,6 +79,7 @@ const COMPONENT_WORDS = {
   uploads: () => _("Uploads"),
   history: () => _("Dashboard history"),
   web: () => _("Web pages"),
+  console: () => _("Serial console"),
 };
 const OVERALL_WORDS = {
   ok: () => _("Everything is working."),
