@@ -28,6 +28,7 @@ from edge.service import (
     board,
     courseware,
     devices,
+    discovery,
     doctor,
     health,
     links,
@@ -41,6 +42,7 @@ from edge.service.accounts import AdminAccounts, AdminSession, TeacherAccess, is
 from edge.service.certificate import Certificate, ensure_certificate
 from edge.service.courseware import CoursewarePort
 from edge.service.devices import CameraPort, MicrophoneMute, MicrophonePort, NamedCamera
+from edge.service.discovery import DiscoveryPort
 from edge.service.health import Alarms, Reports
 from edge.service.lessons import Lesson, LessonHook, Lessons
 from edge.service.media import MediaPort
@@ -105,6 +107,7 @@ class Box:
         self.clock_synchronised: bool | None = None  # the timetable component's last look at the clock
         self.board = board.Board(bus, lambda: self.config.board.simplify)
         self.network = Network(lambda: self.config.console)  # the console's `net`: networkd, undone unless confirmed
+        self.discovery: DiscoveryPort | None = None
 
     # -- composition ---------------------------------------------------------------------------
 
@@ -560,6 +563,16 @@ class Box:
         kept = self.settings.history.versions() if self.settings.path is not None else []
         lines = self.logs.tail(limit=self.logs.size)
         return maintenance.diagnostics(self.config, self.health(), lines, kept)
+
+    # -- other boxes on the LAN ------------------------------------------------------------------
+
+    def lan_boxes(self) -> dict[str, Any]:
+        """The other boxes seen on the LAN now (id, name, room, version, addresses, admin link)."""
+        return discovery.lan_boxes(self.discovery)
+
+    def peer_urls(self) -> list[str]:
+        """Base URLs of the LAN's courseware peers seen now."""
+        return discovery.peer_urls(self.discovery)
 
     # -- the dashboard and the device test --------------------------------------------------------
 

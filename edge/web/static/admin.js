@@ -76,6 +76,7 @@ const COMPONENT_WORDS = {
   stream: () => _("Live streaming"),
   recorder: () => _("Recorder"),
   courseware: () => _("Courseware cache"),
+  discovery: () => _("Discovery on the network"),
   uploads: () => _("Uploads"),
   history: () => _("Dashboard history"),
   web: () => _("Web pages"),

@@ -1,0 +1,225 @@
+"""Discovery on the LAN: the box's web pages found by any mDNS browser, and boxes that list each other.
+
+Everything is python-zeroconf bound to 127.0.0.1 (multicast on loopback): the test's own browser
+plays an IT person's mDNS browser; in the last test the boxes are real daemons (subprocesses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, closing
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from zeroconf import ServiceStateChange, Zeroconf
+from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
+from edge import __version__
+from edge.config import BoxConfig
+from edge.discovery import HTTP_TYPE, HTTPS_TYPE, Discovery, instance_name
+from edge.events import EventBus
+from edge.service import Box
+from tests.helpers import DaemonProcess, free_port, wait_for
+
+LOOPBACK = ["127.0.0.1"]
+
+
+def config_for(state: Path, box_id: str, name: str, room: str) -> BoxConfig:
+    config = BoxConfig()
+    config.box.id, config.box.name, config.box.room, config.box.state_dir = box_id, name, room, state
+    config.web.host, config.web.port, config.web.https_port = "127.0.0.1", free_port(), free_port()
+    config.discovery.interfaces = LOOPBACK
+    return config
+
+
+class Watcher:
+    """An mDNS browser on loopback: the services of one type it sees now, by instance name."""
+
+    def __init__(self, zc: AsyncZeroconf, kinds: list[str]) -> None:
+        self.zc = zc
+        self.present: set[str] = set()
+        self.updates = 0
+        self.browser = AsyncServiceBrowser(zc.zeroconf, kinds, handlers=[self._changed])
+
+    def _changed(self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
+        if state_change is ServiceStateChange.Removed:
+            self.present.discard(name)
+        else:
+            self.present.add(name)
+            self.updates += 1
+
+    async def resolve(self, kind: str, name: str) -> AsyncServiceInfo:
+        info = AsyncServiceInfo(kind, name)
+        assert await info.async_request(self.zc.zeroconf, 3000), f"{name} did not resolve"
+        return info
+
+
+async def until(predicate: Callable[[], Any], what: str, within: float = 15.0) -> None:
+    """Wait on the loop until `predicate()` holds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out after {within}s waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def watcher() -> AsyncIterator[Watcher]:
+    zc = AsyncZeroconf(interfaces=LOOPBACK)
+    watching = Watcher(zc, [HTTP_TYPE, HTTPS_TYPE])
+    try:
+        yield watching
+    finally:
+        await watching.browser.async_cancel()
+        await zc.async_close()
+
+
+@asynccontextmanager
+async def advertised(config: BoxConfig, addresses: Callable[[], list[str]] | None = None) -> AsyncIterator[Discovery]:
+    """A box's discovery component started (its other parts are not needed to advertise)."""
+    box = Box(config, EventBus())
+    await asyncio.to_thread(box.open)  # makes the HTTPS certificate
+    discovery = Discovery(box, addresses)
+    box.discovery = discovery
+    try:
+        await discovery.start()
+        yield discovery
+    finally:
+        await discovery.stop()
+        await discovery.stop()  # idempotent
+        box.close()
+
+
+async def test_an_mdns_browser_finds_the_web_pages_with_the_box_txt_and_loses_them_on_stop(
+    tmp_path: Path, watcher: Watcher
+) -> None:
+    config = config_for(tmp_path / "a", "box-lan-a", "Grade 5, Room 12", "12")
+    name = instance_name(config.box.name, config.box.id)
+    http_name, https_name = f"{name}.{HTTP_TYPE}", f"{name}.{HTTPS_TYPE}"
+    async with advertised(config):
+        await until(lambda: {http_name, https_name} <= watcher.present, "both web services")
+        http = await watcher.resolve(HTTP_TYPE, http_name)
+        assert http.port == config.web.port
+        assert http.parsed_addresses() == ["127.0.0.1"]
+        assert http.properties == {
+            b"product": b"classbox",
+            b"id": b"box-lan-a",
+            b"name": b"Grade 5, Room 12",
+            b"room": b"12",
+            b"version": __version__.encode(),
+            b"path": b"/admin",
+        }
+        https = await watcher.resolve(HTTPS_TYPE, https_name)
+        assert https.port == config.web.https_port
+        assert https.properties[b"path"] == b"/admin"
+    await until(lambda: not ({http_name, https_name} & watcher.present), "the goodbyes of both services")
+
+
+def test_the_instance_name_fits_one_dns_label_and_keeps_the_id() -> None:
+    assert instance_name("Grade 5, Room 12", "box-a") == "Grade 5, Room 12 (box-a)"
+    long = instance_name("École élémentaire Jean-Jaurès, salle polyvalente du rez-de-chaussée", "box-0123456789")
+    assert len(long.encode()) <= 63
+    assert long.endswith(" (box-0123456789)")
+    assert instance_name("x", "b" * 64) == "b" * 63
+
+
+async def test_a_box_whose_address_changes_announces_the_new_one(tmp_path: Path, watcher: Watcher) -> None:
+    config = config_for(tmp_path / "a", "box-lan-move", "Moving box", "")
+    config.web.https_port = 0
+    where = ["127.0.0.1"]
+    name = f"{instance_name(config.box.name, config.box.id)}.{HTTP_TYPE}"
+    async with advertised(config, lambda: list(where)) as discovery:
+        await until(lambda: name in watcher.present, "the web service")
+        assert await discovery.check_addresses() is False  # nothing changed: nothing sent
+        where[:] = ["127.0.0.2"]
+        assert await discovery.check_addresses() is True
+        assert discovery.addresses == ["127.0.0.2"]
+
+        async def moved() -> bool:
+            info = await watcher.resolve(HTTP_TYPE, name)
+            return "127.0.0.2" in info.parsed_addresses()
+
+        await until_async(moved, "the new address announced")
+
+
+async def until_async(predicate: Callable[[], Awaitable[bool]], what: str, within: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out after {within}s waiting for {what}"
+        await asyncio.sleep(0.1)
+
+
+async def test_two_boxes_list_each_other_by_id_and_not_themselves(tmp_path: Path) -> None:
+    a = config_for(tmp_path / "a", "box-lan-pair-a", "Room A", "A")
+    b = config_for(tmp_path / "b", "box-lan-pair-b", "Room B", "B")
+    async with advertised(a) as seen_by_a, advertised(b) as seen_by_b:
+        await until(lambda: "box-lan-pair-b" in {x["id"] for x in seen_by_a.boxes()}, "A seeing B")
+        await until(lambda: "box-lan-pair-a" in {x["id"] for x in seen_by_b.boxes()}, "B seeing A")
+        await until(lambda: _listed(seen_by_a, "box-lan-pair-b").get("url"), "B's plain web page")
+        entry = _listed(seen_by_a, "box-lan-pair-b")
+        assert entry["name"] == "Room B"
+        assert entry["room"] == "B"
+        assert entry["url"] == f"http://127.0.0.1:{b.web.port}"
+        await until(
+            lambda: _listed(seen_by_a, "box-lan-pair-b")["admin_url"] == f"https://127.0.0.1:{b.web.https_port}/admin",
+            "B's admin page over HTTPS",
+        )
+        assert [x for x in seen_by_a.boxes() if x["id"] == "box-lan-pair-a"] == []
+        assert [x["id"] for x in seen_by_a.boxes()].count("box-lan-pair-b") == 1  # one entry for its two services
+        assert f"http://127.0.0.1:{b.web.port}" in seen_by_a.peer_urls()  # the courseware peers share the instance
+
+
+def _listed(discovery: Discovery, box_id: str) -> dict[str, Any]:
+    return next((x for x in discovery.boxes() if x["id"] == box_id), {})
+
+
+# -- two real daemons ---------------------------------------------------------------------------------
+
+SETUP_CODE = "admin-setup-code"
+
+
+def _daemon(tmp: Path, box_id: str, name: str) -> DaemonProcess:
+    config = tmp / f"{box_id}.toml"
+    config.write_text(f'[box]\nid = "{box_id}"\nname = "{name}"\n')
+    return DaemonProcess(tmp / box_id, "--config", str(config))
+
+
+def _admin(daemon: DaemonProcess) -> httpx.Client:
+    """An admin session on `daemon` (the first admin, made with the setup code)."""
+    client = httpx.Client(base_url=daemon.url, timeout=10)
+    code = (daemon.state_dir / SETUP_CODE).read_text().strip()
+    answer = client.post("/api/admin/setup", json={"code": code, "user": "it", "password": "correct horse battery"})
+    if answer.status_code != 201:
+        client.close()
+        raise AssertionError(answer.text)
+    return client
+
+
+def _ids(client: httpx.Client) -> set[str]:
+    answer = client.get("/api/admin/boxes")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["discovering"] is True
+    return {entry["id"] for entry in answer.json()["boxes"]}
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[DaemonProcess, DaemonProcess]]:
+    first, second = _daemon(tmp_path, "box-lan-d1", "First"), _daemon(tmp_path, "box-lan-d2", "Second")
+    with first, second:
+        first.wait_healthy(60)
+        second.wait_healthy(60)
+        yield first, second
+
+
+@pytest.mark.slow
+def test_two_daemons_list_each_other_and_a_stopped_box_disappears(pair: tuple[DaemonProcess, DaemonProcess]) -> None:
+    first, second = pair
+    with closing(_admin(first)) as at_first, closing(_admin(second)) as at_second:
+        assert httpx.get(first.url + "/api/admin/boxes").status_code in (401, 403)  # the list needs an admin
+        wait_for(lambda: "box-lan-d2" in _ids(at_first), 20, 0.2, "the first box listing the second")
+        wait_for(lambda: "box-lan-d1" in _ids(at_second), 20, 0.2, "the second box listing the first")
+        assert "box-lan-d1" not in _ids(at_first)
+        assert second.terminate(15) == 0
+        wait_for(lambda: "box-lan-d2" not in _ids(at_first), 20, 0.2, "the stopped box gone from the list")
