@@ -302,3 +302,40 @@ class SyntheticDisplay(DisplayControl):
 
     async def status(self) -> DisplayStatus:
         return DisplayStatus(self.state.power, self.state.input)
+
+
+def check_spec(spec: str) -> tuple[str, str, int]:
+    """(kind, where, port or speed) of a display spec: `pjlink:HOST[:PORT]`, `serial:PORT[@BAUD]` or `synthetic`."""
+    kind, _, rest = spec.partition(":")
+    if kind == "synthetic" and not rest:
+        return kind, "", 0
+    if kind == "pjlink" and rest:
+        host, colon, port = rest.rpartition(":") if rest.count(":") == 1 else (rest, "", "")
+        if colon and not port.isdigit():
+            raise DeviceSpecError(f"the PJLink port must be a number: {spec!r}")
+        return kind, host, int(port or PJLINK_PORT)
+    if kind == "serial" and rest:
+        path, at, baud = rest.partition("@")
+        if at and not baud.isdigit():
+            raise DeviceSpecError(f"serial speed must be a number: {spec!r}")
+        return kind, path, int(baud or 9600)
+    raise DeviceSpecError(f"a display is pjlink:HOST[:PORT], serial:PORT[@BAUD] or synthetic, not {spec!r}")
+
+
+def open_display(
+    spec: str,
+    *,
+    password: str = "",
+    inputs: dict[str, str] | None = None,
+    commands: CommandMap | None = None,
+    timeout_s: float = 3.0,
+) -> DisplayControl:
+    """The display `spec` names; `inputs` are PJLink codes (pjlink) or the map's input bytes as text (serial)."""
+    kind, where, number = check_spec(spec)
+    if kind == "pjlink":
+        return PJLinkDisplay(where, number, password, inputs, timeout_s)
+    if kind == "serial":
+        if commands is None:
+            raise DeviceSpecError("a serial display needs its command map (power on and off at least)")
+        return SerialDisplay(where, commands, number, timeout_s)
+    return SyntheticDisplay(list(inputs or {}) or None)

@@ -450,7 +450,7 @@ class SyntheticCamera(CameraControl):
 def open_camera(spec: str, address: int = 1, timeouts: Timeouts | None = None) -> CameraControl:
     """A camera control from its spec: `serial:/dev/ttyUSB0[@9600]`, `visca-ip:HOST[:PORT]` or `synthetic`."""
     kind, _, rest = spec.partition(":")
-    if kind == "synthetic":
+    if kind == "synthetic" and not rest:
         return SyntheticCamera()
     if kind == "serial" and rest:
         port, _, baud = rest.partition("@")

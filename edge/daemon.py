@@ -28,6 +28,7 @@ from edge.media.signals import SignalChecks
 from edge.metrics_history import MetricsHistory
 from edge.notify import Notifier, watchdog_interval
 from edge.service import Box
+from edge.service.room import RoomDevices
 from edge.stream.viewers import ViewerHub
 from edge.timetable import TimetableComponent
 from edge.uploads import Uploads
@@ -308,11 +309,12 @@ def standard_components(box: Box) -> list[Component]:
     box.discovery = discovery = Discovery(box)  # before courseware: its LAN peers browse on discovery's zeroconf
     box.courseware = CoursewareComponent(box)
     box.cameras = list(cameras)
+    box.room = RoomDevices(lambda: box.config, box.bus, box.raise_alarm, box.clear_alarm)
     box.history = history = MetricsHistory(box)
     box.timetable_feed = timetable = TimetableComponent(box)
     # The recorder after media: its lesson hooks run after the encoders start and before they stop.
     media: list[Component] = [box.media, box.viewer_hub, box.recorder, SignalChecks(box, camera, microphone)]
-    sync: list[Component] = [discovery, box.courseware, timetable, Uploads(box)]
+    sync: list[Component] = [box.room, discovery, box.courseware, timetable, Uploads(box)]
     devices = [ClockWatch(box), *cameras, *microphones]
     doors: list[Component] = [WebDoor(box), ConsoleDoor(box)]
     return [*devices, *media, BoardInputComponent(box), *sync, history, *doors]
