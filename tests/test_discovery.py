@@ -7,13 +7,15 @@ plays an IT person's mDNS browser; in the last test the boxes are real daemons (
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, closing
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from playwright.async_api import Browser, expect
 from zeroconf import ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
@@ -22,9 +24,10 @@ from edge.config import BoxConfig
 from edge.discovery import HTTP_TYPE, HTTPS_TYPE, Discovery, instance_name
 from edge.events import EventBus
 from edge.service import Box
-from tests.helpers import DaemonProcess, free_port, wait_for
+from tests.helpers import REPO, DaemonProcess, free_port
 
 LOOPBACK = ["127.0.0.1"]
+SCREENSHOTS = REPO / "docs" / "screenshots"
 
 
 def config_for(state: Path, box_id: str, name: str, room: str) -> BoxConfig:
@@ -186,19 +189,22 @@ def _daemon(tmp: Path, box_id: str, name: str) -> DaemonProcess:
     return DaemonProcess(tmp / box_id, "--config", str(config))
 
 
-def _admin(daemon: DaemonProcess) -> httpx.Client:
+ADMIN = {"user": "it", "password": "correct horse battery"}
+
+
+async def _admin(daemon: DaemonProcess) -> httpx.AsyncClient:
     """An admin session on `daemon` (the first admin, made with the setup code)."""
-    client = httpx.Client(base_url=daemon.url, timeout=10)
-    code = (daemon.state_dir / SETUP_CODE).read_text().strip()
-    answer = client.post("/api/admin/setup", json={"code": code, "user": "it", "password": "correct horse battery"})
+    client = httpx.AsyncClient(base_url=daemon.url, timeout=10)
+    code = (await asyncio.to_thread((daemon.state_dir / SETUP_CODE).read_text)).strip()
+    answer = await client.post("/api/admin/setup", json={"code": code, **ADMIN})
     if answer.status_code != 201:
-        client.close()
+        await client.aclose()
         raise AssertionError(answer.text)
     return client
 
 
-def _ids(client: httpx.Client) -> set[str]:
-    answer = client.get("/api/admin/boxes")
+async def _ids(client: httpx.AsyncClient) -> set[str]:
+    answer = await client.get("/api/admin/boxes")
     assert answer.status_code == 200, answer.text
     assert answer.json()["discovering"] is True
     return {entry["id"] for entry in answer.json()["boxes"]}
@@ -214,12 +220,37 @@ def pair(tmp_path: Path) -> Iterator[tuple[DaemonProcess, DaemonProcess]]:
 
 
 @pytest.mark.slow
-def test_two_daemons_list_each_other_and_a_stopped_box_disappears(pair: tuple[DaemonProcess, DaemonProcess]) -> None:
+@pytest.mark.browser
+async def test_two_daemons_list_each_other_on_the_dashboard_and_a_stopped_box_disappears(
+    pair: tuple[DaemonProcess, DaemonProcess], browser: Browser
+) -> None:
     first, second = pair
-    with closing(_admin(first)) as at_first, closing(_admin(second)) as at_second:
-        assert httpx.get(first.url + "/api/admin/boxes").status_code in (401, 403)  # the list needs an admin
-        wait_for(lambda: "box-lan-d2" in _ids(at_first), 20, 0.2, "the first box listing the second")
-        wait_for(lambda: "box-lan-d1" in _ids(at_second), 20, 0.2, "the second box listing the first")
-        assert "box-lan-d1" not in _ids(at_first)
-        assert second.terminate(15) == 0
-        wait_for(lambda: "box-lan-d2" not in _ids(at_first), 20, 0.2, "the stopped box gone from the list")
+    async with AsyncExitStack() as stack, httpx.AsyncClient() as anyone:
+        at_first = await _admin(first)
+        stack.push_async_callback(at_first.aclose)
+        at_second = await _admin(second)
+        stack.push_async_callback(at_second.aclose)
+        assert (await anyone.get(first.url + "/api/admin/boxes")).status_code in (401, 403)
+        await until_async(lambda: _has(at_first, "box-lan-d2"), "the first box listing the second")
+        await until_async(lambda: _has(at_second, "box-lan-d1"), "the second box listing the first")
+        assert "box-lan-d1" not in await _ids(at_first)
+
+        context = await browser.new_context(viewport={"width": 1280, "height": 800})
+        signed_in = await context.request.post(first.url + "/api/admin/login", data=ADMIN)
+        assert signed_in.ok, await signed_in.text()
+        page = await context.new_page()
+        await page.goto(first.url + "/admin")
+        entry = page.locator('#boxes li[data-box="box-lan-d2"]')
+        await expect(entry).to_contain_text("Second")
+        await expect(entry.locator("a")).to_have_attribute("href", re.compile(r"^https://127\.0\.0\.1:\d+/admin$"))
+        await page.locator("section.lan-boxes").screenshot(path=str(SCREENSHOTS / "admin-boxes-en-1280x800.png"))
+
+        assert await asyncio.to_thread(second.terminate, 15) == 0
+        await until_async(lambda: _has(at_first, "box-lan-d2", False), "the stopped box gone from the list")
+        await expect(entry).to_have_count(0, timeout=10_000)
+        await expect(page.locator("#boxes-empty")).to_be_visible()
+        await context.close()
+
+
+async def _has(client: httpx.AsyncClient, box_id: str, present: bool = True) -> bool:
+    return (box_id in await _ids(client)) is present
