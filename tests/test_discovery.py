@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -181,11 +181,30 @@ def _listed(discovery: Discovery, box_id: str) -> dict[str, Any]:
 # -- two real daemons ---------------------------------------------------------------------------------
 
 SETUP_CODE = "admin-setup-code"
+SMALL = """
+[[cameras]]
+name = "teacher"
+width = 640
+height = 360
+fps = 10
+[stream.high]
+width = 640
+height = 360
+fps = 10
+kbps = 400
+[stream.low]
+width = 320
+height = 180
+fps = 10
+kbps = 150
+[stream.lowest]
+enabled = false
+"""  # the machine is shared: small layers
 
 
 def _daemon(tmp: Path, box_id: str, name: str) -> DaemonProcess:
     config = tmp / f"{box_id}.toml"
-    config.write_text(f'[box]\nid = "{box_id}"\nname = "{name}"\n')
+    config.write_text(f'[box]\nid = "{box_id}"\nname = "{name}"\n{SMALL}')
     return DaemonProcess(tmp / box_id, "--config", str(config))
 
 
@@ -194,7 +213,7 @@ ADMIN = {"user": "it", "password": "correct horse battery"}
 
 async def _admin(daemon: DaemonProcess) -> httpx.AsyncClient:
     """An admin session on `daemon` (the first admin, made with the setup code)."""
-    client = httpx.AsyncClient(base_url=daemon.url, timeout=10)
+    client = await asyncio.to_thread(httpx.AsyncClient, base_url=daemon.url, timeout=10)  # loads the CA file
     code = (await asyncio.to_thread((daemon.state_dir / SETUP_CODE).read_text)).strip()
     answer = await client.post("/api/admin/setup", json={"code": code, **ADMIN})
     if answer.status_code != 201:
@@ -211,12 +230,14 @@ async def _ids(client: httpx.AsyncClient) -> set[str]:
 
 
 @pytest.fixture
-def pair(tmp_path: Path) -> Iterator[tuple[DaemonProcess, DaemonProcess]]:
+async def pair(tmp_path: Path) -> AsyncIterator[tuple[DaemonProcess, DaemonProcess]]:
     first, second = _daemon(tmp_path, "box-lan-d1", "First"), _daemon(tmp_path, "box-lan-d2", "Second")
-    with first, second:
-        first.wait_healthy(60)
-        second.wait_healthy(60)
+    try:
+        await asyncio.gather(asyncio.to_thread(first.wait_healthy, 60), asyncio.to_thread(second.wait_healthy, 60))
         yield first, second
+    finally:
+        await asyncio.to_thread(first.__exit__)
+        await asyncio.to_thread(second.__exit__)
 
 
 @pytest.mark.slow
@@ -225,7 +246,8 @@ async def test_two_daemons_list_each_other_on_the_dashboard_and_a_stopped_box_di
     pair: tuple[DaemonProcess, DaemonProcess], browser: Browser
 ) -> None:
     first, second = pair
-    async with AsyncExitStack() as stack, httpx.AsyncClient() as anyone:
+    anyone = await asyncio.to_thread(httpx.AsyncClient)  # the CA file loads off the loop
+    async with AsyncExitStack() as stack, anyone:
         at_first = await _admin(first)
         stack.push_async_callback(at_first.aclose)
         at_second = await _admin(second)
