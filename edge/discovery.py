@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import ifaddr
 from zeroconf import Error as ZeroconfError
 from zeroconf import InterfaceChoice, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
@@ -50,6 +51,13 @@ def instance_name(box_name: str, box_id: str) -> str:
     if len(suffix.encode()) >= LABEL_BYTES - 8:
         return _cut(box_id, LABEL_BYTES)
     return _cut(box_name, LABEL_BYTES - len(suffix.encode())).rstrip() + suffix
+
+
+def host_addresses() -> set[str]:
+    """Every address of this machine's interfaces, loopback included."""
+    return {
+        str(ip.ip if isinstance(ip.ip, str) else ip.ip[0]) for adapter in ifaddr.get_adapters() for ip in adapter.ips
+    }
 
 
 def _text(properties: dict[bytes, bytes | None], key: str) -> str:
@@ -96,12 +104,19 @@ class Discovery(Component):
     # -- life -----------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        cfg = self._box.config
-        if not cfg.discovery.enabled:
+        if not self._box.config.discovery.enabled:
             self.set_health("ok", "off")
             return
+        await self._open()
+
+    async def _open(self) -> bool:
+        """Make the zeroconf instance, advertise, browse; a failure leaves discovery off until the next try."""
+        cfg = self._box.config
         interfaces = self._interfaces()
         self.addresses = self._current_addresses()
+        absent = sorted(set(interfaces) - host_addresses())
+        if absent:  # checked first: zeroconf leaks its socket when it fails to bind
+            return self._unavailable(f"no interface has the address {', '.join(absent)}")
         try:
             self.zeroconf = AsyncZeroconf(interfaces=interfaces or InterfaceChoice.All)
             await self._advertise()
@@ -110,16 +125,25 @@ class Discovery(Component):
             self._browser = AsyncServiceBrowser(self.zeroconf.zeroconf, list(WEB_TYPES), handlers=[self._changed])
         except (OSError, ZeroconfError) as err:
             await self.stop()
-            raise RuntimeError(f"LAN discovery unavailable: {err}") from err
+            return self._unavailable(str(err))
         self._report()
         log.info("discovery: advertising %s at %s", self._infos[0].name, ", ".join(self.addresses) or "-")
+        return True
+
+    def _unavailable(self, why: str) -> bool:
+        log.warning("discovery: unavailable (%s); courseware comes from the repository only, trying again", why)
+        self.set_health("degraded", f"LAN discovery unavailable: {why}")
+        return False
 
     async def run(self) -> None:
-        if self.zeroconf is None:
+        if not self._box.config.discovery.enabled:
             return
         while True:
             await asyncio.sleep(ADDRESS_CHECK_S)
-            await self.check_addresses()
+            if self.zeroconf is None:
+                await self._open()  # the network was not there at start (no interface up yet)
+            else:
+                await self.check_addresses()
 
     async def stop(self) -> None:
         for task in list(self._tasks):

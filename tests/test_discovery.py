@@ -147,6 +147,17 @@ async def test_a_box_whose_address_changes_announces_the_new_one(tmp_path: Path,
         await until_async(moved, "the new address announced")
 
 
+async def test_a_box_that_cannot_advertise_is_degraded_and_lists_nobody(tmp_path: Path) -> None:
+    config = config_for(tmp_path / "a", "box-lan-nowhere", "Nowhere", "")
+    config.discovery.interfaces = ["192.0.2.1"]  # TEST-NET-1: no interface of this machine has it
+    async with advertised(config) as discovery:
+        assert discovery.zeroconf is None
+        assert discovery.health().status == "degraded"
+        assert discovery.health().detail == "LAN discovery unavailable: no interface has the address 192.0.2.1"
+        assert discovery.boxes() == []
+        assert discovery.peer_urls() == []
+
+
 async def until_async(predicate: Callable[[], Awaitable[bool]], what: str, within: float = 15.0) -> None:
     deadline = asyncio.get_running_loop().time() + within
     while not await predicate():
