@@ -77,6 +77,7 @@ const COMPONENT_WORDS = {
   recorder: () => _("Recorder"),
   courseware: () => _("Courseware cache"),
   discovery: () => _("Discovery on the network"),
+  room: () => _("PTZ camera and room display"),
   uploads: () => _("Uploads"),
   history: () => _("Dashboard history"),
   web: () => _("Web pages"),
