@@ -210,7 +210,8 @@ class SerialLink(Link):
         try:
             data = port.read(port.in_waiting or 1)
         except (serial.SerialException, OSError):
-            data = b""  # the adapter went away: the next command says so
+            self._drop()  # the adapter went away: the next command opens it again (or says why not)
+            return
         for message in self._reader.feed(data):
             self.replies.put_nowait(message)
         self.garbage = self._reader.garbage
@@ -225,12 +226,15 @@ class SerialLink(Link):
             await self.close()
             raise DeviceUnavailable(f"cannot write to the camera's serial port {self.port}: {err}") from err
 
-    async def close(self) -> None:
+    def _drop(self) -> None:
         port, self._serial = self._serial, None
         if port is not None:
             with contextlib.suppress(ValueError, OSError):
                 asyncio.get_running_loop().remove_reader(port.fileno())
             port.close()
+
+    async def close(self) -> None:
+        self._drop()
 
 
 class _Datagrams(asyncio.DatagramProtocol):

@@ -143,6 +143,31 @@ async def test_one_command_at_a_time_per_camera(pty_camera: tuple[PlayedCamera, 
     assert played.received[1] == bytes.fromhex("8101043f0202ff")
 
 
+async def test_a_serial_camera_whose_cable_is_pulled_is_a_clear_error_not_a_busy_loop() -> None:
+    master, slave = os.openpty()
+    tty.setraw(master)
+    link = SerialLink(os.ttyname(slave))
+    camera = ViscaCamera(link, timeouts=QUICK)
+    played = PlayedCamera(lambda data: os.write(master, data))
+    loop = asyncio.get_running_loop()
+    os.set_blocking(master, False)
+    loop.add_reader(master, lambda: played.bytes_in(os.read(master, 1024)))
+    try:
+        await camera.home()
+        loop.remove_reader(master)
+        os.close(master)  # the cable is pulled: the port reads as gone
+        for _ in range(200):  # the loop hears the hang-up at once; a reader left on a dead port would spin
+            if link._serial is None:
+                break
+            await asyncio.sleep(0.01)
+        assert link._serial is None  # the dead port was let go (its reader off the loop); the next command reopens
+        with pytest.raises((PTZError, DeviceUnavailable)):
+            await camera.home()
+    finally:
+        await camera.close()
+        os.close(slave)
+
+
 async def test_a_missing_serial_port_is_a_clear_error() -> None:
     camera = ViscaCamera(SerialLink("/dev/does-not-exist-ptz"), timeouts=QUICK)
     with pytest.raises(DeviceUnavailable, match="cannot open the camera's serial port /dev/does-not-exist-ptz"):
