@@ -119,9 +119,8 @@ class Discovery(Component):
             return self._unavailable(f"no interface has the address {', '.join(absent)}")
         try:
             self.zeroconf = AsyncZeroconf(interfaces=interfaces or InterfaceChoice.All)
-            await self._advertise()
             self.peers = PeerDirectory(self.zeroconf, self._box.id, cfg.web.port, self.addresses)
-            await self.peers.start()
+            await asyncio.gather(self._advertise(), self.peers.start())
             self._browser = AsyncServiceBrowser(self.zeroconf.zeroconf, list(WEB_TYPES), handlers=[self._changed])
         except (OSError, ZeroconfError) as err:
             await self.stop()
@@ -206,10 +205,10 @@ class Discovery(Component):
         ]
 
     async def _advertise(self) -> None:
+        """Register the web services side by side: each one's probe for its name takes about a second."""
         assert self.zeroconf is not None
         self._infos = self._service_infos()
-        for info in self._infos:
-            await self.zeroconf.async_register_service(info)
+        await asyncio.gather(*(self.zeroconf.async_register_service(info) for info in self._infos))
 
     async def check_addresses(self) -> bool:
         """Announce every service again if the box's addresses changed since the last look; True when they did."""
