@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, expect
+from pydantic import ValidationError
 
 from edge.config import BoxConfig, DisplayInput
 from edge.errors import RoomDeviceError
 from edge.events import EventBus
-from edge.service.room import DISPLAY_SILENT, RoomDevices
+from edge.service.room import DISPLAY_SILENT, RoomDevices, command_map
 from tests.helpers import REPO, DaemonProcess, free_port, http_json
 from tests.test_display import PASSWORD, RANDOM, PlayedProjector
 from tests.test_ptz import UdpCamera
@@ -195,3 +196,30 @@ async def test_the_teacher_presses_a_preset_and_the_board_power_and_sees_a_silen
         assert await asyncio.to_thread(daemon.terminate, 15) == 0
     finally:
         await asyncio.to_thread(daemon.__exit__)
+
+
+def test_a_serial_display_map_is_read_from_the_config_and_refused_without_its_power_bytes() -> None:
+    config = BoxConfig.model_validate(
+        {
+            "display": {
+                "control": "serial:/dev/ttyUSB1@19200",
+                "power_on": "ka 01 01\\r",
+                "power_off": "hex:6b 61 20 30 31 20 30 30 0d",
+                "status": "ka 01 ff\\r",
+                "status_on": "OK01",
+                "reply_end": "x",
+                "inputs": [{"name": "HDMI 1", "code": "xb 01 90\\r"}],
+                "board_input": "HDMI 1",
+            }
+        }
+    )
+    found = command_map(config)
+    assert found is not None
+    assert (found.power_on, found.power_off, found.status) == (b"ka 01 01\r", b"ka 01 00\r", b"ka 01 ff\r")
+    assert (found.status_on, found.reply_end, found.inputs) == (b"OK01", b"x", {"HDMI 1": b"xb 01 90\r"})
+    with pytest.raises(ValidationError, match="needs its power on and power off bytes"):
+        BoxConfig.model_validate({"display": {"control": "serial:/dev/ttyUSB1"}})
+    with pytest.raises(ValidationError, match="is not one of the inputs"):
+        BoxConfig.model_validate({"display": {"control": "synthetic", "board_input": "VGA"}})
+    with pytest.raises(ValidationError, match="a PTZ camera is serial:PORT"):
+        BoxConfig.model_validate({"ptz": {"control": "usb:0"}})
