@@ -18,8 +18,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-from zeroconf import Error as ZeroconfError
-
 from edge.component import Component
 from edge.logs import redact
 from edge.service import Box, Lesson
@@ -74,7 +72,6 @@ class CoursewareComponent(Component):
         self._box = box
         self.store: Store | None = None
         self.budget: Budget | None = None
-        self.peers: PeerDirectory | None = None
         self.last_report: PullReport | None = None
         self.last_error = ""
         self.last_attempt_at: float | None = None
@@ -105,25 +102,13 @@ class CoursewareComponent(Component):
             cfg.budget.monthly_cap_mb * 1_000_000,
             link_kbps=cfg.budget.link_kbps,
         )
-        await self._start_peers()
         self._report_health()
 
-    async def _start_peers(self) -> None:
-        """Advertise this box and browse for others (LAN peers); a failure only disables peers."""
-        cfg = self._box.config
-        if not cfg.discovery.enabled:
-            return
-        interfaces = list(cfg.discovery.interfaces)
-        if not interfaces and cfg.web.host not in ("0.0.0.0", "::", ""):
-            interfaces = [cfg.web.host]  # advertise only where the web door listens
-        peers = PeerDirectory(self._box.id, cfg.web.port, interfaces)
-        try:
-            await peers.start()
-        except (OSError, ZeroconfError) as err:
-            log.warning("courseware: LAN discovery unavailable (%s); pulling from the repository only", err)
-            await peers.close()
-            return
-        self.peers = peers
+    @property
+    def peers(self) -> PeerDirectory | None:
+        """The LAN's courseware peers, as the discovery component sees them (None without discovery)."""
+        discovery = self._box.discovery
+        return discovery.peers if discovery is not None else None
 
     async def run(self) -> None:
         if self.peers is not None:
@@ -143,9 +128,6 @@ class CoursewareComponent(Component):
 
     async def stop(self) -> None:
         store, self.store = self.store, None  # new requests get 503 from here on
-        peers, self.peers = self.peers, None
-        if peers is not None:
-            await peers.close()
         if self.budget is not None:
             await asyncio.to_thread(self.budget.flush)
         if store is not None:
@@ -202,9 +184,9 @@ class CoursewareComponent(Component):
             return self.last_report
 
     def _peer_urls(self) -> list[str]:
-        if self.peers is None or not self._box.config.courseware.lan_peers:
+        if not self._box.config.courseware.lan_peers:
             return []
-        return self.peers.urls()
+        return self._box.peer_urls()
 
     def _report_health(self) -> None:
         store = self._require()

@@ -18,6 +18,7 @@ from edge.component import Component, Health
 from edge.config import BoxConfig
 from edge.console_door import ConsoleDoor
 from edge.courseware import CoursewareComponent
+from edge.discovery import Discovery
 from edge.events import EventBus
 from edge.logs import redact
 from edge.media.capture import camera_components, microphone_components
@@ -27,6 +28,7 @@ from edge.media.signals import SignalChecks
 from edge.metrics_history import MetricsHistory
 from edge.notify import Notifier, watchdog_interval
 from edge.service import Box
+from edge.service.room import RoomDevices
 from edge.stream.viewers import ViewerHub
 from edge.timetable import TimetableComponent
 from edge.uploads import Uploads
@@ -304,13 +306,15 @@ def standard_components(box: Box) -> list[Component]:
     camera, microphone = (cameras[0] if cameras else None), (microphones[0] if microphones else None)
     box.camera, box.microphone = camera, microphone  # the lesson's picture and its sound
     box.media, box.viewer_hub, box.recorder = LessonMedia(box), ViewerHub(box), Recorder(box)
+    box.discovery = discovery = Discovery(box)  # before courseware: its LAN peers browse on discovery's zeroconf
     box.courseware = CoursewareComponent(box)
     box.cameras = list(cameras)
+    box.room = RoomDevices(lambda: box.config, box.bus, box.raise_alarm, box.clear_alarm)
     box.history = history = MetricsHistory(box)
     box.timetable_feed = timetable = TimetableComponent(box)
     # The recorder after media: its lesson hooks run after the encoders start and before they stop.
     media: list[Component] = [box.media, box.viewer_hub, box.recorder, SignalChecks(box, camera, microphone)]
-    sync: list[Component] = [box.courseware, timetable, Uploads(box)]
+    sync: list[Component] = [box.room, discovery, box.courseware, timetable, Uploads(box)]
     devices = [ClockWatch(box), *cameras, *microphones]
     doors: list[Component] = [WebDoor(box), ConsoleDoor(box)]
     return [*devices, *media, BoardInputComponent(box), *sync, history, *doors]

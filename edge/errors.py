@@ -90,3 +90,15 @@ class TimetableRefused(TimetableError):
 
 class NoScheduledLesson(TimetableError):
     """The operation needs a scheduled lesson (live or next) and there is none."""
+
+
+class RoomDeviceError(ClassboxError):
+    """A room device (the PTZ camera, the display) is not set up, or did not do what it was asked.
+
+    The message is a person's sentence (an `N_()` text the door translates); `reason` is the device's own words.
+    """
+
+    def __init__(self, message: str, reason: str = "", missing: bool = False) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.missing = missing  # True: not configured or no such preset (nothing was sent)

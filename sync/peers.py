@@ -1,5 +1,9 @@
 """LAN peers: each box advertises itself by zeroconf (`_classbox._tcp`) and browses for the others.
 
+The zeroconf instance is handed in by its owner (the daemon's discovery component): one per box,
+shared with the box's other advertisements; `PeerDirectory` registers and browses on it but never
+closes it.
+
 A peer's chunk endpoint (`GET <peer>/api/chunks/<sha256>`) needs no trust: the puller checks every
 chunk against the sha256 its verified index names. So a school downloads a course over its WAN
 once and its other boxes copy it over the LAN. During a pull, `PullPeers` stops asking a peer that
@@ -14,7 +18,7 @@ import logging
 import socket
 
 import ifaddr
-from zeroconf import InterfaceChoice, ServiceStateChange, Zeroconf
+from zeroconf import ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 log = logging.getLogger(__name__)
@@ -36,11 +40,12 @@ def lan_addresses() -> list[str]:
 class PeerDirectory:
     """Advertises this box's web port and keeps the base URLs of the other boxes seen on the LAN."""
 
-    def __init__(self, box_id: str, port: int, interfaces: list[str] | None = None) -> None:
+    def __init__(self, zc: AsyncZeroconf, box_id: str, port: int, addresses: list[str]) -> None:
         self.box_id = box_id
         self.port = port
-        self.interfaces = list(interfaces or [])
+        self.addresses = list(addresses)
         self.name = f"{box_id}.{SERVICE_TYPE}"
+        self._owner_zc = zc
         self._zc: AsyncZeroconf | None = None
         self._browser: AsyncServiceBrowser | None = None
         self._info: AsyncServiceInfo | None = None
@@ -53,19 +58,28 @@ class PeerDirectory:
 
     async def start(self) -> None:
         """Register this box and start browsing."""
-        self._zc = AsyncZeroconf(interfaces=self.interfaces or InterfaceChoice.All)
-        addresses = self.interfaces or lan_addresses()
-        self._info = AsyncServiceInfo(
+        self._zc = self._owner_zc
+        self._info = self._service_info()
+        await self._zc.async_register_service(self._info)
+        self._browser = AsyncServiceBrowser(self._zc.zeroconf, SERVICE_TYPE, handlers=[self._changed])
+        log.info("courseware: advertising %s on port %d", self.name, self.port)
+
+    def _service_info(self) -> AsyncServiceInfo:
+        return AsyncServiceInfo(
             SERVICE_TYPE,
             self.name,
-            addresses=[socket.inet_aton(a) for a in addresses if ":" not in a],
+            addresses=[socket.inet_aton(a) for a in self.addresses if ":" not in a],
             port=self.port,
             properties={"id": self.box_id, "chunks": "/api/chunks/"},
             server=f"{self.box_id}.local.",
         )
-        await self._zc.async_register_service(self._info)
-        self._browser = AsyncServiceBrowser(self._zc.zeroconf, SERVICE_TYPE, handlers=[self._changed])
-        log.info("courseware: advertising %s on port %d", self.name, self.port)
+
+    async def readdress(self, addresses: list[str]) -> None:
+        """Announce this box again at `addresses` (the box's addresses changed)."""
+        self.addresses = list(addresses)
+        if self._zc is not None and self._info is not None:
+            self._info = self._service_info()
+            await self._zc.async_update_service(self._info)
 
     def _changed(self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
         if name == self.name:
@@ -90,7 +104,7 @@ class PeerDirectory:
             log.info("courseware: LAN peer %s at %s", name, self._peers[name])
 
     async def close(self) -> None:
-        """Unregister and stop browsing (idempotent)."""
+        """Unregister and stop browsing (idempotent); the zeroconf instance stays its owner's."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -98,10 +112,9 @@ class PeerDirectory:
         if browser is not None:
             await browser.async_cancel()
         zc, self._zc = self._zc, None
-        if zc is not None:
-            if self._info is not None:
-                await zc.async_unregister_service(self._info)
-            await zc.async_close()
+        if zc is not None and self._info is not None:
+            await zc.async_unregister_service(self._info)
+        self._info = None
         self._peers.clear()
 
 

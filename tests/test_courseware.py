@@ -23,6 +23,7 @@ from aiohttp import web
 from edge.config import BoxConfig
 from edge.courseware import CoursewareComponent
 from edge.daemon import Supervisor
+from edge.discovery import Discovery
 from edge.events import EventBus
 from edge.service import Box
 from edge.web.app import create_app
@@ -87,6 +88,9 @@ async def running_box(
     box.open()
     supervisor = Supervisor(bus, fault, backoff_s)
     box.attach(supervisor)
+    if config.discovery.enabled:
+        box.discovery = Discovery(box)
+        supervisor.add(box.discovery)
     component = box.courseware = CoursewareComponent(box)
     supervisor.add(component)
     app = await asyncio.to_thread(create_app, box)  # first imports of the doors are slow: not on the loop

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
+from drivers.ptz import Direction
 from edge import board_export
 from edge.config import BoxConfig
 from edge.db import Headroom, open_db
@@ -28,6 +29,7 @@ from edge.service import (
     board,
     courseware,
     devices,
+    discovery,
     doctor,
     health,
     links,
@@ -35,18 +37,21 @@ from edge.service import (
     media,
     metrics_history,
     recordings,
+    room,
     viewers,
 )
 from edge.service.accounts import AdminAccounts, AdminSession, TeacherAccess, is_panel_address
 from edge.service.certificate import Certificate, ensure_certificate
 from edge.service.courseware import CoursewarePort
 from edge.service.devices import CameraPort, MicrophoneMute, MicrophonePort, NamedCamera
+from edge.service.discovery import DiscoveryPort
 from edge.service.health import Alarms, Reports
 from edge.service.lessons import Lesson, LessonHook, Lessons
 from edge.service.media import MediaPort
 from edge.service.metrics_history import HistoryPort
 from edge.service.network import Network
 from edge.service.recordings import RecorderPort
+from edge.service.room import RoomDevices
 from edge.service.settings import Settings
 from edge.service.status import StatusLine, status_lines
 from edge.service.timetable import Timetable, TimetableFeedPort, missing_for
@@ -105,6 +110,8 @@ class Box:
         self.clock_synchronised: bool | None = None  # the timetable component's last look at the clock
         self.board = board.Board(bus, lambda: self.config.board.simplify)
         self.network = Network(lambda: self.config.console)  # the console's `net`: networkd, undone unless confirmed
+        self.discovery: DiscoveryPort | None = None
+        self.room: RoomDevices | None = None
 
     # -- composition ---------------------------------------------------------------------------
 
@@ -560,6 +567,47 @@ class Box:
         kept = self.settings.history.versions() if self.settings.path is not None else []
         lines = self.logs.tail(limit=self.logs.size)
         return maintenance.diagnostics(self.config, self.health(), lines, kept)
+
+    # -- other boxes on the LAN ------------------------------------------------------------------
+
+    def lan_boxes(self) -> dict[str, Any]:
+        """The other boxes seen on the LAN now (id, name, room, version, addresses, admin link)."""
+        return discovery.lan_boxes(self.discovery)
+
+    def peer_urls(self) -> list[str]:
+        """Base URLs of the LAN's courseware peers seen now."""
+        return discovery.peer_urls(self.discovery)
+
+    # -- the room: the PTZ camera's presets and the board display ---------------------------------
+
+    def room_state(self) -> dict[str, Any]:
+        """The panel's room card: the camera's preset buttons, the display's power, what did not answer."""
+        return room.state(self.room)
+
+    async def recall_preset(self, name: str) -> None:
+        """Point the camera at the preset named `name` (RoomDeviceError in plain words)."""
+        await room.camera_room(self.room).recall(name)
+
+    async def store_preset(self, name: str) -> None:
+        """Store where the camera points now as the preset named `name`."""
+        await room.camera_room(self.room).store(name)
+
+    async def nudge_camera(self, pan: Direction, tilt: Direction, zoom: Direction) -> None:
+        """Move the camera a little (-1, 0 or 1 on each axis)."""
+        await room.camera_room(self.room).nudge(pan, tilt, zoom)
+
+    async def camera_home(self) -> None:
+        """Send the camera to its home position."""
+        await room.camera_room(self.room).home()
+
+    async def board_power(self, on: bool) -> str:
+        """Switch the board display on (to the board's input) or off; its power then."""
+        return await room.display_room(self.room).board_power(on)
+
+    async def display_status(self) -> dict[str, Any]:
+        """Ask the display how it is: its power and input."""
+        status = await room.display_room(self.room).display_status()
+        return {"power": status.power, "input": status.input}
 
     # -- the dashboard and the device test --------------------------------------------------------
 

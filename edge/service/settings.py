@@ -59,8 +59,8 @@ GROUPS = (
     Group(
         "devices",
         N_("Devices"),
-        N_("The cameras and microphones lessons use, and the board's pen and touch."),
-        ("cameras", "microphones", "board"),
+        N_("The cameras and microphones lessons use, the board's pen and touch, the PTZ camera and the room display."),
+        ("cameras", "microphones", "board", "ptz", "display"),
     ),
     Group("streaming", N_("Streaming"), N_("Live lessons: layers, viewers, ICE servers."), ("stream", "lesson")),
     Group("courseware", N_("Courseware"), N_("Where courseware comes from and how much is kept."), ("courseware",)),

@@ -28,6 +28,7 @@ STATIC = {
     "admin-chart.js": "text/javascript",
     "admin-form.js": "text/javascript",
     "admin-timetable.js": "text/javascript",
+    "admin-boxes.js": "text/javascript",
     "admin.css": "text/css",
     "admin-doctor.js": "text/javascript",
 }
@@ -189,6 +190,31 @@ async def doctor(request: Request, box: BoxDep, who: AdminDep) -> list[Finding]:
     """What is wrong with the box, each with its fix, in the page's language (the same as `classbox doctor`)."""
     gettext = translations(page_language(request, box)).gettext
     return [Finding(**finding.to_json(gettext)) for finding in await box.doctor()]
+
+
+class LanBox(BaseModel):
+    """Another box seen on the LAN."""
+
+    id: str
+    name: str
+    room: str
+    version: str
+    url: str
+    admin_url: str
+    addresses: list[str]
+
+
+class LanBoxes(BaseModel):
+    """The other boxes seen on the LAN, and whether this box looks for them."""
+
+    discovering: bool
+    boxes: list[LanBox]
+
+
+@router.get("/api/admin/boxes")
+async def lan_boxes(box: BoxDep, who: AdminDep) -> LanBoxes:
+    """The other boxes seen on the LAN now, one per box id, with their admin pages."""
+    return LanBoxes(**box.lan_boxes())
 
 
 @router.get("/api/admin/history")

@@ -27,6 +27,7 @@ from edge.web import (
     microphone,
     panel,
     recordings,
+    room,
     timetable,
     watch,
 )
@@ -49,6 +50,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     events.router,
     timetable.router,
     panel.router,
+    room.router,
 )
 
 
