@@ -179,7 +179,7 @@ class ViewerHub(Component):
         self._fallbacks_left = FALLBACKS_PER_CHECK
         self._dropped_by_leavers = 0
         self._switches_by_leavers = 0
-        self._packetizer = SharedPacketizer()
+        self.packetizer = SharedPacketizer()  # shared with the uplink: each packet is split once
         self._probing = asyncio.Event()  # some viewer probes: the pacer runs
         self.joined = 0
         box.on_lesson_stop(self._lesson_stopped)
@@ -320,8 +320,8 @@ class ViewerHub(Component):
             lesson_id=lesson.id,
             name=clean or f"Student {self.joined + 1}",
             pc=pc,
-            video=fanout.add(ViewerFeed("video", [layer], self._packetizer, self._feed_ready, estimator)),
-            audio=fanout.add(ViewerFeed("audio", [AUDIO_LAYER], self._packetizer, estimator=estimator)),
+            video=fanout.add(ViewerFeed("video", [layer], self.packetizer, self._feed_ready, estimator)),
+            audio=fanout.add(ViewerFeed("audio", [AUDIO_LAYER], self.packetizer, estimator=estimator)),
             layer=layer,
             data_saver=data_saver,
             estimator=estimator,

@@ -31,9 +31,9 @@ JANUS_LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
 SFU_ADDRESS, BOX_ADDRESS = "10.251.25.1", "10.251.25.2"
 JANUS_HTTP_PORT, JANUS_WS_PORT, WHIP_PORT = 8088, 8188, 7080
 ROOM = 1234
-UNUSED_PLUGINS = (
-    "audiobridge duktape echotest lua nosip recordplay sip streaming textroom videocall voicemail".split()
-)
+UNUSED_PLUGINS = ("audiobridge", "duktape", "echotest", "lua", "nosip", "recordplay", "sip", "streaming")
+UNUSED_PLUGINS += ("textroom", "videocall", "voicemail")
+UNUSED_EVENTS = ",".join(f"libjanus_{name}evh.so" for name in ("gelf", "mqtt", "nanomsg", "rabbitmq", "sample", "ws"))
 
 
 def available() -> str:
@@ -67,7 +67,7 @@ nat: {{ ignore_mdns = true nice_debug = false }}
 plugins: {{ disable = "{disabled}" }}
 transports: {{ disable = "libjanus_mqtt.so,libjanus_nanomsg.so,libjanus_pfunix.so,libjanus_rabbitmq.so" }}
 loggers: {{ disable = "libjanus_jsonlog.so" }}
-events: {{ broadcast = false disable = "libjanus_gelfevh.so,libjanus_mqttevh.so,libjanus_nanomsgevh.so,libjanus_rabbitmqevh.so,libjanus_sampleevh.so,libjanus_wsevh.so" }}
+events: {{ broadcast = false disable = "{UNUSED_EVENTS}" }}
 """)
     (folder / "janus.transport.http.jcfg").write_text(
         f'general: {{ json = "compact" base_path = "/janus" http = true port = {JANUS_HTTP_PORT} https = false }}\n'
@@ -248,7 +248,8 @@ class Subscriber:
         base = f"/{session}"
         handle = (await self._call(client, base, {"janus": "attach", "plugin": "janus.plugin.videoroom"}))["data"]["id"]
         path = f"{base}/{handle}"
-        listed = await self._call(client, path, {"janus": "message", "body": {"request": "listparticipants", "room": ROOM}})
+        listing = {"request": "listparticipants", "room": ROOM}
+        listed = await self._call(client, path, {"janus": "message", "body": listing})
         participants = listed["plugindata"]["data"]["participants"]
         feed = next(p["id"] for p in participants if p.get("display") == label and p.get("publisher"))
         join = {"request": "join", "ptype": "subscriber", "room": ROOM, "streams": [{"feed": feed}]}

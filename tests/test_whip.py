@@ -1,0 +1,90 @@
+"""The WHIP uplink against a real SFU: Janus's VideoRoom behind simple-whip-server, in a namespace of its own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edge.config import BoxConfig
+from edge.stream.whip import DEAD_AFTER_S, Uplink
+from tests.servers.janus_sfu import Sfu, Subscriber, available, running_sfu
+from tests.stream_fixture import join, live_box, small_config, until
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(available()), reason=available() or "ok")]
+
+TOKEN = "s3cret-whip-token"
+
+
+@pytest.fixture(scope="module")
+def sfu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sfu]:
+    with running_sfu(tmp_path_factory.mktemp("whip-sfu")) as server:
+        yield server
+
+
+def published_config(tmp_path: Path, sfu: Sfu, endpoint: str, token: str = TOKEN) -> BoxConfig:
+    sfu.create_endpoint(endpoint, TOKEN, label=endpoint)
+    config = small_config(tmp_path)
+    config.uplink.whip_url = sfu.endpoint_url(endpoint)
+    config.uplink.token = token
+    config.uplink.player_url = "https://watch.example.org/{join_code}"
+    config.uplink.mode = "both"
+    config.stream.lowest.enabled = False
+    return config
+
+
+def uplink_of(box: object) -> Uplink:
+    uplink = getattr(box, "uplink", None)
+    assert isinstance(uplink, Uplink)
+    return uplink
+
+
+async def test_a_cloud_student_gets_the_lesson_through_janus_and_janus_dying_is_survived(
+    tmp_path: Path, sfu: Sfu
+) -> None:
+    config = published_config(tmp_path, sfu, "lesson")
+    async with live_box(config) as live, httpx.AsyncClient(base_url=live.base, timeout=10) as client:
+        lesson = await live.start_lesson("Fractions")
+        uplink = uplink_of(live.box)
+        await until(lambda: uplink.state == "publishing", 20, "the uplink publishing to Janus")
+        assert live.box.join_url(lesson.join_code) == f"https://watch.example.org/{lesson.join_code}"
+        budget = live.box.wan_budget()
+        assert budget is not None
+        assert budget.status()["live_reservation_kbps"] == config.stream.high.kbps + config.stream.audio_kbps
+
+        student = Subscriber(sfu.janus_url)
+        async with httpx.AsyncClient(timeout=40) as janus:
+            try:
+                await student.watch(janus, "lesson")
+                await until(lambda: student.frames["video"] >= 20 and student.frames["audio"] >= 20, 20, "cloud frames")
+            finally:
+                await student.close()
+
+        local = await join(client, f"/whep/{lesson.join_code}")  # a local viewer beside the cloud
+        try:
+            await until(lambda: local.frames["video"] >= 5, 15, "local frames")
+            sfu.stop_janus()
+            stopped_at = asyncio.get_running_loop().time()
+            await until(lambda: uplink.state == "reconnecting", 5.0, "the dead uplink reported")
+            noticed = asyncio.get_running_loop().time() - stopped_at
+            assert noticed >= DEAD_AFTER_S - 1  # told from RTCP silence, not guessed at once
+            assert "uplink" in live.box.health()["alarms"]
+            assert live.box.health()["components"]["uplink"]["status"] == "degraded"
+            before = local.frames["video"]
+            await until(lambda: local.frames["video"] >= before + 10, 10, "local frames while the cloud is gone")
+            assert live.box.current_lesson() is not None
+
+            await asyncio.to_thread(sfu.start_janus)
+            await until(lambda: uplink.state == "publishing", 30, "publishing again once Janus is back")
+            assert uplink.reconnects >= 1
+            assert "uplink" not in live.box.health()["alarms"]
+            metrics = (await client.get("/metrics")).text
+            assert 'classbox_uplink_reconnects_total{component="uplink"}' in metrics
+            assert 'classbox_uplink_publishing{component="uplink"} 1.0' in metrics
+        finally:
+            await local.close(client)
+        await live.box.stop_lesson("panel")
+        assert uplink.state == "off"
