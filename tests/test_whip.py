@@ -10,9 +10,13 @@ import httpx
 import pytest
 
 from edge.config import BoxConfig
+from edge.courseware import CoursewareComponent
 from edge.stream.whip import DEAD_AFTER_S, Uplink
+from sync.publish import publish
+from tests.nginx_server import Nginx
 from tests.servers.janus_sfu import Sfu, Subscriber, available, running_sfu
 from tests.stream_fixture import join, live_box, small_config, until
+from tests.test_courseware import make_course
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(available()), reason=available() or "ok")]
 
@@ -88,3 +92,39 @@ async def test_a_cloud_student_gets_the_lesson_through_janus_and_janus_dying_is_
             await local.close(client)
         await live.box.stop_lesson("panel")
         assert uplink.state == "off"
+
+
+async def test_a_sync_pull_during_a_published_lesson_stays_under_the_link_minus_the_live_bitrate(
+    tmp_path: Path, sfu: Sfu
+) -> None:
+    src, out = tmp_path / "src", tmp_path / "repo"
+    make_course(src, video_mb=0.6)
+    await asyncio.to_thread(publish, src, out, tmp_path / "keys")
+    nginx = await asyncio.to_thread(Nginx, tmp_path / "nginx", out)
+    config = published_config(tmp_path, sfu, "sync")
+    config.courseware.pull_interval_s = 3600
+    config.budget.link_kbps, config.budget.live_lesson_kbps = 2400, 0  # only the publication reserves
+    try:
+        async with live_box(config) as live:
+            await live.start_lesson("Maps")
+            uplink = uplink_of(live.box)
+            await until(lambda: uplink.state == "publishing", 20, "the uplink publishing to Janus")
+            live_kbps = config.stream.high.kbps + config.stream.audio_kbps
+            courseware = live.box.courseware
+            assert isinstance(courseware, CoursewareComponent)
+            budget = live.box.wan_budget()
+            assert budget is not None
+            assert budget.status()["rate_kbps"] == 2400 - live_kbps
+            # The repository is named only now: the box's first pull is the one during the lesson.
+            courseware_config = live.box.config.courseware
+            courseware_config.repo_url = nginx.url
+            courseware_config.trusted_root = str(out / "metadata" / "1.root.json")
+            report = await courseware.pull_once()
+            assert report is not None
+            assert report.items_complete == report.items
+            assert report.bytes_from_origin > 600_000
+            kbps = report.bytes_from_origin * 8 / 1000 / report.seconds
+            assert kbps <= (2400 - live_kbps) * 1.1, f"sync took {kbps:.0f} kbit/s beside a {live_kbps} kbit/s lesson"
+            assert uplink.state == "publishing"
+    finally:
+        await asyncio.to_thread(nginx.stop)
