@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
 
 from edge.config import BoxConfig
 from edge.courseware import CoursewareComponent
@@ -15,7 +16,7 @@ from edge.stream.whip import DEAD_AFTER_S, Uplink
 from sync.publish import publish
 from tests.nginx_server import Nginx
 from tests.servers.janus_sfu import Sfu, Subscriber, available, running_sfu
-from tests.stream_fixture import join, live_box, small_config, until
+from tests.stream_fixture import join, live_box, offer_sdp, small_config, until
 from tests.test_courseware import make_course
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(available()), reason=available() or "ok")]
@@ -126,5 +127,21 @@ async def test_a_sync_pull_during_a_published_lesson_stays_under_the_link_minus_
             kbps = report.bytes_from_origin * 8 / 1000 / report.seconds
             assert kbps <= (2400 - live_kbps) * 1.1, f"sync took {kbps:.0f} kbit/s beside a {live_kbps} kbit/s lesson"
             assert uplink.state == "publishing"
+
+            live.box.config.uplink.mode = "cloud"  # students watch only through the cloud: the box sends them there
+            async with httpx.AsyncClient(base_url=live.base, timeout=10) as client:
+                pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+                try:
+                    offer = await offer_sdp(pc)
+                    lesson = live.box.current_lesson()
+                    assert lesson is not None
+                    answer = await client.post(
+                        f"/whep/{lesson.join_code}", content=offer, headers={"Content-Type": "application/sdp"}
+                    )
+                finally:
+                    await pc.close()
+            assert answer.status_code == 503
+            assert "watched through the cloud server" in answer.json()["detail"]
+            assert live.box.join_url(lesson.join_code) == f"https://watch.example.org/{lesson.join_code}"
     finally:
         await asyncio.to_thread(nginx.stop)

@@ -263,6 +263,9 @@ class ViewerHub(Component):
         Raise LessonNotFound, LessonFull, StreamUnavailable or BadOffer.
         """
         lesson = self.live_lesson(join_code)
+        uplink = self._box.config.uplink
+        if not preview and uplink.mode == "cloud" and uplink.publishes():
+            raise StreamUnavailable("this lesson is watched through the cloud server: open the join link again")
         if not preview and self.count >= self._box.config.lesson.max_viewers:
             raise LessonFull(f"this lesson already has {self.count} viewers, the most this box serves")
         check_offer(offer_sdp)

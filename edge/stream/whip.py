@@ -150,6 +150,11 @@ class WhipClient:
             log.debug("uplink: DELETE of the session failed: %s", _reason(err))
 
 
+async def new_http_client() -> httpx.AsyncClient:
+    """An HTTP client for WHIP, made off the loop (loading the CA bundle takes longer than a loop may wait)."""
+    return await asyncio.to_thread(httpx.AsyncClient, timeout=HTTP_TIMEOUT_S, follow_redirects=False)
+
+
 def _reason(err: Exception) -> str:
     """An HTTP error in words, without the URL (it may carry a secret)."""
     if isinstance(err, httpx.TimeoutException):
@@ -286,7 +291,7 @@ class Uplink(Component):
     # -- component ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._http = httpx.AsyncClient(timeout=HTTP_TIMEOUT_S, follow_redirects=False)
+        self._http = await new_http_client()
         self._report()
 
     async def run(self) -> None:
@@ -468,7 +473,7 @@ class Uplink(Component):
     async def check(self, url: str, token: str) -> str:
         """Try `url` with `token` now (a session made and ended at once); '' when it works, else why not."""
         fanout = self._box.packets()
-        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as http:
+        async with await new_http_client() as http:
             client = WhipClient(url, token, http)
             session = UplinkSession(fanout or PacketFanout(), ["high"], SharedPacketizer())
             try:
