@@ -51,6 +51,7 @@ async def test_a_cloud_student_gets_the_lesson_through_janus_and_janus_dying_is_
     tmp_path: Path, sfu: Sfu
 ) -> None:
     config = published_config(tmp_path, sfu, "lesson")
+    config.uplink.layers = ["high", "low"]  # each a video stream of its own at Janus
     async with live_box(config) as live, httpx.AsyncClient(base_url=live.base, timeout=10) as client:
         lesson = await live.start_lesson("Fractions")
         uplink = uplink_of(live.box)
@@ -58,13 +59,15 @@ async def test_a_cloud_student_gets_the_lesson_through_janus_and_janus_dying_is_
         assert live.box.join_url(lesson.join_code) == f"https://watch.example.org/{lesson.join_code}"
         budget = live.box.wan_budget()
         assert budget is not None
-        assert budget.status()["live_reservation_kbps"] == config.stream.high.kbps + config.stream.audio_kbps
+        live_kbps = config.stream.high.kbps + config.stream.low.kbps + config.stream.audio_kbps
+        assert budget.status()["live_reservation_kbps"] == live_kbps
 
         student = Subscriber(sfu.janus_url)
         async with httpx.AsyncClient(timeout=40) as janus:
             try:
                 await student.watch(janus, "lesson")
                 await until(lambda: student.frames["video"] >= 20 and student.frames["audio"] >= 20, 20, "cloud frames")
+                assert student.pc.remoteDescription.sdp.count("m=video") == 2
             finally:
                 await student.close()
 

@@ -433,7 +433,7 @@ class Uplink(Component):
     def _reserve(self) -> None:
         """While a lesson is published, the WAN budget keeps its bitrate (set again each look: sync restarts)."""
         budget = self._box.wan_budget()
-        if budget is not None and self._target is not None:
+        if budget is not None and self._target is not None and self.serves_students():
             budget.set_live_reservation(self.live_kbps())
 
     def status(self) -> dict[str, Any]:
