@@ -47,6 +47,7 @@ CONNECT_TIMEOUT_S = 10.0  # from the 201 to the SFU's first RTCP
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 8.0
 REFUSED_RETRY_S = 60.0
 HTTP_TIMEOUT_S = 10.0
+STOP_WAIT_S = 3.0  # the lesson's stop waits this long at most for a session being opened
 MAX_ANSWER_BYTES = 64 * 1024
 LINK_RE = re.compile(r'<([^>]*)>((?:\s*;\s*[\w-]+(?:\s*=\s*(?:"(?:[^"\\]|\\.)*"|[^;,]*))?)*)')
 PARAM_RE = re.compile(r';\s*([\w-]+)(?:\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;,]*)))?')
@@ -324,11 +325,13 @@ class Uplink(Component):
     async def tick(self) -> None:
         """One look: open, watch or end the session as the lesson and settings say (the run loop calls this)."""
         wanted = self._wanted()
-        if wanted != self._target:
+        if wanted != self._target or (wanted is None and self._session is not None):
             await self._end("the settings changed" if self._target and wanted else "not publishing now")
             self._target, self._retry_at, self._backoff = wanted, 0.0, BACKOFF_FIRST_S
             self.error = "" if wanted is None else self.error
             self.state = "off" if wanted is None else "connecting"
+            if wanted is None:
+                self._box.clear_alarm(ALARM)
         now = time.monotonic()
         if wanted is not None and self._session is None and now >= self._retry_at:
             await self._open(wanted)
@@ -415,11 +418,20 @@ class Uplink(Component):
         log.info("uplink: session ended (%s)", why)
 
     async def _lesson_stopped(self, lesson: Lesson) -> None:
-        async with self._lock:
+        """End the session before the encoders stop; never hold the lesson's stop behind a slow server."""
+        try:
+            async with asyncio.timeout(STOP_WAIT_S):
+                await self._lock.acquire()
+        except TimeoutError:
+            log.warning("uplink: the cloud server is slow to answer; the session ends after the lesson")
+            return  # the next look finds no lesson and ends the session then
+        try:
             await self._end("lesson ended")
             self._target, self.state, self.error = None, "off", ""
             self._box.clear_alarm(ALARM)
             self._report()
+        finally:
+            self._lock.release()
 
     # -- what the box reads ---------------------------------------------------------------------
 
