@@ -47,6 +47,8 @@ CONNECT_TIMEOUT_S = 10.0  # from the 201 to the SFU's first RTCP
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 8.0
 REFUSED_RETRY_S = 60.0
 HTTP_TIMEOUT_S = 10.0
+HTTP_CONNECT_S = 3.0  # a cut link fails a new session this soon, not after the whole answer's time
+MAX_STALE = 4
 STOP_WAIT_S = 3.0  # the lesson's stop waits this long at most for a session being opened
 MAX_ANSWER_BYTES = 64 * 1024
 LINK_RE = re.compile(r'<([^>]*)>((?:\s*;\s*[\w-]+(?:\s*=\s*(?:"(?:[^"\\]|\\.)*"|[^;,]*))?)*)')
@@ -143,17 +145,20 @@ class WhipClient:
         )
         return answer, resource
 
-    async def delete(self, resource: WhipResource) -> None:
-        """End the session on the server (best effort: a server that is gone has ended it already)."""
+    async def delete(self, resource: WhipResource) -> bool:
+        """End the session on the server; False when the server could not be reached (try again later)."""
         try:
             await self._client.delete(resource.location, headers=self._headers(), timeout=2.0)
         except httpx.HTTPError as err:
             log.debug("uplink: DELETE of the session failed: %s", _reason(err))
+            return False
+        return True
 
 
 async def new_http_client() -> httpx.AsyncClient:
     """An HTTP client for WHIP, made off the loop (loading the CA bundle takes longer than a loop may wait)."""
-    return await asyncio.to_thread(httpx.AsyncClient, timeout=HTTP_TIMEOUT_S, follow_redirects=False)
+    timeout = httpx.Timeout(HTTP_TIMEOUT_S, connect=HTTP_CONNECT_S)
+    return await asyncio.to_thread(httpx.AsyncClient, timeout=timeout, follow_redirects=False)
 
 
 def _reason(err: Exception) -> str:
@@ -278,6 +283,7 @@ class Uplink(Component):
         self._http: httpx.AsyncClient | None = None
         self._lock = asyncio.Lock()
         self._ice_servers: list[RTCIceServer] = []
+        self._stale: list[tuple[WhipClient, WhipResource]] = []  # sessions a cut link kept us from ending
         self._target: tuple[str, str, tuple[str, ...]] | None = None
         self._retry_at = 0.0
         self._backoff = BACKOFF_FIRST_S
@@ -347,6 +353,7 @@ class Uplink(Component):
             return
         client = WhipClient(url, token, self._http)
         session = UplinkSession(fanout, list(layers), self._packetizer)
+        await self._delete_stale()
         try:
             servers = self._ice_servers or await client.ice_servers()
             pc = session.open(servers)
@@ -412,10 +419,20 @@ class Uplink(Component):
             self._publishing_since = None
         if session is None:
             return
-        if session.client is not None and session.resource is not None:
-            await session.client.delete(session.resource)
+        client, resource = session.client, session.resource
+        if client is not None and resource is not None and not await client.delete(resource):
+            # A cut link: the server still holds the session (and may refuse a new one as "in use").
+            self._stale = [*self._stale, (client, resource)][-MAX_STALE:]
         await session.close()
         log.info("uplink: session ended (%s)", why)
+
+    async def _delete_stale(self) -> None:
+        """End the sessions a cut link left on the server, now that it may be reachable again."""
+        left = []
+        for client, resource in self._stale:
+            if not await client.delete(resource):
+                left.append((client, resource))
+        self._stale = left
 
     async def _lesson_stopped(self, lesson: Lesson) -> None:
         """End the session before the encoders stop; never hold the lesson's stop behind a slow server."""
@@ -476,6 +493,7 @@ class Uplink(Component):
             "uplink_reconnects_total": self.reconnects,
             "uplink_sessions_total": self.sessions,
             "uplink_rtcp_age_s": round(rtcp_age, 2),
+            "uplink_sessions_left_on_server": len(self._stale),  # a cut link kept the box from ending them
             "uplink_state": self.state,
         }
         status: Status = "degraded" if self.state in ("reconnecting", "refused") else "ok"
