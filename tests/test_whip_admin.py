@@ -85,7 +85,9 @@ async def test_a_wrong_token_is_said_plainly_on_the_admin_page_and_the_right_one
     panel = await who.context.new_page()  # the browser is on loopback: a panel address, the teacher
     await panel.goto(daemon.url + "/panel")
     await expect(panel.locator("#status")).to_contain_text("Live to cloud", timeout=15_000)
-    await expect(panel.locator("main")).to_contain_text("https://watch.example.org/")  # the join link: the SFU's player
+    await expect(panel.locator("main.board")).to_contain_text(
+        "https://watch.example.org/"
+    )  # the join link: the SFU's player
     await panel.screenshot(path=str(SCREENSHOTS / "panel-cloud-en-1280x800.png"))
     await panel.close()
 
