@@ -334,6 +334,7 @@ class Uplink(Component):
         if wanted != self._target or (wanted is None and self._session is not None):
             await self._end("the settings changed" if self._target and wanted else "not publishing now")
             self._target, self._retry_at, self._backoff = wanted, 0.0, BACKOFF_FIRST_S
+            self._ice_servers = []  # another server (or token) may hand out other ones
             self.error = "" if wanted is None else self.error
             self.state = "off" if wanted is None else "connecting"
             if wanted is None:
@@ -355,7 +356,7 @@ class Uplink(Component):
         session = UplinkSession(fanout, list(layers), self._packetizer)
         await self._delete_stale()
         try:
-            servers = self._ice_servers or await client.ice_servers()
+            servers = await client.ice_servers() or self._ice_servers  # fresh credentials, else the last 201's
             pc = session.open(servers)
             await pc.setLocalDescription(await pc.createOffer())
             answer, resource = await client.publish(pc.localDescription.sdp)
@@ -486,13 +487,16 @@ class Uplink(Component):
 
     def _report(self) -> None:
         session = self._session
-        rtcp_age = time.monotonic() - session.rtcp_at if session and session.rtcp_at else -1.0
+        now = time.monotonic()
+        rtcp_age = now - session.rtcp_at if session and session.rtcp_at else -1.0
+        since = now - self._publishing_since if self._publishing_since is not None else 0.0
         metrics = {
             "uplink_publishing": int(self.state == "publishing"),
             "uplink_kbps": round(session.kbps, 1) if session else 0.0,
             "uplink_reconnects_total": self.reconnects,
             "uplink_sessions_total": self.sessions,
             "uplink_rtcp_age_s": round(rtcp_age, 2),
+            "uplink_published_s": round(self.published_s + since, 1),
             "uplink_sessions_left_on_server": len(self._stale),  # a cut link kept the box from ending them
             "uplink_state": self.state,
         }
