@@ -92,6 +92,17 @@ async def test_a_cloud_student_gets_the_lesson_through_janus_and_janus_dying_is_
             metrics = (await client.get("/metrics")).text
             assert 'classbox_uplink_reconnects_total{component="uplink"}' in metrics
             assert 'classbox_uplink_publishing{component="uplink"} 1.0' in metrics
+
+            reconnects = uplink.reconnects
+            sfu.set_link(up=False)  # the school's uplink drops: Janus still holds the box's session
+            try:
+                await until(lambda: uplink.reconnects > reconnects, 5.0, "the cut link reported")
+                left = lambda: uplink.health().metrics["uplink_sessions_left_on_server"]  # noqa: E731
+                await until(lambda: left() == 1, 8.0, "the DELETE the cut link refused")
+            finally:
+                sfu.set_link(up=True)
+            await until(lambda: uplink.state == "publishing", 15, "publishing again once the link is back")
+            assert left() == 0  # the session the cut link left was ended first: the server took the new one
         finally:
             await local.close(client)
         await live.box.stop_lesson("panel")

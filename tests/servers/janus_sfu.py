@@ -137,6 +137,11 @@ class Sfu:
         for command in commands:
             subprocess.run(command, check=True, capture_output=True)
 
+    def set_link(self, up: bool) -> None:
+        """Cut (or restore) the box's link to the SFU, as a school uplink dropping (the SFU itself runs on)."""
+        state = "up" if up else "down"
+        subprocess.run(["ip", "link", "set", f"whipH{self.tag}", state], check=True, capture_output=True)
+
     def remove_link(self) -> None:
         subprocess.run(["ip", "link", "del", f"whipH{self.tag}"], capture_output=True)
         subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True)
