@@ -306,9 +306,11 @@ def standard_components(box: Box) -> list[Component]:
     cameras, microphones = camera_components(box), microphone_components(box)  # first: media reads their sources
     camera, microphone = (cameras[0] if cameras else None), (microphones[0] if microphones else None)
     box.camera, box.microphone = camera, microphone  # the lesson's picture and its sound
-    hub = ViewerHub(box)
-    box.media, box.viewer_hub, box.recorder = LessonMedia(box), hub, Recorder(box)
+    # Built in this order: stop hooks run in reverse (the uplink's DELETE before the encoders stop).
+    box.media = LessonMedia(box)
+    box.viewer_hub = hub = ViewerHub(box)
     box.uplink = uplink = Uplink(box, hub.packetizer)  # the viewers' packetizer: each packet is split once
+    box.recorder = Recorder(box)
     box.discovery = discovery = Discovery(box)  # before courseware: its LAN peers browse on discovery's zeroconf
     box.courseware = CoursewareComponent(box)
     box.cameras = list(cameras)
