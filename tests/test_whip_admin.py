@@ -80,6 +80,8 @@ async def test_a_wrong_token_is_said_plainly_on_the_admin_page_and_the_right_one
     assert config_of(daemon)["uplink"]["token"] == TOKEN
     await expect(page.locator("#cloud-state")).to_have_attribute("data-state", "publishing", timeout=30_000)
     await expect(page.locator("#cloud-error")).to_have_text("")
+    await page.click("#cloud-check")
+    await expect(page.locator("#cloud-check-result")).to_contain_text("It works")
     await page.close()
 
     panel = await who.context.new_page()  # the browser is on loopback: a panel address, the teacher
