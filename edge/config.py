@@ -766,6 +766,72 @@ class BudgetSection(Section):
     )
 
 
+UplinkLayer = Literal["high", "low", "lowest"]
+
+
+class UplinkSection(Section):
+    """Publishing the live lesson to a cloud SFU by WHIP, for students the box's own uplink cannot serve."""
+
+    mode: Literal["local", "cloud", "both"] = Field(
+        default="local",
+        title=N_("Where students watch"),
+        description=N_(
+            "local: from the box only; cloud: through the cloud server only; both: the LAN from the box, "
+            "everyone else through the cloud server."
+        ),
+    )
+    whip_url: str = Field(
+        default="",
+        title=N_("WHIP address"),
+        description=N_("The cloud server's WHIP endpoint the box publishes the lesson to, https://..."),
+    )
+    token: str = Field(
+        default="",
+        repr=False,
+        title=N_("Token"),
+        description=N_("The bearer token the cloud server gave for this endpoint."),
+    )
+    layers: list[UplinkLayer] = Field(
+        default_factory=lambda: list[UplinkLayer](["high"]),
+        min_length=1,
+        max_length=3,
+        title=N_("Layers to publish"),
+        description=N_("Which of the box's video layers go to the cloud server (each one is a video stream)."),
+    )
+    player_url: str = Field(
+        default="",
+        title=N_("Player address"),
+        description=N_(
+            "Where students watch the published lesson; the join link and QR code point there "
+            "({join_code} is replaced by the lesson's code)."
+        ),
+    )
+
+    @field_validator("whip_url", "player_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("layers")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("name each layer once")
+        return value
+
+    @model_validator(mode="after")
+    def _target_for_cloud(self) -> UplinkSection:
+        if self.mode != "local" and not self.whip_url:
+            raise ValueError(f"mode {self.mode!r} needs whip_url (the cloud server's WHIP endpoint)")
+        return self
+
+    def publishes(self) -> bool:
+        """True when lessons go to the cloud server."""
+        return self.mode != "local" and bool(self.whip_url)
+
+
 class ConsoleSection(Section):
     """The technician's serial console."""
 
@@ -990,6 +1056,11 @@ class BoxConfig(Section):
         default_factory=BudgetSection,
         title=N_("Bandwidth"),
         description=N_("How much of the internet link sync may use."),
+    )
+    uplink: UplinkSection = Field(
+        default_factory=UplinkSection,
+        title=N_("Live to cloud"),
+        description=N_("Publishing live lessons to a cloud server (WHIP) for students beyond the box's link."),
     )
     console: ConsoleSection = Field(
         default_factory=ConsoleSection, title=N_("Serial console"), description=N_("The technician's serial console.")

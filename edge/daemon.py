@@ -30,6 +30,7 @@ from edge.notify import Notifier, watchdog_interval
 from edge.service import Box
 from edge.service.room import RoomDevices
 from edge.stream.viewers import ViewerHub
+from edge.stream.whip import Uplink
 from edge.timetable import TimetableComponent
 from edge.uploads import Uploads
 from edge.web.server import WebDoor
@@ -305,7 +306,11 @@ def standard_components(box: Box) -> list[Component]:
     cameras, microphones = camera_components(box), microphone_components(box)  # first: media reads their sources
     camera, microphone = (cameras[0] if cameras else None), (microphones[0] if microphones else None)
     box.camera, box.microphone = camera, microphone  # the lesson's picture and its sound
-    box.media, box.viewer_hub, box.recorder = LessonMedia(box), ViewerHub(box), Recorder(box)
+    # Built in this order: stop hooks run in reverse (the uplink's DELETE before the encoders stop).
+    box.media = LessonMedia(box)
+    box.viewer_hub = hub = ViewerHub(box)
+    box.uplink = uplink = Uplink(box, hub.packetizer)  # the viewers' packetizer: each packet is split once
+    box.recorder = Recorder(box)
     box.discovery = discovery = Discovery(box)  # before courseware: its LAN peers browse on discovery's zeroconf
     box.courseware = CoursewareComponent(box)
     box.cameras = list(cameras)
@@ -313,7 +318,7 @@ def standard_components(box: Box) -> list[Component]:
     box.history = history = MetricsHistory(box)
     box.timetable_feed = timetable = TimetableComponent(box)
     # The recorder after media: its lesson hooks run after the encoders start and before they stop.
-    media: list[Component] = [box.media, box.viewer_hub, box.recorder, SignalChecks(box, camera, microphone)]
+    media: list[Component] = [box.media, hub, uplink, box.recorder, SignalChecks(box, camera, microphone)]
     sync: list[Component] = [box.room, discovery, box.courseware, timetable, Uploads(box)]
     devices = [ClockWatch(box), *cameras, *microphones]
     doors: list[Component] = [WebDoor(box), ConsoleDoor(box)]

@@ -82,6 +82,7 @@ class Budget:
         self.windows = list(windows or [])
         self.monthly_cap_bytes = monthly_cap_bytes
         self._link_bps = link_kbps * 125.0
+        self._link_known = link_kbps > 0  # a configured rate: estimates never replace it
         self._now, self._monotonic, self._sleep = now, monotonic, sleep
         self._live_bps = 0.0
         self._tokens = 0.0
@@ -98,15 +99,16 @@ class Budget:
         self.monthly_cap_bytes = monthly_cap_bytes
         if link_kbps is not None:
             self._link_bps = link_kbps * 125.0
+            self._link_known = link_kbps > 0
 
     def set_live_reservation(self, kbps: float) -> None:
         """Reserve `kbps` of the link for a live lesson (0 when the lesson ends)."""
         self._live_bps = max(0.0, kbps) * 125.0
 
     def observe(self, nbytes: int, seconds: float) -> None:
-        """Feed the link estimate with a transfer of `nbytes` that took `seconds` on the network."""
-        if nbytes < 4096 or seconds <= 0 or self.rate() is not None:
-            return  # a throttled transfer says nothing about the link
+        """Feed the link estimate with a transfer of `nbytes` that took `seconds` (not when the rate is configured)."""
+        if self._link_known or nbytes < 4096 or seconds <= 0 or self.rate() is not None:
+            return  # a throttled transfer says nothing about the link; a configured one is what the school pays for
         sample = nbytes / seconds
         self._link_bps = sample if not self._link_bps else (1 - EWMA) * self._link_bps + EWMA * sample
 

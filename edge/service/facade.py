@@ -38,6 +38,7 @@ from edge.service import (
     metrics_history,
     recordings,
     room,
+    uplink,
     viewers,
 )
 from edge.service.accounts import AdminAccounts, AdminSession, TeacherAccess, is_panel_address
@@ -55,6 +56,7 @@ from edge.service.room import RoomDevices
 from edge.service.settings import Settings
 from edge.service.status import StatusLine, status_lines
 from edge.service.timetable import Timetable, TimetableFeedPort, missing_for
+from edge.service.uplink import UplinkPort
 from edge.service.viewers import ViewerHubPort
 from sync.budget import Budget
 from sync.clock import Clock
@@ -112,6 +114,7 @@ class Box:
         self.network = Network(lambda: self.config.console)  # the console's `net`: networkd, undone unless confirmed
         self.discovery: DiscoveryPort | None = None
         self.room: RoomDevices | None = None
+        self.uplink: UplinkPort | None = None  # the WHIP publisher to a cloud SFU
 
     # -- composition ---------------------------------------------------------------------------
 
@@ -323,7 +326,8 @@ class Box:
 
     def join_url(self, join_code: str, seen_as: str | None = None) -> str:
         """The link students open for `join_code`, one their devices reach (`seen_as`: the host a page used)."""
-        return links.join_url(self.config.web, join_code, seen_as)
+        cloud = uplink.player_url(self.uplink, self.config.uplink, join_code)
+        return cloud or links.join_url(self.config.web, join_code, seen_as)
 
     async def start_lesson(self, title: str | None, by: str) -> Lesson:
         """Go live; raise LessonAlreadyLive if a lesson is live."""
@@ -540,6 +544,16 @@ class Box:
     def wan_budget(self) -> Budget | None:
         """The WAN budget the courseware component owns now (None while it is not running: no limit)."""
         return courseware.budget(self.courseware)
+
+    # -- live to cloud (the WHIP uplink) --------------------------------------------------------
+
+    def uplink_status(self) -> dict[str, Any]:
+        """Publishing to the cloud server: mode, state, the error in plain words, bitrate, reconnects."""
+        return uplink.status(self.uplink, self.config.uplink)
+
+    async def check_uplink(self) -> str:
+        """Try the configured WHIP endpoint and token now: '' when it works, else why not."""
+        return await uplink.check(self.uplink, self.config.uplink)
 
     # -- settings and maintenance (the admin page) ----------------------------------------------
 

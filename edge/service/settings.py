@@ -78,6 +78,12 @@ GROUPS = (
         ("recording", "upload"),
     ),
     Group(
+        "cloud",
+        N_("Live to cloud"),
+        N_("Publishing live lessons to a cloud server (WHIP) for students beyond the box's own link."),
+        ("uplink",),
+    ),
+    Group(
         "identity",
         N_("Box identity"),
         N_("The box's name, room and language."),
@@ -121,6 +127,7 @@ LIVE_PATHS = (
     "budget.",
     "timetable.",
     "box.time_zone",
+    "uplink.",
     "logging.",
     "metrics.",
 )

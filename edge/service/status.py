@@ -66,6 +66,15 @@ def network_lines(components: Mapping[str, Mapping[str, Any]]) -> list[StatusLin
     return lines
 
 
+def cloud_lines(components: Mapping[str, Mapping[str, Any]]) -> list[StatusLine]:
+    """The lesson going out to the cloud server (its trouble is an alarm, said first)."""
+    if components.get("uplink", {}).get("uplink_state") == "publishing":
+        return [
+            StatusLine("uplink", N_("Live to cloud: students outside this room watch through the cloud"), level="info")
+        ]
+    return []
+
+
 def upload_lines(recordings: Iterable[Mapping[str, Any]], today: dt.date) -> list[StatusLine]:
     """Each recording on its way to the server, with how far it has got."""
     lines = []
@@ -94,4 +103,5 @@ def status_lines(
 ) -> list[StatusLine]:
     """Every line of the status strip, the alarms first (they say what is wrong now)."""
     lines = [StatusLine(name, message) for name, message in alarms.items()]
-    return [*lines, *device_lines(components), *network_lines(components), *upload_lines(recordings, today)]
+    lines += [*device_lines(components), *cloud_lines(components), *network_lines(components)]
+    return [*lines, *upload_lines(recordings, today)]

@@ -179,7 +179,7 @@ class ViewerHub(Component):
         self._fallbacks_left = FALLBACKS_PER_CHECK
         self._dropped_by_leavers = 0
         self._switches_by_leavers = 0
-        self._packetizer = SharedPacketizer()
+        self.packetizer = SharedPacketizer()  # shared with the uplink: each packet is split once
         self._probing = asyncio.Event()  # some viewer probes: the pacer runs
         self.joined = 0
         box.on_lesson_stop(self._lesson_stopped)
@@ -263,6 +263,9 @@ class ViewerHub(Component):
         Raise LessonNotFound, LessonFull, StreamUnavailable or BadOffer.
         """
         lesson = self.live_lesson(join_code)
+        uplink = self._box.config.uplink
+        if not preview and uplink.mode == "cloud" and uplink.publishes():
+            raise StreamUnavailable("this lesson is watched through the cloud server: open the join link again")
         if not preview and self.count >= self._box.config.lesson.max_viewers:
             raise LessonFull(f"this lesson already has {self.count} viewers, the most this box serves")
         check_offer(offer_sdp)
@@ -320,8 +323,8 @@ class ViewerHub(Component):
             lesson_id=lesson.id,
             name=clean or f"Student {self.joined + 1}",
             pc=pc,
-            video=fanout.add(ViewerFeed("video", [layer], self._packetizer, self._feed_ready, estimator)),
-            audio=fanout.add(ViewerFeed("audio", [AUDIO_LAYER], self._packetizer, estimator=estimator)),
+            video=fanout.add(ViewerFeed("video", [layer], self.packetizer, self._feed_ready, estimator)),
+            audio=fanout.add(ViewerFeed("audio", [AUDIO_LAYER], self.packetizer, estimator=estimator)),
             layer=layer,
             data_saver=data_saver,
             estimator=estimator,

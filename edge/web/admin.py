@@ -29,6 +29,7 @@ STATIC = {
     "admin-form.js": "text/javascript",
     "admin-timetable.js": "text/javascript",
     "admin-boxes.js": "text/javascript",
+    "admin-cloud.js": "text/javascript",
     "admin.css": "text/css",
     "admin-doctor.js": "text/javascript",
 }

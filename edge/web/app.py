@@ -19,6 +19,7 @@ from edge.web import (
     accounts,
     admin,
     board,
+    cloud,
     courseware,
     devices,
     events,
@@ -47,6 +48,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     languages.router,
     accounts.router,  # before admin: its /admin/login and /admin/setup are not admin pages
     admin.router,
+    cloud.router,
     events.router,
     timetable.router,
     panel.router,

@@ -34,7 +34,7 @@ PUBLIC_TOPICS = ("lesson.started", "lesson.ended")
 TEACHER_TOPICS = (
     "lesson.", "viewer.", "hand.", "audio.level", "microphone.", "alarm.", "device.", "component.",
     "upload.", "recording.", "storage.", "courseware.", "board.", "clock.", "signal.",
-    "timetable.",
+    "timetable.", "uplink.",
 )  # fmt: skip
 
 ADMIN_TOPICS = (*TEACHER_TOPICS, "metrics.", "settings.")  # the dashboard's graphs and the settings pages

@@ -1,0 +1,529 @@
+"""The WHIP uplink (RFC 9725): the live lesson published to a cloud SFU, from the shared packets.
+
+A box on a school uplink cannot serve a hundred students behind their own NATs; an SFU can. The
+box publishes ONE session: a video section per configured layer plus Opus, each fed by a
+`ViewerFeed` on the media fan-out with the viewers' own `SharedPacketizer`, so publishing costs no
+encode and no second split of the packets. The SFU's PLI/FIR ask the shared encoder for a keyframe.
+
+The protocol: an OPTIONS first for the ICE servers (`Link` headers; those of the last 201 are used
+on reconnects), POST of the offer as `application/sdp` with the bearer token, 201 with the answer and
+a `Location`, DELETE of that location when the lesson ends. A dead uplink is told from RTCP and
+bytes, never from connection state (aiortc stays "connected" for ~28 s after the SFU dies): no RTCP
+from the SFU for `DEAD_AFTER_S` while media goes out, or media that stops going out. The box then
+publishes a new session with backoff; the lesson, the recording and local viewers never notice.
+aiortc 1.16 cannot restart ICE on a live connection, so an ICE restart by PATCH is not attempted: a
+new session is what every WHIP server accepts. A refused token is not retried until the settings
+change (or after `REFUSED_RETRY_S`): the admin page says so in plain words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import re
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+
+from edge.component import Component, Status
+from edge.config import UplinkSection
+from edge.media.live import video_layers
+from edge.media.packets import AUDIO_LAYER, PacketFanout
+from edge.service import Box, Lesson
+from edge.stream.feeds import SharedPacketizer, ViewerFeed, prefer_codecs, route_keyframe_requests
+from edge.texts import N_
+
+log = logging.getLogger(__name__)
+
+SDP = "application/sdp"
+CHECK_S = 0.5
+DEAD_AFTER_S = 3.0  # no RTCP from the SFU this long while media goes out: it is gone (Janus reports every ~1 s)
+CONNECT_TIMEOUT_S = 10.0  # from the 201 to the SFU's first RTCP
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 8.0
+REFUSED_RETRY_S = 60.0
+HTTP_TIMEOUT_S = 10.0
+HTTP_CONNECT_S = 3.0  # a cut link fails a new session this soon, not after the whole answer's time
+MAX_STALE = 4
+STOP_WAIT_S = 3.0  # the lesson's stop waits this long at most for a session being opened
+MAX_ANSWER_BYTES = 64 * 1024
+LINK_RE = re.compile(r'<([^>]*)>((?:\s*;\s*[\w-]+(?:\s*=\s*(?:"(?:[^"\\]|\\.)*"|[^;,]*))?)*)')
+PARAM_RE = re.compile(r';\s*([\w-]+)(?:\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;,]*)))?')
+ALARM = "uplink"
+
+
+class WhipError(Exception):
+    """Publishing failed; the message is plain words with no secret in it."""
+
+
+class WhipRefused(WhipError):
+    """The WHIP server refused the token (401/403): trying again will not help until it changes."""
+
+
+@dataclass
+class WhipResource:
+    """A published session on the WHIP server."""
+
+    location: str
+    etag: str = ""
+    ice_servers: list[RTCIceServer] = field(default_factory=list)
+
+
+def parse_ice_links(values: list[str]) -> list[RTCIceServer]:
+    """The ICE servers in `Link` header values (`<url>; rel="ice-server"; username=...; credential=...`)."""
+    servers = []
+    for value in values:
+        for match in LINK_RE.finditer(value):
+            url, params = match.group(1).strip(), dict(_link_params(match.group(2)))
+            if params.get("rel", "").lower() != "ice-server" or not re.match(r"^(stun|stuns|turn|turns):", url):
+                continue
+            servers.append(RTCIceServer(urls=url, username=params.get("username"), credential=params.get("credential")))
+    return servers
+
+
+def _link_params(text: str) -> list[tuple[str, str]]:
+    found = []
+    for match in PARAM_RE.finditer(text):
+        quoted, bare = match.group(2), match.group(3)
+        value = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else (bare or "").strip()
+        found.append((match.group(1).lower(), value))
+    return found
+
+
+def _refusal(status: int, body: str) -> WhipError:
+    """The error for a non-201 answer to the offer, in words an admin can act on."""
+    said = re.sub(r"\s+", " ", body).strip()[:120]
+    said = f" (it said: {said})" if said and not said.lstrip().startswith("<") else ""
+    if status in (401, 403) and "in use" not in said:
+        return WhipRefused(f"the cloud server refused the token (HTTP {status}): check the token{said}")
+    if status == 404:
+        return WhipError(f"the cloud server has no WHIP endpoint at this address (HTTP 404){said}")
+    if status == 403:
+        return WhipError(f"the cloud server refused the session (HTTP 403){said}")
+    return WhipError(f"the cloud server answered HTTP {status}{said}")
+
+
+class WhipClient:
+    """The HTTP side of WHIP for one endpoint URL and token (never logged, never in an error)."""
+
+    def __init__(self, url: str, token: str, client: httpx.AsyncClient) -> None:
+        self.url, self._token, self._client = url, token, client
+
+    def _headers(self, **extra: str) -> dict[str, str]:
+        return {**({"Authorization": f"Bearer {self._token}"} if self._token else {}), **extra}
+
+    async def ice_servers(self) -> list[RTCIceServer]:
+        """The ICE servers the endpoint offers before a POST (none when it does not answer OPTIONS)."""
+        try:
+            response = await self._client.options(self.url, headers=self._headers())
+        except httpx.HTTPError:
+            return []
+        return parse_ice_links(response.headers.get_list("link")) if response.status_code < 300 else []
+
+    async def publish(self, offer: str) -> tuple[str, WhipResource]:
+        """POST the offer; (answer, resource) on 201, else raise WhipError/WhipRefused."""
+        try:
+            response = await self._client.post(self.url, content=offer, headers=self._headers(**{"Content-Type": SDP}))
+        except httpx.HTTPError as err:
+            raise WhipError(f"cannot reach the cloud server: {_reason(err)}") from err
+        if response.status_code != 201:
+            raise _refusal(response.status_code, response.text)
+        location = response.headers.get("location")
+        if not location:
+            raise WhipError("the cloud server's answer has no Location (the session cannot be ended)")
+        answer = response.text
+        if len(answer) > MAX_ANSWER_BYTES or not answer.lstrip().startswith("v=0"):
+            raise WhipError("the cloud server's answer is not an SDP answer")
+        resource = WhipResource(
+            location=urllib.parse.urljoin(str(response.url), location),
+            etag=response.headers.get("etag", ""),
+            ice_servers=parse_ice_links(response.headers.get_list("link")),
+        )
+        return answer, resource
+
+    async def delete(self, resource: WhipResource) -> bool:
+        """End the session on the server; False when the server could not be reached (try again later)."""
+        try:
+            await self._client.delete(resource.location, headers=self._headers(), timeout=2.0)
+        except httpx.HTTPError as err:
+            log.debug("uplink: DELETE of the session failed: %s", _reason(err))
+            return False
+        return True
+
+
+async def new_http_client() -> httpx.AsyncClient:
+    """An HTTP client for WHIP, made off the loop (loading the CA bundle takes longer than a loop may wait)."""
+    timeout = httpx.Timeout(HTTP_TIMEOUT_S, connect=HTTP_CONNECT_S)
+    return await asyncio.to_thread(httpx.AsyncClient, timeout=timeout, follow_redirects=False)
+
+
+def _reason(err: Exception) -> str:
+    """An HTTP error in words, without the URL (it may carry a secret)."""
+    if isinstance(err, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(err, httpx.ConnectError):
+        return "connection refused or unreachable"
+    return type(err).__name__
+
+
+class UplinkSession:
+    """One published session: its peer connection, its feeds on the fan-out, what the SFU sends back."""
+
+    def __init__(self, fanout: PacketFanout, layers: list[str], packetizer: SharedPacketizer) -> None:
+        self.fanout = fanout
+        self.layers = layers
+        self.feeds: list[ViewerFeed] = []
+        self.senders: list[RTCRtpSender] = []
+        self.pc: RTCPeerConnection | None = None
+        self.resource: WhipResource | None = None
+        self.client: WhipClient | None = None
+        self.packetizer = packetizer
+        self.opened_at = time.monotonic()
+        self.rtcp_at: float | None = None
+        self.rtcp_bytes = 0
+        self.sent_bytes = 0
+        self.sent_at = time.monotonic()
+        self.kbps = 0.0
+        self._stats_at = time.monotonic()
+
+    def open(self, servers: list[RTCIceServer]) -> RTCPeerConnection:
+        """The peer connection with a sendonly section per layer and one for audio, fed from the fan-out."""
+        self.pc = pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        for layer in [*self.layers, AUDIO_LAYER]:
+            kind = "audio" if layer == AUDIO_LAYER else "video"
+            feed = self.fanout.add(ViewerFeed(kind, [layer], self.packetizer, self._feed_ready))
+            transceiver = pc.addTransceiver(feed.track(), direction="sendonly")
+            prefer_codecs(transceiver, "audio/opus" if kind == "audio" else "video/H264")
+            feed.attach(transceiver.sender)
+            if kind == "video":
+                route_keyframe_requests(transceiver.sender, functools.partial(self.fanout.request_keyframe, layer))
+            self.feeds.append(feed)
+            self.senders.append(transceiver.sender)
+        return pc
+
+    def _feed_ready(self, feed: ViewerFeed) -> None:
+        for layer in feed.layers:
+            if layer != AUDIO_LAYER:
+                self.fanout.request_keyframe(layer)
+
+    def watch_rtcp(self) -> None:
+        """Note every RTCP datagram the SFU sends (one DTLS transport: BUNDLE)."""
+        if not self.senders:
+            return
+        dtls = self.senders[0].transport
+        handle = dtls._handle_rtcp_data
+
+        async def handling(data: bytes) -> None:
+            self.rtcp_at = time.monotonic()
+            self.rtcp_bytes += len(data)
+            await handle(data)
+
+        dtls._handle_rtcp_data = handling  # type: ignore[method-assign]
+
+    async def read_stats(self) -> None:
+        """Bytes sent so far (and the rate since the last look), from the senders' counts."""
+        sent = 0
+        for sender in self.senders:
+            for stat in (await sender.getStats()).values():
+                if stat.type == "outbound-rtp":
+                    sent += stat.bytesSent
+        now = time.monotonic()
+        self.kbps = max(0, sent - self.sent_bytes) * 8 / 1000 / max(now - self._stats_at, 1e-3)
+        if sent > self.sent_bytes:
+            self.sent_at = now
+        self.sent_bytes, self._stats_at = sent, now
+
+    def problem(self, now: float) -> str:
+        """Why this session is dead ('' while it is alive)."""
+        if self.pc is not None and self.pc.connectionState in ("failed", "closed"):
+            return f"the connection to the cloud server {self.pc.connectionState}"
+        if self.rtcp_at is None:
+            if now - self.opened_at > CONNECT_TIMEOUT_S:
+                return "no media path to the cloud server (nothing came back after its answer)"
+            return ""
+        if now - self.rtcp_at > DEAD_AFTER_S:
+            return f"the cloud server stopped answering (no RTCP for {now - self.rtcp_at:.1f} s)"
+        if now - self.sent_at > DEAD_AFTER_S:
+            return f"no media went to the cloud server for {now - self.sent_at:.1f} s"
+        return ""
+
+    @property
+    def publishing(self) -> bool:
+        """True once the SFU has answered with RTCP: media reaches it."""
+        return self.rtcp_at is not None
+
+    async def close(self) -> None:
+        """Leave the fan-out and close the connection (idempotent)."""
+        for feed in self.feeds:
+            self.fanout.unsubscribe(feed)
+            feed.close()
+        self.feeds = []
+        if self.pc is not None:
+            pc, self.pc = self.pc, None
+            try:
+                await pc.close()
+            except Exception:  # a half-made connection: what it held is released regardless
+                log.debug("uplink: closing the connection failed", exc_info=True)
+
+
+class Uplink(Component):
+    """Publishes the live lesson to the configured WHIP server while the lesson is live; reconnects on its own."""
+
+    name = "uplink"
+
+    def __init__(self, box: Box, packetizer: SharedPacketizer | None = None) -> None:
+        super().__init__()
+        self._box = box
+        self._packetizer = packetizer or SharedPacketizer()
+        self._session: UplinkSession | None = None
+        self._http: httpx.AsyncClient | None = None
+        self._lock = asyncio.Lock()
+        self._ice_servers: list[RTCIceServer] = []
+        self._stale: list[tuple[WhipClient, WhipResource]] = []  # sessions a cut link kept us from ending
+        self._target: tuple[str, str, tuple[str, ...]] | None = None
+        self._retry_at = 0.0
+        self._backoff = BACKOFF_FIRST_S
+        self.state = "off"
+        self.error = ""
+        self.reconnects = 0
+        self.sessions = 0
+        self.published_s = 0.0
+        self._publishing_since: float | None = None
+        box.on_lesson_stop(self._lesson_stopped)
+
+    # -- component ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._http = await new_http_client()
+        self._report()
+
+    async def run(self) -> None:
+        while True:
+            async with self._lock:
+                await self.tick()
+            await asyncio.sleep(CHECK_S)
+
+    async def stop(self) -> None:
+        async with self._lock:
+            await self._end("the box is shutting down")
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    # -- the state machine ----------------------------------------------------------------------
+
+    def _config(self) -> UplinkSection:
+        return self._box.config.uplink
+
+    def _wanted(self) -> tuple[str, str, tuple[str, ...]] | None:
+        """What to publish now (URL, token, layers), or None: no live lesson, no stream, or publishing is off."""
+        config = self._config()
+        if not config.publishes() or self._box.current_lesson() is None or self._box.packets() is None:
+            return None
+        configured = {layer.name for layer in video_layers(self._box)}
+        layers = tuple(layer for layer in config.layers if layer in configured)
+        return (config.whip_url, config.token, layers) if layers else None
+
+    async def tick(self) -> None:
+        """One look: open, watch or end the session as the lesson and settings say (the run loop calls this)."""
+        wanted = self._wanted()
+        if wanted != self._target or (wanted is None and self._session is not None):
+            await self._end("the settings changed" if self._target and wanted else "not publishing now")
+            self._target, self._retry_at, self._backoff = wanted, 0.0, BACKOFF_FIRST_S
+            self._ice_servers = []  # another server (or token) may hand out other ones
+            self.error = "" if wanted is None else self.error
+            self.state = "off" if wanted is None else "connecting"
+            if wanted is None:
+                self._box.clear_alarm(ALARM)
+        now = time.monotonic()
+        if wanted is not None and self._session is None and now >= self._retry_at:
+            await self._open(wanted)
+        elif self._session is not None:
+            await self._watch(self._session, now)
+        self._reserve()
+        self._report()
+
+    async def _open(self, wanted: tuple[str, str, tuple[str, ...]]) -> None:
+        url, token, layers = wanted
+        fanout = self._box.packets()
+        if fanout is None or self._http is None:
+            return
+        client = WhipClient(url, token, self._http)
+        session = UplinkSession(fanout, list(layers), self._packetizer)
+        await self._delete_stale()
+        try:
+            servers = await client.ice_servers() or self._ice_servers  # fresh credentials, else the last 201's
+            pc = session.open(servers)
+            await pc.setLocalDescription(await pc.createOffer())
+            answer, resource = await client.publish(pc.localDescription.sdp)
+            session.resource, session.client = resource, client
+            await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        except WhipRefused as err:
+            await self._failed(session, client, err, refused=True)
+            return
+        except (WhipError, ValueError, OSError) as err:
+            await self._failed(session, client, err)
+            return
+        except Exception as err:  # whatever aiortc raises on the server's answer: that session is no use
+            await self._failed(session, client, WhipError(f"the cloud server's answer was refused: {err}"))
+            return
+        session.watch_rtcp()
+        self._ice_servers = resource.ice_servers or self._ice_servers
+        self._session = session
+        self.sessions += 1
+        log.info("uplink: publishing %s to the cloud server (session %d)", "+".join(layers), self.sessions)
+
+    async def _failed(self, session: UplinkSession, client: WhipClient, err: Exception, refused: bool = False) -> None:
+        if session.resource is not None:
+            await client.delete(session.resource)
+        await session.close()
+        self._set_error(str(err), "refused" if refused else "reconnecting")
+        wait = REFUSED_RETRY_S if refused else self._backoff
+        self._retry_at = time.monotonic() + wait
+        self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
+
+    async def _watch(self, session: UplinkSession, now: float) -> None:
+        await session.read_stats()
+        problem = session.problem(now)
+        if problem:
+            self.reconnects += 1
+            log.warning("uplink: %s; publishing again", problem)
+            await self._end(problem)
+            self._set_error(problem, "reconnecting")
+            self._retry_at = now + self._backoff
+            self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
+            return
+        if session.publishing and self.state != "publishing":
+            self.state, self.error, self._backoff = "publishing", "", BACKOFF_FIRST_S
+            self._publishing_since = now
+            self._box.clear_alarm(ALARM)
+            self._box.bus.publish("uplink.state", state=self.state)
+
+    def _set_error(self, error: str, state: str) -> None:
+        changed = state != self.state
+        self.state, self.error = state, error
+        if state == "refused":
+            self._box.raise_alarm(ALARM, N_("The cloud server refused the box's token: the lesson is not published"))
+        else:
+            self._box.raise_alarm(ALARM, N_("The lesson is not reaching the cloud server: reconnecting"))
+        if changed:
+            self._box.bus.publish("uplink.state", state=state)
+
+    async def _end(self, why: str) -> None:
+        session, self._session = self._session, None
+        if self._publishing_since is not None:
+            self.published_s += time.monotonic() - self._publishing_since
+            self._publishing_since = None
+        if session is None:
+            return
+        client, resource = session.client, session.resource
+        if client is not None and resource is not None and not await client.delete(resource):
+            # A cut link: the server still holds the session (and may refuse a new one as "in use").
+            self._stale = [*self._stale, (client, resource)][-MAX_STALE:]
+        await session.close()
+        log.info("uplink: session ended (%s)", why)
+
+    async def _delete_stale(self) -> None:
+        """End the sessions a cut link left on the server, now that it may be reachable again."""
+        left = []
+        for client, resource in self._stale:
+            if not await client.delete(resource):
+                left.append((client, resource))
+        self._stale = left
+
+    async def _lesson_stopped(self, lesson: Lesson) -> None:
+        """End the session before the encoders stop; never hold the lesson's stop behind a slow server."""
+        try:
+            async with asyncio.timeout(STOP_WAIT_S):
+                await self._lock.acquire()
+        except TimeoutError:
+            log.warning("uplink: the cloud server is slow to answer; the session ends after the lesson")
+            return  # the next look finds no lesson and ends the session then
+        try:
+            await self._end("lesson ended")
+            self._target, self.state, self.error = None, "off", ""
+            self._box.clear_alarm(ALARM)
+            self._report()
+        finally:
+            self._lock.release()
+
+    # -- what the box reads ---------------------------------------------------------------------
+
+    def live_kbps(self) -> float:
+        """The bitrate the published layers and audio take (what the WAN budget keeps for them)."""
+        layers = {layer.name: layer.kbps for layer in video_layers(self._box)}
+        target = self._target
+        video = sum(layers.get(name, 0) for name in target[2]) if target else 0
+        return float(video + self._box.config.stream.audio_kbps)
+
+    def _reserve(self) -> None:
+        """While a lesson is published, the WAN budget keeps its bitrate (set again each look: sync restarts)."""
+        budget = self._box.wan_budget()
+        if budget is not None and self._target is not None and self.serves_students():
+            budget.set_live_reservation(self.live_kbps())
+
+    def status(self) -> dict[str, Any]:
+        """What the admin page and the panel show: state, plain-words error, rate, reconnects."""
+        config, session = self._config(), self._session
+        return {
+            "mode": config.mode,
+            "state": self.state,
+            "error": self.error,
+            "target": _host(config.whip_url),
+            "player_url": config.player_url,
+            "layers": list(self._target[2]) if self._target else list(config.layers),
+            "kbps": round(session.kbps, 1) if session else 0.0,
+            "reconnects": self.reconnects,
+            "sessions": self.sessions,
+        }
+
+    def serves_students(self) -> bool:
+        """True while the lesson is (or is about to be) on the cloud server; False when it was refused."""
+        return self.state in ("connecting", "publishing", "reconnecting")
+
+    def _report(self) -> None:
+        session = self._session
+        now = time.monotonic()
+        rtcp_age = now - session.rtcp_at if session and session.rtcp_at else -1.0
+        since = now - self._publishing_since if self._publishing_since is not None else 0.0
+        metrics = {
+            "uplink_publishing": int(self.state == "publishing"),
+            "uplink_kbps": round(session.kbps, 1) if session else 0.0,
+            "uplink_reconnects_total": self.reconnects,
+            "uplink_sessions_total": self.sessions,
+            "uplink_rtcp_age_s": round(rtcp_age, 2),
+            "uplink_published_s": round(self.published_s + since, 1),
+            "uplink_sessions_left_on_server": len(self._stale),  # a cut link kept the box from ending them
+            "uplink_state": self.state,
+        }
+        status: Status = "degraded" if self.state in ("reconnecting", "refused") else "ok"
+        detail = self.error or {"off": "not publishing", "connecting": "connecting"}.get(self.state, self.state)
+        self.set_health(status, detail, **metrics)
+
+    async def check(self, url: str, token: str) -> str:
+        """Try `url` with `token` now (a session made and ended at once); '' when it works, else why not."""
+        if self.state == "publishing" and self._target is not None and self._target[:2] == (url, token):
+            return ""  # the lesson is going out there now (a second session could be refused as "in use")
+        fanout = self._box.packets()
+        async with await new_http_client() as http:
+            client = WhipClient(url, token, http)
+            session = UplinkSession(fanout or PacketFanout(), ["high"], SharedPacketizer())
+            try:
+                pc = session.open(await client.ice_servers())
+                await pc.setLocalDescription(await pc.createOffer())
+                _, resource = await client.publish(pc.localDescription.sdp)
+                await client.delete(resource)
+            except WhipError as err:
+                return str(err)
+            finally:
+                await session.close()
+        return ""
+
+
+def _host(url: str) -> str:
+    """The server's host (what the pages show of the target: no path, no credentials)."""
+    return (urllib.parse.urlsplit(url).hostname or "") if url else ""
