@@ -26,9 +26,13 @@ from edge.service import Box
 from edge.service.accounts import PinGate
 from edge.service.network import addresses
 from edge.texts import N_
-from edge.web.i18n import translate
+from edge.web.i18n import RTL_LANGUAGES, translate
 
 log = logging.getLogger(__name__)
+
+# A serial terminal (screen, minicom, PuTTY) draws one character per cell, left to right, unshaped:
+# right-to-left and shaped scripts come out reversed or broken there, so the console speaks English.
+TERMINAL_UNFIT_LANGUAGES = RTL_LANGUAGES | {"km", "my", "lo", "si"}
 
 WIDTH = 80
 MAX_LINE = 256  # characters; a longer line is refused whole
@@ -274,8 +278,9 @@ class Session:
 
     @property
     def language(self) -> str:
-        """The box language (read per message: a `config set box.language` applies at once)."""
-        return self.box.config.box.language
+        """The box language if a terminal can show it, else English (read per message: `config set` applies at once)."""
+        language = self.box.config.box.language
+        return "en" if language.split("-")[0] in TERMINAL_UNFIT_LANGUAGES else language
 
     @property
     def idle_s(self) -> float:

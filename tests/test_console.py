@@ -345,6 +345,17 @@ async def test_the_console_speaks_the_box_language(box: Box) -> None:
     await _end(terminal, task)
 
 
+@pytest.mark.parametrize("language", ["ar", "ur", "km"])
+async def test_the_console_speaks_english_where_a_terminal_cannot_draw_the_box_language(
+    box: Box, language: str
+) -> None:
+    box.config.box.language = language  # right to left or shaped: a serial terminal would garble it
+    terminal, task = await _session(box)
+    terminal.type(b"1111\r")
+    await terminal.expect("wrong PIN")
+    await _end(terminal, task)
+
+
 class NoComponents:
     """What a daemon's supervisor reports when nothing is wired in (the wipe's ordering is what is tested)."""
 
