@@ -120,7 +120,7 @@ class Box:
         for name in ("ttyS0.sock", "ttyS1.sock"):
             (self.directory / name).unlink(missing_ok=True)
         command = [
-            "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "1536", "-smp", "2",
+            "qemu-system-x86_64", "-accel", "tcg", "-cpu", "Nehalem", "-m", "1536", "-smp", "2",
             "-nodefaults", "-display", "none", "-no-reboot",
             "-drive", f"file={self.disk},format=qcow2,if=virtio",
             "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{self.port}-:8080",
@@ -176,8 +176,12 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
         pytest.fail("qemu-system-x86_64 is missing: ./bootstrap image-test installs it")
     directory = tmp_path_factory.mktemp("image")
     image = directory / "classbox.img"
-    with timed("build the image (cached base and virtualenv reused)"):
-        build_image(image, seed_config(directory / "classbox.toml"))
+    prebuilt = os.environ.get("CLASSBOX_TEST_IMAGE")  # an image built by hand with build_image()'s options
+    if prebuilt:
+        image = Path(prebuilt)
+    else:
+        with timed("build the image (cached base and virtualenv reused)"):
+            build_image(image, seed_config(directory / "classbox.toml"))
     disk = directory / "disk.qcow2"  # the box's disk: the image below, every write of every boot above it
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(image), "-F", "raw", str(disk)], check=True)
     machine = Box(disk, directory)
