@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -32,6 +31,7 @@ from edge.service.accounts import hash_pin
 
 HERE = Path(__file__).resolve().parent
 PIN = "2468"
+TECH_PIN = "135790"
 BOOT_S = 600.0  # TCG on a shared 2-core machine: the kernel, systemd and the daemon's first imports
 TIMINGS: dict[str, float] = {}
 pytestmark = pytest.mark.timeout(1500)  # the first test builds the image (uncached: ~10 min here)
@@ -75,6 +75,7 @@ def seed_config(path: Path) -> Path:
     config.recording.segment_seconds = 1.0
     config.web.teacher_pin_hash = hash_pin(PIN)
     config.console.serial_port = ""
+    config.console.tech_pin_hash = hash_pin(TECH_PIN)
     path.write_text(dump_config(config))
     return path
 
@@ -239,15 +240,18 @@ def test_the_daemon_reaches_ready_on_a_read_only_root(box: Box, shell: Serial) -
 
 
 def test_the_technician_console_answers_on_ttys0(box: Box, shell: Serial) -> None:
-    console = Serial(box.directory / "ttyS0.sock", timeout=90)
+    assert shell.run("systemctl is-enabled classbox-console.service 2>&1") == "enabled"
+    assert shell.run("systemctl is-enabled serial-getty@ttyS0.service 2>&1") == "masked"
+    console = Serial(box.directory / "ttyS0.sock", timeout=120)
     try:
-        with timed("console answers on ttyS0"):
+        with timed("console: PIN, status, prompt on ttyS0"):
             console.child.sendline("")
-            has_console = shell.run("systemctl is-enabled classbox-console.service 2>&1") == "enabled"
-            if has_console:
-                console.child.expect(re.compile(r"classbox|PIN", re.IGNORECASE))
-            else:  # an app without `classbox console` yet: the serial getty's login prompt answers
-                console.child.expect("classbox login:")
+            console.child.expect("Technician PIN: ")
+            console.child.sendline(TECH_PIN)
+            console.child.expect("classbox> ")
+            console.child.sendline("status")
+            console.child.expect("classbox> ")
+        assert "Classroom" in box.console_log(), "the banner names the box"
     finally:
         console.close()
 
