@@ -96,6 +96,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     console.add_argument("--config", type=Path)
     console.set_defaults(handler=_cmd_console)
+    first = commands.add_parser(
+        "first-boot",
+        help="give a new box its id, HTTPS certificate and setup code",
+        description="Write the box id into the config file (made if missing), make the HTTPS certificate and the "
+        "admin setup code. The image runs it before the daemon; running it again changes nothing.",
+    )
+    first.add_argument("--config", type=Path)
+    first.set_defaults(handler=_cmd_first_boot)
     publish = commands.add_parser(
         "publish",
         help="publish courseware as a signed repository",
@@ -277,6 +285,18 @@ def _cmd_fingerprint(args: argparse.Namespace) -> int:
         print("classbox: no HTTPS certificate yet (the box makes it when it starts)", file=sys.stderr)
         return 1
     print(f"SHA-256 {certificate.fingerprint}")
+    return 0
+
+
+def _cmd_first_boot(args: argparse.Namespace) -> int:
+    from edge.service.firstboot import first_boot
+
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    done = first_boot(config_path(args.config), Path(state) if state else None)
+    print(f"box id {done.box_id}" + (" (written to the config file)" if done.config_written else ""))
+    print(f"HTTPS certificate SHA-256 {done.fingerprint}" if done.fingerprint else "HTTPS is off: no certificate")
+    if done.setup_code_file is not None:  # the code itself never goes to the journal
+        print(f"admin setup code in {done.setup_code_file} (`classbox admin setup-code`)")
     return 0
 
 
