@@ -17,6 +17,7 @@ from edge.console import GARBAGE, MAX_GARBAGE, MAX_LINE, TOO_LONG, LineEditor, Q
 from edge.console_commands import serve
 from edge.events import EventBus
 from edge.service import Box
+from edge.service import network as network_module
 from edge.service.accounts import PinGate, hash_pin
 from edge.service.network import Network, NetworkError, Wanted, addresses, interfaces, parse_wanted
 
@@ -334,6 +335,21 @@ async def test_a_change_networkd_refuses_is_rolled_back_at_once(
         await network.apply(Wanted(iface, dhcp=True))
     assert not network.path(iface).exists()
     assert network.pending is None
+    await network.close()
+
+
+async def test_unprivileged_the_change_is_left_to_the_system_and_still_undone_unless_confirmed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_programs(tmp_path / "bin", tmp_path / "calls", monkeypatch, networkctl_exit=1)  # polkit says no
+    monkeypatch.setattr(network_module.os, "geteuid", lambda: 999)  # the box image's `classbox` user
+    network = Network(lambda: _section(tmp_path))
+    iface = interfaces()[0]
+    await network.apply(Wanted(iface, dhcp=True))  # the image's path unit reloads networkd
+    assert network.path(iface).exists()
+    assert network.pending is not None
+    assert await network.undo()
+    assert not network.path(iface).exists()
     await network.close()
 
 
