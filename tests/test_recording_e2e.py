@@ -120,7 +120,9 @@ def test_thirty_second_lesson_is_recorded_played_back_and_uploaded(tmp_path: Pat
     assert meta["lesson"] == lesson_id
     assert meta["title"] == "Demo lesson"
     assert abs(float(meta["duration_s"]) - duration) < 0.5
-    assert 'classbox_uploads_done{component="uploads"} 2.0' in metrics
+    boards = [p for p in tus.uploads() if p.read_bytes()[:5] == b"%PDF-"]  # the lesson's board, beside it
+    assert len(boards) == 1
+    assert 'classbox_uploads_done{component="uploads"} 3.0' in metrics  # the recording, its ink log, its board
 
 
 @pytest.mark.slow
