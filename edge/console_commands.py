@@ -8,6 +8,7 @@ says plainly that the box software is not running when the console runs offline.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import os
@@ -403,12 +404,14 @@ async def cmd_sync(shell: Shell, args: list[str]) -> None:
 
 
 async def cmd_lesson(shell: Shell, args: list[str]) -> None:
-    """The live lesson; `lesson stop` ends it."""
+    """The live lesson; `lesson stop` ends it; `lesson schedule` shows today's timetable and what tomorrow lacks."""
     if await shell.needs_daemon("lesson"):
         return
     box, s = shell.box, shell.s
     lesson = box.current_lesson()
-    if args and args[0] == "stop":
+    if args and args[0] == "schedule":
+        await _schedule(shell)
+    elif args and args[0] == "stop":
         if lesson is None:
             raise NoLiveLesson(N_("no lesson is live"))
         ended = await box.stop_lesson(by=BY)
@@ -422,6 +425,45 @@ async def cmd_lesson(shell: Shell, args: list[str]) -> None:
             since=_when(lesson.started_at),
             viewers=len(box.viewers()),
         )
+
+
+LESSON_STATES = {
+    "planned": N_("Planned"),
+    "soon": N_("Starting soon"),
+    "due": N_("Starting"),
+    "live": N_("Live now"),
+    "ended": N_("Ended"),
+    "missed": N_("Not held"),
+}
+
+
+async def _schedule(shell: Shell) -> None:
+    """Today's lessons with their state, the next one's join link, and what tomorrow's lessons still lack."""
+    box, s = shell.box, shell.s
+    zone = box.timetable.zone
+
+    def clock(at: float) -> str:
+        return dt.datetime.fromtimestamp(at, zone).strftime("%H:%M")
+
+    lessons = box.timetable_today()
+    await s.line(f"{s.words(N_('Today'))} ({zone})")
+    if not lessons:
+        await s.say(N_("No lessons scheduled today"))
+    for item in lessons:
+        state = s.words(LESSON_STATES.get(item["state"], item["state"]))
+        await s.line(f"  {clock(item['start'])}-{clock(item['end'])}  {item['title']}  [{state}]")
+    upcoming = box.next_scheduled_lesson()
+    if upcoming is not None:
+        starts = s.words(N_("Starts at {time}")).format(time=clock(upcoming["start"]))
+        await s.line(f"{upcoming['title']}: {starts}  {upcoming['join_url']}")
+    missing = await box.timetable_missing()
+    if not missing:
+        await s.say(N_("Everything tomorrow's lessons need is here"))
+        return
+    await s.say(N_("Not yet on the box for tomorrow"))
+    for entry in missing:
+        what = s.words(N_("the course is not in the repository")) if entry["unknown"] else ", ".join(entry["items"])
+        await s.line("  " + s.words(N_("{lesson} ({course}): {what}")).format(**entry, what=what))
 
 
 # -- config -----------------------------------------------------------------------------------------------
@@ -567,7 +609,11 @@ COMMANDS: dict[str, Command] = {
             cmd_sync,
         ),
         Command(
-            "lesson", N_("The live lesson: status, stop."), "lesson [status | stop]", ("status", "stop"), cmd_lesson
+            "lesson",
+            N_("The live lesson and today's timetable: status, stop, schedule."),
+            "lesson [status | stop | schedule]",
+            ("status", "stop", "schedule"),
+            cmd_lesson,
         ),
         Command(
             "config",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import stat
 import time
@@ -13,13 +14,14 @@ from pathlib import Path
 import pytest
 
 from edge.config import BoxConfig, ConsoleSection
-from edge.console import GARBAGE, MAX_GARBAGE, MAX_LINE, TOO_LONG, LineEditor, QueueTransport, Session
+from edge.console import GARBAGE, MAX_GARBAGE, MAX_LINE, PROMPT, TOO_LONG, LineEditor, QueueTransport, Session
 from edge.console_commands import serve
 from edge.events import EventBus
 from edge.service import Box
 from edge.service import network as network_module
 from edge.service.accounts import PinGate, hash_pin
 from edge.service.network import Network, NetworkError, Wanted, addresses, interfaces, parse_wanted
+from sync.clock import Clock
 
 PIN = "2468"
 PIN_HASH = hash_pin(PIN)  # once, outside any test's loop
@@ -351,6 +353,26 @@ async def test_unprivileged_the_change_is_left_to_the_system_and_still_undone_un
     assert await network.undo()
     assert not network.path(iface).exists()
     await network.close()
+
+
+async def test_lesson_schedule_shows_today_the_next_join_link_and_what_tomorrow_lacks(box: Box) -> None:
+    zone = dt.timezone(dt.timedelta(hours=5))  # the school's zone, e.g. Tashkent or Karachi
+    box.config.box.time_zone = "Etc/GMT-5"
+    now = dt.datetime(2027, 1, 4, 8, 0, tzinfo=zone).timestamp()
+    box.clock = Clock(lambda: now, lambda: now, lambda: True)
+    box.add_timetable_lesson("Fractions", dt.datetime(2027, 1, 4, 9, 0, tzinfo=zone), 45)
+    box.add_timetable_lesson("Geometry", dt.datetime(2027, 1, 5, 10, 0, tzinfo=zone), 45, course="maths-7")
+    box.attach(NoComponents(), lambda: None)  # inside the daemon: the lesson commands answer
+    terminal, task = await _session(box)
+    terminal.type(PIN.encode() + b"\r")
+    await terminal.expect(PROMPT)
+    terminal.type(b"lesson schedule\r")
+    await terminal.expect("09:00-09:45  Fractions  [Planned]")
+    await terminal.expect("Fractions: Starts at 09:00")
+    await terminal.expect("/watch/")  # the join link to share ahead of time
+    await terminal.expect("Not yet on the box for tomorrow")
+    await terminal.expect("Geometry (maths-7): the course is not in the repository")
+    await _end(terminal, task)
 
 
 async def test_the_console_speaks_the_box_language(box: Box) -> None:
