@@ -12,6 +12,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 
 from edge.config import BoxConfig
 from edge.courseware import CoursewareComponent
+from edge.stream import whip
 from edge.stream.whip import DEAD_AFTER_S, Uplink
 from sync.publish import publish
 from tests.nginx_server import Nginx
@@ -48,7 +49,7 @@ def uplink_of(box: object) -> Uplink:
 
 
 async def test_a_cloud_student_gets_the_lesson_through_janus_and_janus_dying_is_survived(
-    tmp_path: Path, sfu: Sfu
+    tmp_path: Path, sfu: Sfu, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = published_config(tmp_path, sfu, "lesson")
     config.uplink.layers = ["high", "low"]  # each a video stream of its own at Janus
@@ -93,20 +94,58 @@ async def test_a_cloud_student_gets_the_lesson_through_janus_and_janus_dying_is_
             assert 'classbox_uplink_reconnects_total{component="uplink"}' in metrics
             assert 'classbox_uplink_publishing{component="uplink"} 1.0' in metrics
 
-            reconnects = uplink.reconnects
-            sfu.set_link(up=False)  # the school's uplink drops: Janus still holds the box's session
-            try:
-                await until(lambda: uplink.reconnects > reconnects, 5.0, "the cut link reported")
-                left = lambda: uplink.health().metrics["uplink_sessions_left_on_server"]  # noqa: E731
-                await until(lambda: left() == 1, 8.0, "the DELETE the cut link refused")
-            finally:
-                sfu.set_link(up=True)
-            await until(lambda: uplink.state == "publishing", 15, "publishing again once the link is back")
-            assert left() == 0  # the session the cut link left was ended first: the server took the new one
+            await a_short_cut_is_mended_by_an_ice_restart_the_student_never_notices(sfu, uplink)
+            await a_long_cut_gets_a_new_session_once_the_link_is_back(sfu, uplink, monkeypatch)
         finally:
             await local.close(client)
         await live.box.stop_lesson("panel")
         assert uplink.state == "off"
+
+
+async def a_short_cut_is_mended_by_an_ice_restart_the_student_never_notices(sfu: Sfu, uplink: Uplink) -> None:
+    """The school's uplink drops for a few seconds: Janus still holds the box's session, so the box
+    restarts ICE on it (PATCH), and the student subscribed at Janus keeps watching without subscribing again."""
+    student = Subscriber(sfu.janus_url)
+    async with httpx.AsyncClient(timeout=40) as janus:
+        try:
+            await student.watch(janus, "lesson")
+            await until(lambda: student.frames["video"] >= 10, 20, "cloud frames before the cut")
+            reconnects, sessions, restarts = uplink.reconnects, uplink.sessions, uplink.ice_restarts
+            sfu.set_link(up=False)
+            try:
+                await until(lambda: uplink.reconnects > reconnects, 5.0, "the cut link reported")
+                await asyncio.sleep(2.0)  # still down: the restarts tried meanwhile cannot reach Janus
+                assert uplink.state == "reconnecting"
+                assert uplink.ice_restarts == restarts
+                frames = student.frames["video"]
+            finally:
+                sfu.set_link(up=True)
+            await until(lambda: uplink.state == "publishing", 15, "publishing again once the link is back")
+            assert (uplink.ice_restarts, uplink.sessions) == (restarts + 1, sessions)  # the same session
+            await until(lambda: student.frames["video"] >= frames + 30, 15, "the same student's frames after it")
+            metrics = uplink.health().metrics
+            assert metrics["uplink_ice_restarts_total"] == restarts + 1
+            assert metrics["uplink_sessions_left_on_server"] == 0
+        finally:
+            await student.close()
+
+
+async def a_long_cut_gets_a_new_session_once_the_link_is_back(
+    sfu: Sfu, uplink: Uplink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link down longer than a restart may wait: a new session, after ending the one the cut left on Janus."""
+    monkeypatch.setattr(whip, "RESTART_GIVE_UP_S", 1.0)  # the give-up comes sooner; the path is the same
+    reconnects, sessions = uplink.reconnects, uplink.sessions
+    sfu.set_link(up=False)
+    try:
+        await until(lambda: uplink.reconnects > reconnects, 5.0, "the cut link reported")
+        left = lambda: uplink.health().metrics["uplink_sessions_left_on_server"]  # noqa: E731
+        await until(lambda: left() == 1, 12.0, "the DELETE the cut link refused")
+    finally:
+        sfu.set_link(up=True)
+    await until(lambda: uplink.state == "publishing", 15, "publishing again once the link is back")
+    assert left() == 0  # the session the cut link left was ended first: the server took the new one
+    assert uplink.sessions == sessions + 1
 
 
 async def test_a_sync_pull_during_a_published_lesson_stays_under_the_link_minus_the_live_bitrate(

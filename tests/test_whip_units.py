@@ -14,6 +14,7 @@ from edge.events import EventBus
 from edge.service import Box
 from edge.service.status import status_lines
 from edge.service.uplink import player_url
+from edge.stream.ice_restart import IceOffer, offer_sdpfrag, parse_sdpfrag
 from edge.stream.whip import UplinkSession, WhipError, WhipRefused, _refusal, parse_ice_links
 from sync.budget import Budget
 
@@ -139,3 +140,30 @@ def test_a_dead_session_is_told_from_rtcp_and_bytes_not_from_connection_state() 
     assert "stopped answering" in session.problem(start + 4.5)
     session.rtcp_at = start + 4.4  # RTCP still comes, but nothing went out
     assert "no media went" in session.problem(start + 4.5)
+
+
+def test_an_ice_restart_offers_new_credentials_and_reads_the_server_s_answer_or_says_why_not() -> None:
+    offer = IceOffer("ab12", "p" * 22, ["1 1 udp 2130706431 10.0.0.2 40000 typ host"])
+    fragment = offer_sdpfrag(offer, ["0", "1", "2"], "video")
+    assert fragment.splitlines() == [
+        "a=group:BUNDLE 0 1 2",
+        "m=video 9 UDP/TLS/RTP/SAVPF 0",
+        "a=mid:0",
+        "a=ice-ufrag:ab12",
+        f"a=ice-pwd:{'p' * 22}",
+        "a=candidate:1 1 udp 2130706431 10.0.0.2 40000 typ host",
+        "a=end-of-candidates",
+    ]
+    answer = parse_sdpfrag("a=ice-ufrag:Zx9q\r\na=ice-pwd:serverpassword0123456789\r\n")  # simple-whip-server's
+    assert (answer.ufrag, answer.pwd, answer.candidates) == ("Zx9q", "serverpassword0123456789", [])
+    with_candidate = parse_sdpfrag("a=ice-ufrag:u\na=ice-pwd:p\na=candidate:2 1 udp 1 10.0.0.1 5000 typ host\n")
+    assert with_candidate.candidates == ["2 1 udp 1 10.0.0.1 5000 typ host"]
+    with pytest.raises(ValueError, match="no new ICE credentials"):
+        parse_sdpfrag("a=ice-ufrag:u\r\n")
+    with pytest.raises(ValueError, match="broken candidate"):
+        parse_sdpfrag("a=ice-ufrag:u\na=ice-pwd:p\na=candidate:garbage\n")
+    with pytest.raises(ValueError, match="too long"):
+        parse_sdpfrag("a=ice-ufrag:u\n" * 5000)
+    refused = _refusal(403, "Endpoint ID not published", "the ICE restart")
+    assert not isinstance(refused, WhipRefused)  # the session is gone, the token is not in doubt
+    assert "ICE restart" in str(refused)

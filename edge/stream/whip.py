@@ -9,11 +9,16 @@ The protocol: an OPTIONS first for the ICE servers (`Link` headers; those of the
 on reconnects), POST of the offer as `application/sdp` with the bearer token, 201 with the answer and
 a `Location`, DELETE of that location when the lesson ends. A dead uplink is told from RTCP and
 bytes, never from connection state (aiortc stays "connected" for ~28 s after the SFU dies): no RTCP
-from the SFU for `DEAD_AFTER_S` while media goes out, or media that stops going out. The box then
-publishes a new session with backoff; the lesson, the recording and local viewers never notice.
-aiortc 1.16 cannot restart ICE on a live connection, so an ICE restart by PATCH is not attempted: a
-new session is what every WHIP server accepts. A refused token is not retried until the settings
-change (or after `REFUSED_RETRY_S`): the admin page says so in plain words.
+from the SFU for `DEAD_AFTER_S` while media goes out, or media that stops going out.
+
+A dead uplink is mended in the way that costs the students least. Where the server takes PATCH
+(`Accept-Patch: application/trickle-ice-sdpfrag` on its 201), the box restarts ICE on the same
+session (`ice_restart.RestartableIce`: new credentials, the same DTLS): students subscribed at
+the SFU stay subscribed. It keeps trying while the link is down, for up to `RESTART_GIVE_UP_S`.
+Where the server cannot restart (no Accept-Patch, or it answers the PATCH with an error: it lost
+the session), or the restart does not bring RTCP back, the box publishes a new session with
+backoff. The lesson, the recording and local viewers never notice either. A refused token is not
+retried until the settings change (or after `REFUSED_RETRY_S`): the admin page says so in plain words.
 """
 
 from __future__ import annotations
@@ -28,7 +33,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCIceTransport,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 
 from edge.component import Component, Status
 from edge.config import UplinkSection
@@ -36,6 +48,15 @@ from edge.media.live import video_layers
 from edge.media.packets import AUDIO_LAYER, PacketFanout
 from edge.service import Box, Lesson
 from edge.stream.feeds import SharedPacketizer, ViewerFeed, prefer_codecs, route_keyframe_requests
+from edge.stream.ice_restart import (
+    SDPFRAG,
+    IceAnswer,
+    IceOffer,
+    RestartableIce,
+    close_within,
+    offer_sdpfrag,
+    parse_sdpfrag,
+)
 from edge.texts import N_
 
 log = logging.getLogger(__name__)
@@ -51,6 +72,9 @@ HTTP_CONNECT_S = 3.0  # a cut link fails a new session this soon, not after the 
 MAX_STALE = 4
 STOP_WAIT_S = 3.0  # the lesson's stop waits this long at most for a session being opened
 MAX_ANSWER_BYTES = 64 * 1024
+RESTART_GIVE_UP_S = 20.0  # a link down longer than this gets a new session (aioice drops the old path at 30 s)
+RESTART_CHECKS_S = 5.0  # the restarted ICE checks, once the server has answered the PATCH
+RESTART_HTTP_S = 4.0  # the PATCH's whole time: on a kept-alive connection a dead link shows only as no answer
 LINK_RE = re.compile(r'<([^>]*)>((?:\s*;\s*[\w-]+(?:\s*=\s*(?:"(?:[^"\\]|\\.)*"|[^;,]*))?)*)')
 PARAM_RE = re.compile(r';\s*([\w-]+)(?:\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;,]*)))?')
 ALARM = "uplink"
@@ -64,6 +88,10 @@ class WhipRefused(WhipError):
     """The WHIP server refused the token (401/403): trying again will not help until it changes."""
 
 
+class WhipUnreachable(WhipError):
+    """The WHIP server could not be reached at all (the link is down): the session may still be there."""
+
+
 @dataclass
 class WhipResource:
     """A published session on the WHIP server."""
@@ -71,6 +99,7 @@ class WhipResource:
     location: str
     etag: str = ""
     ice_servers: list[RTCIceServer] = field(default_factory=list)
+    restartable: bool = False  # the server takes an ICE restart by PATCH (it said Accept-Patch)
 
 
 def parse_ice_links(values: list[str]) -> list[RTCIceServer]:
@@ -94,10 +123,12 @@ def _link_params(text: str) -> list[tuple[str, str]]:
     return found
 
 
-def _refusal(status: int, body: str) -> WhipError:
-    """The error for a non-201 answer to the offer, in words an admin can act on."""
+def _refusal(status: int, body: str, what: str = "") -> WhipError:
+    """The error for a refused request (the offer's, or `what`), in words an admin can act on."""
     said = re.sub(r"\s+", " ", body).strip()[:120]
     said = f" (it said: {said})" if said and not said.lstrip().startswith("<") else ""
+    if what:  # the session is there or it is not: either way a new one is next, the token is not in doubt
+        return WhipError(f"the cloud server refused {what} (HTTP {status}){said}")
     if status in (401, 403) and "in use" not in said:
         return WhipRefused(f"the cloud server refused the token (HTTP {status}): check the token{said}")
     if status == 404:
@@ -142,8 +173,33 @@ class WhipClient:
             location=urllib.parse.urljoin(str(response.url), location),
             etag=response.headers.get("etag", ""),
             ice_servers=parse_ice_links(response.headers.get_list("link")),
+            restartable=SDPFRAG in response.headers.get("accept-patch", "").lower(),
         )
         return answer, resource
+
+    async def restart_ice(self, resource: WhipResource, fragment: str) -> IceAnswer:
+        """PATCH the session with new ICE credentials (RFC 9725 section 4.3.2); the server's new ones.
+
+        WhipUnreachable when the server cannot be reached; WhipError when it answers with anything
+        but 200 (it lost the session, or cannot restart): a new session is what is left.
+        """
+        headers = self._headers(**{"Content-Type": SDPFRAG, "If-Match": '"*"'})
+        try:
+            response = await self._client.patch(
+                resource.location, content=fragment, headers=headers, timeout=RESTART_HTTP_S
+            )
+        except httpx.HTTPError as err:
+            raise WhipUnreachable(f"cannot reach the cloud server: {_reason(err)}") from err
+        if response.status_code != 200:
+            if response.status_code in (405, 501):
+                resource.restartable = False
+            raise _refusal(response.status_code, response.text, "the ICE restart")
+        try:
+            answer = parse_sdpfrag(response.text)
+        except ValueError as err:
+            raise WhipError(str(err)) from err
+        resource.etag = response.headers.get("etag", resource.etag)
+        return answer
 
     async def delete(self, resource: WhipResource) -> bool:
         """End the session on the server; False when the server could not be reached (try again later)."""
@@ -189,9 +245,14 @@ class UplinkSession:
         self.sent_at = time.monotonic()
         self.kbps = 0.0
         self._stats_at = time.monotonic()
+        self.servers: list[RTCIceServer] = []
+        self.lost_at: float | None = None  # when the SFU was last heard of, once it went quiet: mending
+        self.restarted = False  # an ICE restart was made since the loss (it must bring RTCP back)
+        self._ice: dict[RTCIceTransport, RestartableIce] = {}
 
     def open(self, servers: list[RTCIceServer]) -> RTCPeerConnection:
         """The peer connection with a sendonly section per layer and one for audio, fed from the fan-out."""
+        self.servers = servers
         self.pc = pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
         for layer in [*self.layers, AUDIO_LAYER]:
             kind = "audio" if layer == AUDIO_LAYER else "video"
@@ -203,7 +264,29 @@ class UplinkSession:
                 route_keyframe_requests(transceiver.sender, functools.partial(self.fanout.request_keyframe, layer))
             self.feeds.append(feed)
             self.senders.append(transceiver.sender)
+        for sender in self.senders:  # before DTLS starts: its receive must go through the swap
+            transport = sender.transport.transport
+            self._ice.setdefault(transport, RestartableIce(transport, servers))
         return pc
+
+    def restartable_ice(self) -> RestartableIce | None:
+        """The ICE transport all media goes over, when the server takes a restart and that path is still up."""
+        transports = {sender.transport.transport for sender in self.senders}
+        if self.resource is None or not self.resource.restartable or len(transports) != 1:
+            return None  # no PATCH there, or no BUNDLE: a new session
+        ice = self._ice.get(transports.pop())
+        return ice if ice is not None and ice.alive() else None
+
+    def restart_fragment(self, offer: IceOffer) -> str:
+        """The PATCH body for a restart: the fresh credentials and candidates, on the bundle's first section."""
+        transceivers = self.pc.getTransceivers() if self.pc else []
+        mids = [t.mid for t in transceivers if t.mid is not None] or ["0"]
+        return offer_sdpfrag(offer, mids, transceivers[0].kind if transceivers else "video")
+
+    def mended(self, now: float) -> None:
+        """The ICE restart went through: the SFU must be heard again within CONNECT_TIMEOUT_S."""
+        self.restarted = True
+        self.opened_at, self.rtcp_at, self.sent_at = now, None, now
 
     def _feed_ready(self, feed: ViewerFeed) -> None:
         for layer in feed.layers:
@@ -262,10 +345,12 @@ class UplinkSession:
             self.fanout.unsubscribe(feed)
             feed.close()
         self.feeds = []
+        for ice in self._ice.values():
+            await ice.discard()
         if self.pc is not None:
             pc, self.pc = self.pc, None
-            try:
-                await pc.close()
+            try:  # a pulled cable would hold the close for as long as it stays out: its sockets are dropped
+                await close_within(pc.close(), [ice.connection for ice in self._ice.values()])
             except Exception:  # a half-made connection: what it held is released regardless
                 log.debug("uplink: closing the connection failed", exc_info=True)
 
@@ -291,6 +376,7 @@ class Uplink(Component):
         self.error = ""
         self.reconnects = 0
         self.sessions = 0
+        self.ice_restarts = 0
         self.published_s = 0.0
         self._publishing_since: float | None = None
         box.on_lesson_stop(self._lesson_stopped)
@@ -388,20 +474,61 @@ class Uplink(Component):
 
     async def _watch(self, session: UplinkSession, now: float) -> None:
         await session.read_stats()
+        if session.lost_at is not None and not session.restarted:
+            await self._mend(session, now)
+            return
         problem = session.problem(now)
         if problem:
-            self.reconnects += 1
-            log.warning("uplink: %s; publishing again", problem)
-            await self._end(problem)
+            if not session.restarted:
+                self.reconnects += 1
             self._set_error(problem, "reconnecting")
-            self._retry_at = now + self._backoff
-            self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
+            if not session.restarted and session.restartable_ice() is not None:
+                log.warning("uplink: %s; restarting ICE on the same session", problem)
+                session.lost_at, self._retry_at = now, now
+                await self._mend(session, now)
+                return
+            log.warning("uplink: %s; publishing again", problem)
+            await self._renew(problem, now + self._backoff)
             return
         if session.publishing and self.state != "publishing":
+            session.lost_at, session.restarted = None, False
             self.state, self.error, self._backoff = "publishing", "", BACKOFF_FIRST_S
             self._publishing_since = now
             self._box.clear_alarm(ALARM)
             self._box.bus.publish("uplink.state", state=self.state)
+
+    async def _mend(self, session: UplinkSession, now: float) -> None:
+        """Restart ICE on the session the SFU still holds, while the link is down; else a new session."""
+        ice, client, resource = session.restartable_ice(), session.client, session.resource
+        if now < self._retry_at:
+            return
+        if ice is None or client is None or resource is None or now - (session.lost_at or now) > RESTART_GIVE_UP_S:
+            await self._renew(self.error or "the cloud server stopped answering", now)
+            return
+        try:
+            offer = await ice.offer()
+            answer = await client.restart_ice(resource, session.restart_fragment(offer))
+            await ice.complete(answer, RESTART_CHECKS_S)
+        except WhipUnreachable:  # the link is still down: the session waits on the server, try again
+            await ice.discard()
+            self._retry_at = now + self._backoff
+            self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
+            return
+        except (WhipError, ConnectionError, OSError) as err:  # the server lost the session, or the checks failed
+            await ice.discard()
+            log.warning("uplink: the ICE restart failed (%s); publishing a new session", err)
+            await self._renew(str(err), now)
+            return
+        session.mended(time.monotonic())
+        self.ice_restarts += 1
+        log.info("uplink: ICE restarted on the same session (restart %d)", self.ice_restarts)
+
+    async def _renew(self, why: str, retry_at: float) -> None:
+        """End the session; a new one is published from `retry_at` (the backoff grows)."""
+        await self._end(why)
+        self._set_error(why, "reconnecting")
+        self._retry_at = retry_at
+        self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
 
     def _set_error(self, error: str, state: str) -> None:
         changed = state != self.state
@@ -410,6 +537,7 @@ class Uplink(Component):
             self._box.raise_alarm(ALARM, N_("The cloud server refused the box's token: the lesson is not published"))
         else:
             self._box.raise_alarm(ALARM, N_("The lesson is not reaching the cloud server: reconnecting"))
+        self._report()  # health follows at once: a restart may be under way for seconds
         if changed:
             self._box.bus.publish("uplink.state", state=state)
 
@@ -479,6 +607,7 @@ class Uplink(Component):
             "kbps": round(session.kbps, 1) if session else 0.0,
             "reconnects": self.reconnects,
             "sessions": self.sessions,
+            "ice_restarts": self.ice_restarts,
         }
 
     def serves_students(self) -> bool:
@@ -495,6 +624,7 @@ class Uplink(Component):
             "uplink_kbps": round(session.kbps, 1) if session else 0.0,
             "uplink_reconnects_total": self.reconnects,
             "uplink_sessions_total": self.sessions,
+            "uplink_ice_restarts_total": self.ice_restarts,  # links mended on the same session
             "uplink_rtcp_age_s": round(rtcp_age, 2),
             "uplink_published_s": round(self.published_s + since, 1),
             "uplink_sessions_left_on_server": len(self._stale),  # a cut link kept the box from ending them

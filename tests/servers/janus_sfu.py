@@ -139,8 +139,12 @@ class Sfu:
 
     def set_link(self, up: bool) -> None:
         """Cut (or restore) the box's link to the SFU, as a school uplink dropping (the SFU itself runs on)."""
+        # The SFU's end goes down: the box's route stays (flagged linkdown) and its packets are lost, as on a
+        # dead uplink. Taking the box's own end down would drop the route, and the box would try its default
+        # route instead, where something else may answer.
         state = "up" if up else "down"
-        subprocess.run(["ip", "link", "set", f"whipH{self.tag}", state], check=True, capture_output=True)
+        command = self._in_namespace("ip", "link", "set", f"whipS{self.tag}", state)
+        subprocess.run(command, check=True, capture_output=True)
 
     def remove_link(self) -> None:
         subprocess.run(["ip", "link", "del", f"whipH{self.tag}"], capture_output=True)
@@ -279,9 +283,11 @@ class Subscriber:
         raise AssertionError("Janus sent no subscriber offer")
 
     async def _keep_polling(self, client: Any, base: str) -> None:
-        with contextlib.suppress(Exception):
-            while True:  # Janus ends a session nobody polls within its timeout
+        while True:  # Janus ends a session nobody polls within its timeout; a cut link only pauses this
+            try:
                 await client.get(self.janus_url + base, params={"maxev": 5}, timeout=35)
+            except Exception:
+                await asyncio.sleep(0.5)
 
     async def _consume(self, track: Any) -> None:
         from aiortc.mediastreams import MediaStreamError
