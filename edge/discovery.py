@@ -19,13 +19,13 @@ from typing import Any
 
 import ifaddr
 from zeroconf import Error as ZeroconfError
-from zeroconf import InterfaceChoice, ServiceStateChange, Zeroconf
-from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+from zeroconf import InterfaceChoice
+from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from edge import __version__
 from edge.component import Component
 from edge.service import Box
-from sync.peers import PeerDirectory, lan_addresses
+from sync.peers import PeerDirectory, ServiceWatch, lan_addresses, service_url
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,6 @@ WEB_TYPES = (HTTP_TYPE, HTTPS_TYPE)
 PRODUCT = "classbox"
 ADMIN_PATH = "/admin"
 ADDRESS_CHECK_S = 10.0  # how often the box looks whether its addresses changed
-RESOLVE_TIMEOUT_MS = 3000
 LABEL_BYTES = 63  # a DNS label: the most an instance name may take
 TXT_VALUE_BYTES = 200  # a TXT string holds 255 bytes with its key
 
@@ -63,10 +62,6 @@ def host_addresses() -> set[str]:
 def _text(properties: dict[bytes, bytes | None], key: str) -> str:
     value = properties.get(key.encode())
     return value.decode(errors="replace") if value else ""
-
-
-def _url(scheme: str, host: str, port: int, path: str = "") -> str:
-    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}{path}"
 
 
 @dataclass
@@ -97,9 +92,8 @@ class Discovery(Component):
         self.peers: PeerDirectory | None = None
         self.addresses: list[str] = []
         self._infos: list[AsyncServiceInfo] = []
-        self._browser: AsyncServiceBrowser | None = None
+        self._watch = ServiceWatch(list(WEB_TYPES), self._found, self._lost, task_prefix="discovery")
         self._seen: dict[tuple[str, str], Seen] = {}  # (service type, instance name) -> what it said
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- life -----------------------------------------------------------------------------------
 
@@ -121,7 +115,7 @@ class Discovery(Component):
             self.zeroconf = AsyncZeroconf(interfaces=interfaces or InterfaceChoice.All)
             self.peers = PeerDirectory(self.zeroconf, self._box.id, cfg.web.port, self.addresses)
             await asyncio.gather(self._advertise(), self.peers.start())
-            self._browser = AsyncServiceBrowser(self.zeroconf.zeroconf, list(WEB_TYPES), handlers=[self._changed])
+            self._watch.start(self.zeroconf)
         except (OSError, ZeroconfError) as err:
             await self.stop()
             return self._unavailable(str(err))
@@ -145,12 +139,7 @@ class Discovery(Component):
                 await self.check_addresses()
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        browser, self._browser = self._browser, None
-        if browser is not None:
-            await browser.async_cancel()
+        await self._watch.close()
         peers, self.peers = self.peers, None
         if peers is not None:
             await peers.close()
@@ -229,24 +218,14 @@ class Discovery(Component):
 
     # -- the other boxes ------------------------------------------------------------------------
 
-    def _changed(self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
-        if state_change is ServiceStateChange.Removed:
-            if self._seen.pop((service_type, name), None) is not None:
-                self._report()
-            return
-        task = asyncio.get_running_loop().create_task(self._resolve(service_type, name), name=f"discovery:{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _resolve(self, service_type: str, name: str) -> None:
-        if self.zeroconf is None:
-            return
-        info = AsyncServiceInfo(service_type, name)
-        if not await info.async_request(self.zeroconf.zeroconf, RESOLVE_TIMEOUT_MS):
-            return
+    def _found(self, service_type: str, name: str, info: AsyncServiceInfo) -> None:
         seen = self._parse(service_type, info)
         if seen is not None:
             self._seen[(service_type, name)] = seen
+            self._report()
+
+    def _lost(self, service_type: str, name: str) -> None:
+        if self._seen.pop((service_type, name), None) is not None:
             self._report()
 
     def _parse(self, service_type: str, info: AsyncServiceInfo) -> Seen | None:
@@ -261,7 +240,7 @@ class Discovery(Component):
         return Seen(
             box_id=box_id,
             scheme=scheme,
-            url=_url(scheme, addresses[0], info.port),
+            url=service_url(scheme, addresses[0], info.port),
             name=_text(props, "name"),
             room=_text(props, "room"),
             version=_text(props, "version"),

@@ -2,7 +2,7 @@
 
 The zeroconf instance is handed in by its owner (the daemon's discovery component): one per box,
 shared with the box's other advertisements; `PeerDirectory` registers and browses on it but never
-closes it.
+closes it. `ServiceWatch` is the browse-and-resolve loop it shares with the daemon's discovery.
 
 A peer's chunk endpoint (`GET <peer>/api/chunks/<sha256>`) needs no trust: the puller checks every
 chunk against the sha256 its verified index names. So a school downloads a course over its WAN
@@ -16,6 +16,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
+from collections.abc import Callable
 
 import ifaddr
 from zeroconf import ServiceStateChange, Zeroconf
@@ -37,6 +38,70 @@ def lan_addresses() -> list[str]:
     return found
 
 
+def service_url(scheme: str, host: str, port: int) -> str:
+    """The base URL of a service at `host` (an IPv6 address in brackets) and `port`."""
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+class ServiceWatch:
+    """Browses zeroconf service types: `found` gets each service that appears, resolved; `lost` each one that goes.
+
+    `skip` is this box's own instance name, never reported. A resolve asks the LAN, so each runs in a
+    task the watch owns; `close()` stops the browser and cancels them. The zeroconf instance stays
+    its owner's.
+    """
+
+    def __init__(
+        self,
+        types: list[str],
+        found: Callable[[str, str, AsyncServiceInfo], None],
+        lost: Callable[[str, str], None],
+        *,
+        task_prefix: str,
+        skip: str = "",
+    ) -> None:
+        self.types = list(types)
+        self._found = found
+        self._lost = lost
+        self._task_prefix = task_prefix
+        self._skip = skip
+        self._zc: AsyncZeroconf | None = None
+        self._browser: AsyncServiceBrowser | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, zc: AsyncZeroconf) -> None:
+        """Start browsing on `zc`."""
+        self._zc = zc
+        self._browser = AsyncServiceBrowser(zc.zeroconf, self.types, handlers=[self._changed])
+
+    def _changed(self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
+        if self._zc is None or name == self._skip:
+            return
+        if state_change is ServiceStateChange.Removed:
+            self._lost(service_type, name)
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._resolve(self._zc, service_type, name), name=f"{self._task_prefix}:{name}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _resolve(self, zc: AsyncZeroconf, service_type: str, name: str) -> None:
+        info = AsyncServiceInfo(service_type, name)
+        if await info.async_request(zc.zeroconf, RESOLVE_TIMEOUT_MS) and self._zc is not None:
+            self._found(service_type, name, info)
+
+    async def close(self) -> None:
+        """Stop browsing and cancel the resolves under way (idempotent); nothing is reported after it."""
+        self._zc = None  # first: a change the browser reports while it stops starts no new resolve
+        browser, self._browser = self._browser, None
+        if browser is not None:
+            await browser.async_cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
 class PeerDirectory:
     """Advertises this box's web port and keeps the base URLs of the other boxes seen on the LAN."""
 
@@ -47,10 +112,9 @@ class PeerDirectory:
         self.name = f"{box_id}.{SERVICE_TYPE}"
         self._owner_zc = zc
         self._zc: AsyncZeroconf | None = None
-        self._browser: AsyncServiceBrowser | None = None
+        self._watch = ServiceWatch([SERVICE_TYPE], self._found, self._lost, task_prefix="peer-resolve", skip=self.name)
         self._info: AsyncServiceInfo | None = None
         self._peers: dict[str, str] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def urls(self) -> list[str]:
         """Base URLs of the peers seen now (e.g. http://10.0.0.12:8080)."""
@@ -61,7 +125,7 @@ class PeerDirectory:
         self._zc = self._owner_zc
         self._info = self._service_info()
         await self._zc.async_register_service(self._info)
-        self._browser = AsyncServiceBrowser(self._zc.zeroconf, SERVICE_TYPE, handlers=[self._changed])
+        self._watch.start(self._zc)
         log.info("courseware: advertising %s on port %d", self.name, self.port)
 
     def _service_info(self) -> AsyncServiceInfo:
@@ -81,36 +145,18 @@ class PeerDirectory:
             self._info = self._service_info()
             await self._zc.async_update_service(self._info)
 
-    def _changed(self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
-        if name == self.name:
-            return
-        if state_change is ServiceStateChange.Removed:
-            self._peers.pop(name, None)
-            return
-        task = asyncio.get_running_loop().create_task(self._resolve(service_type, name), name=f"peer-resolve:{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _resolve(self, service_type: str, name: str) -> None:
-        if self._zc is None:
-            return
-        info = AsyncServiceInfo(service_type, name)
-        if not await info.async_request(self._zc.zeroconf, RESOLVE_TIMEOUT_MS):
-            return
+    def _found(self, service_type: str, name: str, info: AsyncServiceInfo) -> None:
         addresses = info.parsed_addresses()
         if addresses and info.port:
-            host = addresses[0]
-            self._peers[name] = f"http://{f'[{host}]' if ':' in host else host}:{info.port}"
+            self._peers[name] = service_url("http", addresses[0], info.port)
             log.info("courseware: LAN peer %s at %s", name, self._peers[name])
+
+    def _lost(self, service_type: str, name: str) -> None:
+        self._peers.pop(name, None)
 
     async def close(self) -> None:
         """Unregister and stop browsing (idempotent); the zeroconf instance stays its owner's."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        browser, self._browser = self._browser, None
-        if browser is not None:
-            await browser.async_cancel()
+        await self._watch.close()
         zc, self._zc = self._zc, None
         if zc is not None and self._info is not None:
             await zc.async_unregister_service(self._info)

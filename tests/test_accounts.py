@@ -20,6 +20,7 @@ from playwright.async_api import Browser
 
 from edge.service.accounts import PIN_FAILURES_ALLOWED, PIN_LOCKOUT_S, SESSION_MAX_S, SETUP_CODE_ALPHABET
 from edge.service.certificate import fingerprint
+from edge.web.accounts import is_loopback
 from tests.helpers import REPO, DaemonProcess, http_json, wait_for
 from tests.stream_fixture import LiveBox, live_box, small_config
 
@@ -448,3 +449,8 @@ def test_setup_code_file_is_written_before_anyone_can_ask(tmp_path: Path) -> Non
     )
     assert printed.returncode == 1
     assert printed.stdout == ""
+
+
+def test_the_box_itself_is_loopback_also_as_an_ipv4_mapped_address_and_nothing_else_is() -> None:
+    assert all(is_loopback(a) for a in ("127.0.0.1", "127.0.0.9", "::1", "::ffff:127.0.0.1"))
+    assert not any(is_loopback(a) for a in ("192.0.2.7", "::ffff:192.0.2.7", "2001:db8::1", "?", ""))

@@ -185,6 +185,21 @@ async def test_two_boxes_list_each_other_by_id_and_not_themselves(tmp_path: Path
         assert f"http://127.0.0.1:{b.web.port}" in seen_by_a.peer_urls()  # the courseware peers share the instance
 
 
+async def test_a_box_that_stops_leaves_the_other_boxs_list_and_courseware_peers_which_never_hold_itself(
+    tmp_path: Path,
+) -> None:
+    a = config_for(tmp_path / "a", "box-lan-gone-a", "Room A", "A")
+    b = config_for(tmp_path / "b", "box-lan-gone-b", "Room B", "B")
+    b_url = f"http://127.0.0.1:{b.web.port}"
+    async with advertised(a) as seen_by_a:
+        async with advertised(b):
+            await until(lambda: b_url in seen_by_a.peer_urls(), "B among A's courseware peers")
+            await until(lambda: _listed(seen_by_a, "box-lan-gone-b"), "B on A's list")
+        await until(lambda: b_url not in seen_by_a.peer_urls(), "B gone from A's courseware peers")
+        await until(lambda: not _listed(seen_by_a, "box-lan-gone-b"), "B gone from A's list")
+        assert f"http://127.0.0.1:{a.web.port}" not in seen_by_a.peer_urls()  # A heard its own service all along
+
+
 def _listed(discovery: Discovery, box_id: str) -> dict[str, Any]:
     return next((x for x in discovery.boxes() if x["id"] == box_id), {})
 

@@ -165,16 +165,22 @@ def hash_pin(pin: str) -> str:
     return PasswordHasher().hash(pin)
 
 
+def client_ip(address: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """A client's address as an IP (an IPv4-mapped IPv6 one as its IPv4), or None when it is not one."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    return ip
+
+
 def is_panel_address(web: WebSection, address: str | None) -> bool:
     """True when `address` is one of `web`'s panel addresses (acts as the teacher)."""
-    if not address:
+    ip = client_ip(address)
+    if ip is None:
         return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
     nets = (ipaddress.ip_network(n, strict=False) for n in web.panel_addresses)
     return any(ip in net for net in nets)
 

@@ -7,7 +7,6 @@ form field `csrf`), else 403. Admins sign in only over HTTPS, or on the box itse
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
@@ -17,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge.errors import AccountError, NotAllowed, SetupClosed, TooManyAttempts
 from edge.service import Box
-from edge.service.accounts import PASSWORD_MAX, AdminSession, csrf_matches
+from edge.service.accounts import PASSWORD_MAX, AdminSession, client_ip, csrf_matches
 from edge.texts import N_
 from edge.web.deps import BoxDep
 from edge.web.guards import FORM_TYPE
@@ -70,13 +69,8 @@ def _address(request: Request) -> str:
 
 def is_loopback(address: str) -> bool:
     """True for the box's own addresses (127.0.0.0/8, ::1, IPv4-mapped loopback)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
+    ip = client_ip(address)
+    return ip is not None and ip.is_loopback
 
 
 def https_url(request: Request, box: Box, path: str = "/admin/login") -> str | None:

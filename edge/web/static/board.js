@@ -4,6 +4,7 @@
 // pen's strokes and other boards' come back on /api/events. Every string goes through `_()`.
 import { _, format, loadMessages } from "/static/i18n.js";
 import { InkLayer } from "/static/board-ink.js";
+import { pinScreen } from "/static/panel/pin.js";
 
 await loadMessages();
 
@@ -16,22 +17,6 @@ async function post(url, body) {
   const answer = await fetch(url, { method: "POST", headers: JSON_HEADERS, body: JSON.stringify(body || {}) });
   const data = await answer.json().catch(() => ({}));
   return { ok: answer.ok, status: answer.status, data };
-}
-
-function pinScreen() {
-  el("pin-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const answer = await post("/api/panel/session", { pin: el("pin").value });
-    if (answer.ok) {
-      window.location.reload();
-      return;
-    }
-    const locked = /too many/i.test(String(answer.data.detail || ""));
-    el("pin-error").textContent = locked ? _("Too many wrong PINs: try again in a few minutes") : _("Wrong PIN");
-    el("pin-error").hidden = false;
-    el("pin").value = "";
-  });
-  el("pin").focus();
 }
 
 function boardScreen() {
