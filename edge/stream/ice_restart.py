@@ -8,6 +8,9 @@ box restarts ICE instead (RFC 8445 section 9, carried by WHIP's PATCH, RFC 9725 
 current, so a fresh connection (new ufrag/pwd, new candidates, checks run again) can be swapped in
 while the DTLS session and its SRTP keys carry on over the new path.
 
+The same module closes peer connections whose path is dead (`close_peer`): a pulled cable leaves
+datagrams queued in the sockets and aioice's close would wait for them as long as the cable is out.
+
 This leans on aiortc internals (`RTCIceTransport._connection`, `_recv`, `_send` and its monitor
 task); the lock pins aiortc, and the WHIP test against Janus proves the swap on every run.
 """
@@ -15,14 +18,13 @@ task); the lock pins aiortc, and the WHIP test against Janus proves the swap on 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from aioice import Candidate, Connection
-from aiortc import RTCIceServer, RTCIceTransport
+from aiortc import RTCIceServer, RTCIceTransport, RTCPeerConnection
 from aiortc.rtcicetransport import connection_kwargs
 
 log = logging.getLogger(__name__)
@@ -40,8 +42,12 @@ def abort_sockets(connection: Connection) -> None:
     """
     for protocol in list(connection._protocols):
         transport = getattr(protocol, "transport", None)
-        if transport is not None:
-            transport.abort()
+        inner = getattr(transport, "_TurnTransport__inner_protocol", None)  # a TURN relay: its own socket
+        for candidate in (getattr(inner, "transport", None), transport):
+            abort = getattr(candidate, "abort", None)
+            if callable(abort):
+                abort()
+                break
 
 
 async def close_connection(connection: Connection) -> None:
@@ -49,17 +55,33 @@ async def close_connection(connection: Connection) -> None:
     await close_within(connection.close(), [connection])
 
 
+async def close_peer(pc: RTCPeerConnection) -> None:
+    """Close a peer connection (a viewer's, the uplink's) without waiting on a pulled cable."""
+    transports = [t.sender.transport for t in pc.getTransceivers() if t.sender.transport is not None]
+    if pc.sctp is not None:
+        transports.append(pc.sctp.transport)
+    connections = list({id(c): c for c in (d.transport._connection for d in transports)}.values())
+    await close_within(pc.close(), connections)
+
+
 async def close_within(closing: Coroutine[Any, Any, None], connections: list[Connection]) -> None:
     """Run `closing`; if it has not finished in CLOSE_WAIT_S, drop the sockets of `connections` so it can."""
     task = asyncio.ensure_future(closing)
-    try:
-        async with asyncio.timeout(CLOSE_WAIT_S):
-            await asyncio.shield(task)
-    except TimeoutError:
+    done, _ = await asyncio.wait([task], timeout=CLOSE_WAIT_S)
+    if not done:
         log.debug("ice: the sockets did not flush (the link is down): dropping them")
         for connection in connections:
             abort_sockets(connection)
-        await task
+        done, _ = await asyncio.wait([task], timeout=CLOSE_WAIT_S)
+    if not done:  # something else holds it (a TURN allocation's refresh): it finishes on its own
+        log.warning("ice: a connection is still closing after %.0f s; left to finish by itself", 2 * CLOSE_WAIT_S)
+        _CLOSING.add(task)
+        task.add_done_callback(_CLOSING.discard)
+        return
+    task.result()
+
+
+_CLOSING: set[asyncio.Future[None]] = set()  # closes left to finish: held so they are not collected mid-way
 
 
 @dataclass(frozen=True)
@@ -118,13 +140,25 @@ class RestartableIce:
     async def _send(self, data: bytes) -> None:
         await self.connection.send(data)
 
-    async def offer(self) -> IceOffer:
-        """Gather a fresh connection (new credentials); what it offers goes to the other side."""
+    def hold_old_path(self) -> None:
+        """Stop the consent checks on the path that went quiet: failing, they would close it mid-restart.
+
+        aioice ends a connection after six failed checks (some 25-40 s), and with it the ICE transport,
+        the DTLS session and the senders for good. While a restart is tried the old path is left open
+        (media still goes out on it, to nobody); the give-up time stays below the consent expiry.
+        """
+        consent = self.connection._query_consent_task
+        if consent is not None and not consent.done():
+            consent.cancel()
+            self.connection._query_consent_task = None
+
+    async def offer(self, servers: list[RTCIceServer] | None = None) -> IceOffer:
+        """Gather a fresh connection (new credentials; `servers` when the server gave newer ones)."""
         await self.discard()
         old = self.connection
-        fresh = Connection(ice_controlling=old.ice_controlling, components=1, **self._kwargs)
+        kwargs = connection_kwargs(servers) if servers else self._kwargs
+        self._fresh = fresh = Connection(ice_controlling=old.ice_controlling, components=1, **kwargs)
         await fresh.gather_candidates()
-        self._fresh = fresh
         return IceOffer(fresh.local_username, fresh.local_password, [c.to_sdp() for c in fresh.local_candidates])
 
     async def complete(self, answer: IceAnswer, checks_s: float) -> None:
@@ -152,6 +186,8 @@ class RestartableIce:
             await self.discard()
             raise
         self._fresh = None
+        if fresh._closed:  # aiortc's monitor would spin on a closed connection
+            raise ConnectionError("the restarted connection closed at once")
         await self._swap(old, fresh)
         self.restarts += 1
 
@@ -160,8 +196,7 @@ class RestartableIce:
         monitor: asyncio.Future[None] | None = getattr(ice, MONITOR, None)
         if monitor is not None:  # it waits on the old connection: its close must not fail the transport
             monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await monitor
+            await asyncio.wait([monitor])
         ice._connection = fresh
         ice.iceGatherer._connection = fresh
         setattr(ice, MONITOR, asyncio.ensure_future(ice._monitor()))
@@ -204,8 +239,9 @@ def parse_sdpfrag(text: str) -> IceAnswer:
         if name == "a=candidate":
             try:
                 Candidate.from_sdp(value)
-            except ValueError as err:
-                raise ValueError(f"the ICE restart's answer has a broken candidate ({err})") from err
+            except (ValueError, IndexError):
+                log.warning("ice: a broken candidate in the restart's answer is skipped: %.80s", value)
+                continue  # the server has switched already: the others (or its old ones) will do
             candidates.append(value)
         elif name in ("a=ice-ufrag", "a=ice-pwd"):
             values.setdefault(name, value.strip())

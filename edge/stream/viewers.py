@@ -49,6 +49,7 @@ from edge.stream.feeds import (
     route_keyframe_requests,
 )
 from edge.stream.ice import rtc_ice_servers
+from edge.stream.ice_restart import close_peer
 from edge.stream.layers import LayerPolicy, LinkReport, SendCapacity
 from edge.stream.offers import check_offer
 
@@ -391,8 +392,8 @@ class ViewerHub(Component):
             feed.close()
         self._dropped_by_leavers += viewer.video.dropped + viewer.audio.dropped
         self._switches_by_leavers += viewer.switches_total
-        try:
-            await viewer.pc.close()
+        try:  # a viewer whose link (or the box's own cable) is gone must not hold the lesson's end
+            await close_peer(viewer.pc)
         except Exception:  # a connection half set up by a bad offer: what it held is released regardless
             log.warning("viewer %s: closing its connection failed", viewer.id, exc_info=True)
         log.info("viewer %s %s (%d watching)", viewer.id, reason, self.count)

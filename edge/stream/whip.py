@@ -53,7 +53,7 @@ from edge.stream.ice_restart import (
     IceAnswer,
     IceOffer,
     RestartableIce,
-    close_within,
+    close_peer,
     offer_sdpfrag,
     parse_sdpfrag,
 )
@@ -75,6 +75,8 @@ MAX_ANSWER_BYTES = 64 * 1024
 RESTART_GIVE_UP_S = 20.0  # a link down longer than this gets a new session (aioice drops the old path at 30 s)
 RESTART_CHECKS_S = 5.0  # the restarted ICE checks, once the server has answered the PATCH
 RESTART_HTTP_S = 4.0  # the PATCH's whole time: on a kept-alive connection a dead link shows only as no answer
+RESTART_ATTEMPT_S = 10.0  # one whole attempt (gather, PATCH, checks): the look holds the uplink's lock meanwhile
+BUSY = (429, 503)  # the server is there but busy (simple-whip-server while it reconnects to Janus): try again
 LINK_RE = re.compile(r'<([^>]*)>((?:\s*;\s*[\w-]+(?:\s*=\s*(?:"(?:[^"\\]|\\.)*"|[^;,]*))?)*)')
 PARAM_RE = re.compile(r';\s*([\w-]+)(?:\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;,]*)))?')
 ALARM = "uplink"
@@ -183,16 +185,18 @@ class WhipClient:
         WhipUnreachable when the server cannot be reached; WhipError when it answers with anything
         but 200 (it lost the session, or cannot restart): a new session is what is left.
         """
-        headers = self._headers(**{"Content-Type": SDPFRAG, "If-Match": '"*"'})
         try:
-            response = await self._client.patch(
-                resource.location, content=fragment, headers=headers, timeout=RESTART_HTTP_S
-            )
-        except httpx.HTTPError as err:
+            async with asyncio.timeout(RESTART_HTTP_S):
+                response = await self._patch(resource, fragment, "*")  # RFC 9110's bare "*"
+                if response.status_code == 412:  # nothing was applied: some servers want it quoted
+                    response = await self._patch(resource, fragment, '"*"')
+        except (httpx.HTTPError, TimeoutError) as err:
             raise WhipUnreachable(f"cannot reach the cloud server: {_reason(err)}") from err
+        if response.status_code in BUSY:
+            raise WhipUnreachable(f"the cloud server is busy (HTTP {response.status_code})")
+        if response.status_code == 204:  # it took the body for trickled candidates: no restart there
+            raise WhipError("the cloud server did not restart ICE (HTTP 204)")
         if response.status_code != 200:
-            if response.status_code in (405, 501):
-                resource.restartable = False
             raise _refusal(response.status_code, response.text, "the ICE restart")
         try:
             answer = parse_sdpfrag(response.text)
@@ -200,6 +204,10 @@ class WhipClient:
             raise WhipError(str(err)) from err
         resource.etag = response.headers.get("etag", resource.etag)
         return answer
+
+    async def _patch(self, resource: WhipResource, fragment: str, if_match: str) -> httpx.Response:
+        headers = self._headers(**{"Content-Type": SDPFRAG, "If-Match": if_match})
+        return await self._client.patch(resource.location, content=fragment, headers=headers)
 
     async def delete(self, resource: WhipResource) -> bool:
         """End the session on the server; False when the server could not be reached (try again later)."""
@@ -219,7 +227,7 @@ async def new_http_client() -> httpx.AsyncClient:
 
 def _reason(err: Exception) -> str:
     """An HTTP error in words, without the URL (it may carry a secret)."""
-    if isinstance(err, httpx.TimeoutException):
+    if isinstance(err, httpx.TimeoutException | TimeoutError):
         return "timed out"
     if isinstance(err, httpx.ConnectError):
         return "connection refused or unreachable"
@@ -350,7 +358,7 @@ class UplinkSession:
         if self.pc is not None:
             pc, self.pc = self.pc, None
             try:  # a pulled cable would hold the close for as long as it stays out: its sockets are dropped
-                await close_within(pc.close(), [ice.connection for ice in self._ice.values()])
+                await close_peer(pc)
             except Exception:  # a half-made connection: what it held is released regardless
                 log.debug("uplink: closing the connection failed", exc_info=True)
 
@@ -482,8 +490,10 @@ class Uplink(Component):
             if not session.restarted:
                 self.reconnects += 1
             self._set_error(problem, "reconnecting")
-            if not session.restarted and session.restartable_ice() is not None:
+            ice = session.restartable_ice() if session.publishing and not session.restarted else None
+            if ice is not None:  # it published: the server holds a session worth keeping
                 log.warning("uplink: %s; restarting ICE on the same session", problem)
+                ice.hold_old_path()
                 session.lost_at, self._retry_at = now, now
                 await self._mend(session, now)
                 return
@@ -506,18 +516,20 @@ class Uplink(Component):
             await self._renew(self.error or "the cloud server stopped answering", now)
             return
         try:
-            offer = await ice.offer()
-            answer = await client.restart_ice(resource, session.restart_fragment(offer))
-            await ice.complete(answer, RESTART_CHECKS_S)
+            async with asyncio.timeout(RESTART_ATTEMPT_S):
+                offer = await ice.offer(resource.ice_servers or session.servers)
+                answer = await client.restart_ice(resource, session.restart_fragment(offer))
+                await ice.complete(answer, RESTART_CHECKS_S)
         except WhipUnreachable:  # the link is still down: the session waits on the server, try again
             await ice.discard()
-            self._retry_at = now + self._backoff
+            self._retry_at = time.monotonic() + self._backoff
             self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
             return
-        except (WhipError, ConnectionError, OSError) as err:  # the server lost the session, or the checks failed
+        except Exception as err:  # the server lost the session, the checks failed, or anything else: renew
             await ice.discard()
-            log.warning("uplink: the ICE restart failed (%s); publishing a new session", err)
-            await self._renew(str(err), now)
+            why = str(err) or type(err).__name__
+            log.warning("uplink: the ICE restart failed (%s); publishing a new session", why)
+            await self._renew(why, time.monotonic())
             return
         session.mended(time.monotonic())
         self.ice_restarts += 1
