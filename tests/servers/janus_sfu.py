@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -28,6 +29,7 @@ from tests.helpers import stop_process, wait_for
 HERE = Path(__file__).parent / "janus"
 WHIP_SRC = HERE / "simple-whip-server" / "src"
 JANUS_LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
+log = logging.getLogger(__name__)
 SFU_ADDRESS, BOX_ADDRESS = "10.251.25.1", "10.251.25.2"
 JANUS_HTTP_PORT, JANUS_WS_PORT, WHIP_PORT = 8088, 8188, 7080
 ROOM = 1234
@@ -145,6 +147,7 @@ class Sfu:
         state = "up" if up else "down"
         command = self._in_namespace("ip", "link", "set", f"whipS{self.tag}", state)
         subprocess.run(command, check=True, capture_output=True)
+        log.info("sfu: the box's link is %s", state)  # the time the logs measure a mend from
 
     def remove_link(self) -> None:
         subprocess.run(["ip", "link", "del", f"whipH{self.tag}"], capture_output=True)
