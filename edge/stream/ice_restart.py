@@ -109,13 +109,8 @@ class RestartableIce:
         self._ice = transport
         self._kwargs = connection_kwargs(servers)
         self._fresh: Connection | None = None
-        self.restarts = 0
         transport._recv = self._recv
         transport._send = self._send
-
-    @property
-    def transport(self) -> RTCIceTransport:
-        return self._ice
 
     @property
     def connection(self) -> Connection:
@@ -189,7 +184,6 @@ class RestartableIce:
         if fresh._closed:  # aiortc's monitor would spin on a closed connection
             raise ConnectionError("the restarted connection closed at once")
         await self._swap(old, fresh)
-        self.restarts += 1
 
     async def _swap(self, old: Connection, fresh: Connection) -> None:
         ice = self._ice
