@@ -202,7 +202,10 @@ def new_link() -> WeakLink:
     return WeakLink(secrets.token_hex(3), 1 + secrets.randbelow(250))
 
 
-DEMO_CONFIG = """[discovery]
+DEMO_CONFIG = """[logging]
+level = "debug"  # a failure's log then shows each probe and each cut of the estimate
+
+[discovery]
 enabled = false
 
 [recording]

@@ -14,6 +14,7 @@ records (sequence -> send time, size) in `SendHistory`.
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 from collections import deque
@@ -21,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiortc.rate import AimdRateControl, BandwidthUsage, InterArrival, OveruseDetector
+
+log = logging.getLogger(__name__)
 
 TRANSPORT_CC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 RTCP_RTPFB = 205
@@ -366,6 +369,14 @@ class BandwidthEstimator:
         usage = BandwidthUsage.UNDERUSING if now_ms < self._aftermath_until_ms else self.usage  # hold
         rate = self.rate_control.update(usage, acked, now_ms)
         if rate is not None:
+            if rate < 0.9 * self.delay_bps:
+                log.debug(
+                    "estimate down %d -> %d kbps (%s, acked %s)",
+                    self.delay_bps // 1000,
+                    rate // 1000,
+                    usage.name,
+                    acked,
+                )
             self.delay_bps = max(MIN_BPS, min(rate, MAX_BPS))
 
     def acked_bps(self, now_ms: int) -> int | None:
@@ -478,6 +489,15 @@ class BandwidthEstimator:
         # Padding at the target with no loss and no queue growing is the evidence the link carries it.
         success = not probe.failed and rate is not None and rate >= PROBE_MIN_SHARE * probe.target_bps
         self.probe_results.append(success)
+        log.debug(
+            "probe at %d kbps: %s (got through at %s kbps, %d lost, queue grew %.0f ms, %s)",
+            probe.target_bps // 1000,
+            "through" if success else "failed",
+            None if rate is None else rate // 1000,
+            probe.lost,
+            self.queue_delay_ms() - (probe.base_delay_ms or 0.0),
+            self.usage.name,
+        )
         self.probes += 1
         if success:
             self._raise_to(probe.target_bps, at_us)

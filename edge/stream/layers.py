@@ -58,7 +58,7 @@ class LayerPolicy:
     stable_s: float = 3.0
     startup_stable_s: float = 1.0  # while climbing from the start, until a probe fails: time for a keyframe
     probe_backoff_s: float = 3.0
-    max_probe_backoff_s: float = 60.0
+    max_probe_backoff_s: float = 10.0  # a link that recovers is found within about this (libwebrtc: 5 s)
     steps_for_estimate: int = 0  # step-downs that the viewer's bandwidth estimate alone caused
     _good: int = 0
     _congested_reports: int = 0
