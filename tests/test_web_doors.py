@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import select
 import socket
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from edge.config import BoxConfig
 from edge.service.accounts import hash_pin
+from edge.web.server import bind_socket
 from tests.helpers import DaemonProcess
 from tests.stream_fixture import live_box, small_config
 
@@ -163,3 +165,23 @@ async def test_state_changes_from_another_origin_are_refused_and_json_must_say_s
         leave = await c.delete("/whep/abcdef/123", headers={"Origin": "https://player.example"})
         assert leave.status_code == 404
         assert leave.headers["access-control-allow-origin"] == "*"
+
+
+async def test_the_door_s_connections_send_each_answer_at_once_with_nagle_off() -> None:
+    """asyncio turns Nagle off only on sockets made as TCP: the door's accepted connections must be."""
+    accepted: asyncio.Queue[int] = asyncio.Queue()
+
+    class Door(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            sock = transport.get_extra_info("socket")
+            accepted.put_nowait(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    for host in ("127.0.0.1", "::"):
+        sock = bind_socket(host, 0)
+        server = await asyncio.get_running_loop().create_server(Door, sock=sock)
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+            assert await asyncio.wait_for(accepted.get(), 5) != 0, host
+            writer.close()
+        finally:
+            server.close()

@@ -34,9 +34,13 @@ class _Server(uvicorn.Server):
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on host:port (dual-stack when host is '::')."""
+    """A listening TCP socket on host:port (dual-stack when host is '::').
+
+    Made with IPPROTO_TCP, not 0: asyncio turns Nagle off only on sockets that say they are TCP, and
+    with Nagle on, every answer on a kept-alive connection waits for the client's delayed ACK (~40 ms).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if family == socket.AF_INET6:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
