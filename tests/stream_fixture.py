@@ -26,6 +26,7 @@ from edge.daemon import Daemon, standard_components
 from edge.events import EventBus
 from edge.media.live import LessonMedia
 from edge.service import Box, Lesson
+from edge.stream.ice_restart import close_peer
 from edge.stream.viewers import Viewer, ViewerHub
 from edge.web.app import create_app
 from tests.helpers import free_port
@@ -215,7 +216,7 @@ class Player:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.pc.close()
+        await close_peer(self.pc)  # a student's aiortc has aioice's close race too
 
 
 async def offer_sdp(pc: RTCPeerConnection, data_channel: bool = True) -> str:

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 MONITOR = "_RTCIceTransport__monitor_task"  # aiortc's task that turns a closed connection into "failed"
 CLOSE_WAIT_S = 1.0  # a connection's close waits this long for its sockets to flush, then drops them
+LATE_CONNECT_STEPS = 20  # of 10 ms: aioice's connect() looks at its checks every 20 ms
 
 
 def abort_sockets(connection: Connection) -> None:
@@ -79,6 +80,26 @@ async def close_within(closing: Coroutine[Any, Any, None], connections: list[Con
         task.add_done_callback(_CLOSING.discard)
         return
     task.result()
+    await stop_late_consent(connections)
+
+
+async def stop_late_consent(connections: list[Connection]) -> None:
+    """Stop consent checks that aioice started after its connection was closed.
+
+    A `connect()` whose checks completed just before `close()` has not yet read their outcome (it
+    steps every 20 ms); it reads it after the close and starts consent checks anyway, which would
+    send STUN to a gone peer for about 30 s. Only such a connection waits here, until it has read it.
+    """
+    for connection in connections:
+        outcome = connection._check_list_state
+        for _ in range(LATE_CONNECT_STEPS):
+            if outcome.empty():
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # the connect() that read it runs on to its last line
+        late = connection._query_consent_task
+        if late is not None and not late.done():
+            late.cancel()
 
 
 _CLOSING: set[asyncio.Future[None]] = set()  # closes left to finish: held so they are not collected mid-way
