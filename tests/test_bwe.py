@@ -186,8 +186,14 @@ class Bottleneck:
         return int(self.free_us)
 
 
-def probe_over(link_kbps: int, target_bps: int, monkeypatch: pytest.MonkeyPatch) -> BandwidthEstimator:
-    """A viewer fed 160 kbit/s of media, probed at `target_bps` 1 s in, paced every 5 ms, with feedback every 50 ms."""
+def probe_over(
+    link_kbps: int, target_bps: int, monkeypatch: pytest.MonkeyPatch, pace_ms: int = 5, pad_limit: int | None = None
+) -> BandwidthEstimator:
+    """A viewer fed 160 kbit/s of media, probed at `target_bps` 1 s in, with feedback every 50 ms.
+
+    The pacer wakes every `pace_ms` (a busy box wakes it late); `pad_limit` caps the padding bytes one
+    wake-up can send (a feed with little history to resend).
+    """
     clock = {"us": 0}
     monkeypatch.setattr(bwe, "now_us", lambda: clock["us"])
     history, link = SendHistory(), Bottleneck(link_kbps)
@@ -198,7 +204,7 @@ def probe_over(link_kbps: int, target_bps: int, monkeypatch: pytest.MonkeyPatch)
         in_flight.append((history.take(clock["us"], size), link.arrival_us(clock["us"], size)))
 
     def pad(due: int) -> int:
-        sizes = [1200] * (due // 1200)
+        sizes = [1200] * (min(due, pad_limit or due) // 1200)
         for size in sizes:
             send(size)
         return sum(sizes)
@@ -209,7 +215,7 @@ def probe_over(link_kbps: int, target_bps: int, monkeypatch: pytest.MonkeyPatch)
         if ms % 50 == 0:
             send(1000)
             estimator.after_media(1000)
-        else:
+        elif ms % pace_ms == 0:
             estimator.after_media(0)  # the viewer hub's pacer
         if ms % 50 == 25:
             arrived = [(seq, at) for seq, at in in_flight if at <= clock["us"]]
@@ -233,3 +239,18 @@ def test_a_failed_probe_neither_cuts_the_rate_for_its_own_queue_nor_believes_mor
     estimator = probe_over(800, 1_821_000, monkeypatch)
     assert estimator.take_probe_results() == [False]  # the queue grew: no climb to the probed layer
     assert START_PROBED_BPS <= estimator.delay_bps <= 800_000  # the probe's own queue cost nothing; the link caps it
+
+
+def test_a_pacer_that_wakes_late_still_probes_at_the_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a busy box the 5 ms pacer wakes every 25 ms: what fell due meanwhile still goes out."""
+    estimator = probe_over(2000, 1_821_000, monkeypatch, pace_ms=25)
+    assert estimator.take_probe_results() == [True]
+    assert estimator.estimate_bps >= 1_821_000
+
+
+def test_a_probe_the_box_could_not_send_says_nothing_of_the_link_but_what_got_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    estimator = probe_over(5000, 1_821_000, monkeypatch, pace_ms=10, pad_limit=1200)  # ~1 Mbit/s of padding at most
+    assert estimator.take_probe_results() == [None]  # neither through (no layer on it) nor failed (no backoff)
+    assert 800_000 <= estimator.delay_bps < 1_821_000  # all it sent got through: the link carries at least that

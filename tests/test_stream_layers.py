@@ -55,7 +55,7 @@ def test_a_viewers_bandwidth_estimate_below_the_sending_rate_steps_it_down_but_n
 THREE = {"ladder": ("none", "lowest", "low", "high"), "layer_kbps": {"lowest": 100.0, "low": 350.0, "high": 1500.0}}
 
 
-def estimated(kbps: float, loss: float = 0.0, probes: list[bool] | None = None) -> LinkReport:
+def estimated(kbps: float, loss: float = 0.0, probes: list[bool | None] | None = None) -> LinkReport:
     """A report with the box's own estimate of the link (transport feedback)."""
     return LinkReport(loss=loss, rtt_s=0.05, estimate_kbps=kbps, probe_results=probes or [])
 
@@ -99,6 +99,16 @@ def test_from_the_start_a_viewer_climbs_probe_by_probe_until_one_fails() -> None
     assert policy.next_layer("low", estimated(800, probes=[False]), False, now=3.0) == "low"
     assert policy.probe_kbps("low", False, now=7.0) is None  # after a failure: the stable spell and the backoff
     assert policy.probe_kbps("low", False, now=9.5) is not None
+
+
+def test_a_probe_the_box_could_not_send_in_full_is_asked_again_at_once_and_the_climb_goes_on() -> None:
+    policy = LayerPolicy(**THREE)  # type: ignore[arg-type]
+    policy.next_layer("lowest", estimated(300), False, now=0.0)
+    assert policy.probe_kbps("lowest", False, now=1.0) is not None
+    assert policy.next_layer("lowest", estimated(400, probes=[None]), False, now=2.0) == "lowest"
+    assert policy.probe_kbps("lowest", False, now=2.0) == pytest.approx(398 / 0.85)  # no backoff
+    assert policy.next_layer("lowest", estimated(470, probes=[True]), False, now=3.0) == "low"
+    assert policy.probe_kbps("low", False, now=4.0) is not None  # still climbing a second after each step
 
 
 def test_probes_come_after_a_stable_spell_and_back_off_exponentially_after_failures_up_to_10_s() -> None:

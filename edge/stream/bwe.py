@@ -50,10 +50,12 @@ DELAY_BASE_BUCKETS = 3
 PROBE_SECONDS = 1.0
 PROBE_PACE_S = 0.005  # padding goes out this often while a probe runs (the viewer hub's pacer)
 PROBE_BURST_S = 0.015  # and never more than this much of the probe's rate at once
+PROBE_CATCH_UP_S = 0.05  # unless the loop woke late: what fell due meanwhile goes out, up to this much
 PROBE_DELAY_GROWTH_MS = 25.0  # the queue growing by this much during a probe fails it
 PROBE_MIN_SHARE = 0.8  # of its target a probe must really have sent and got through
 PROBE_FAILED_SHARE = 0.9  # of what a failed probe got through, taken as the link's rate
 PROBE_AFTERMATH_MS = 1000  # the queue a failed probe left is its own: the rate holds while it drains
+PROBE_OUTCOMES: dict[bool | None, str] = {True: "through", False: "failed", None: "short (the box sent too little)"}
 
 
 @dataclass
@@ -242,7 +244,7 @@ class BandwidthEstimator:
         self.overuses = 0
         self.loss = 0.0
         self.probe: Probe | None = None
-        self.probe_results: list[bool] = []
+        self.probe_results: list[bool | None] = []
         self.probes = 0
         self._last_loss_update_ms: int | None = None
         self._last_pad_us = 0
@@ -442,9 +444,13 @@ class BandwidthEstimator:
         if probe.failed or at - probe.started_us >= PROBE_SECONDS * 1_000_000 or self.pad is None:
             probe.last_sequence = (self.history.next_sequence - 1) & 0xFFFF
             return
-        credit = self._probe_credit + probe.target_bps * (at - self._last_pad_us) / 8e6 - sent_bytes
+        elapsed_s = (at - self._last_pad_us) / 1e6
+        credit = self._probe_credit + probe.target_bps * elapsed_s / 8 - sent_bytes
         self._last_pad_us = at
-        credit = min(credit, probe.target_bps / 8 * PROBE_BURST_S)  # a burst alone would fill a weak link's queue
+        # A burst alone would fill a weak link's queue; but on a busy box the pacer wakes late, and
+        # padding only 15 ms of every 30 would probe at half the target: a probe the box never sent.
+        burst_s = max(PROBE_BURST_S, min(elapsed_s, PROBE_CATCH_UP_S))
+        credit = min(credit, probe.target_bps / 8 * burst_s)
         if credit > 0:
             sent = self.pad(int(credit))
             probe.sent_bytes += sent
@@ -485,14 +491,19 @@ class BandwidthEstimator:
         if not (covered or timed_out or (probe.failed and probe.last_sequence is not None)):
             return
         self.probe = None
-        rate = _probe_rate(probe.received)
+        rates = _probe_rates(probe.received)
+        rate = None if rates is None else min(rates)
         # Padding at the target with no loss and no queue growing is the evidence the link carries it.
         success = not probe.failed and rate is not None and rate >= PROBE_MIN_SHARE * probe.target_bps
-        self.probe_results.append(success)
+        # A busy box may not get its padding out: all it sent got through, and nothing says the link is full.
+        short = not (success or probe.failed) and rates is not None and rates[0] < PROBE_MIN_SHARE * probe.target_bps
+        outcome = True if success else None if short else False
+        self.probe_results.append(outcome)
         log.debug(
-            "probe at %d kbps: %s (got through at %s kbps, %d lost, queue grew %.0f ms, %s)",
+            "probe at %d kbps: %s (sent at %s, got through at %s kbps, %d lost, queue grew %.0f ms, %s)",
             probe.target_bps // 1000,
-            "through" if success else "failed",
+            PROBE_OUTCOMES[outcome],
+            None if rates is None else rates[0] // 1000,
             None if rate is None else rate // 1000,
             probe.lost,
             self.queue_delay_ms() - (probe.base_delay_ms or 0.0),
@@ -502,6 +513,8 @@ class BandwidthEstimator:
         if success:
             self._raise_to(probe.target_bps, at_us)
             self.loss_bound_bps = None
+        elif short and rate is not None:
+            self._raise_to(rate, at_us)  # the link carried all of it: at least that much
         else:
             self._aftermath_until_ms = at_us // 1000 + PROBE_AFTERMATH_MS
             received = self.acked_bps(at_us // 1000)
@@ -520,14 +533,14 @@ class BandwidthEstimator:
         newest = self._newest_reported
         return newest is not None and 0 < (newest - sequence) & 0xFFFF < 0x8000
 
-    def take_probe_results(self) -> list[bool]:
-        """The outcomes of the probes finished since the last call."""
+    def take_probe_results(self) -> list[bool | None]:
+        """The outcomes of the probes finished since the last call (None: the box could not send it)."""
         results, self.probe_results = self.probe_results, []
         return results
 
 
-def _probe_rate(received: list[tuple[int, int, int]]) -> int | None:
-    """The rate the probe's packets got through at: the lower of their send and arrival rates."""
+def _probe_rates(received: list[tuple[int, int, int]]) -> tuple[int, int] | None:
+    """The rates (bits/s) the probe's packets were sent at and arrived at, or None when too few came."""
     if len(received) < 5:
         return None
     sent = sorted(r[0] for r in received)
@@ -536,4 +549,4 @@ def _probe_rate(received: list[tuple[int, int, int]]) -> int | None:
     send_span, arrival_span = sent[-1] - sent[0], arrived[-1] - arrived[0]
     if send_span <= 0 or arrival_span <= 0:
         return None
-    return int(min(size * 8e6 / send_span, size * 8e6 / arrival_span))
+    return int(size * 8e6 / send_span), int(size * 8e6 / arrival_span)

@@ -20,7 +20,7 @@ class LinkReport:
     sending_kbps: float = 0.0  # what the box sent this viewer over the same interval
     estimate_kbps: float | None = None  # the box's own estimate from transport feedback, when negotiated
     congested: bool = True  # with an estimate: a queue stands at the bottleneck or packets were lost
-    probe_results: list[bool] = field(default_factory=list)  # probes that ended since the last report
+    probe_results: list[bool | None] = field(default_factory=list)  # probes ended since the last report (None: short)
 
 
 @dataclass
@@ -33,7 +33,8 @@ class LayerPolicy:
     reports in a row, or at once on heavy loss or when the estimate is far short), so between 85 %
     and 100 % it holds (hysteresis), and so does a short estimate left by a queue that drained;
     after `stable_s` on a layer it asks for a probe at the next layer's need, and after a failed
-    probe waits twice as long before the next one. A viewer starts on the lowest video layer (see
+    probe waits twice as long before the next one (a probe the box itself could not send in full is
+    asked again at once). A viewer starts on the lowest video layer (see
     `ViewerHub`) and climbs from it probe by probe, each a second after the last layer's keyframe,
     until a probe fails: a weak link never sees more than one layer above what it carries.
 
@@ -136,8 +137,11 @@ class LayerPolicy:
         target = self.need_kbps(self.ladder[index + 1]) / HEADROOM
         return target if estimate_kbps is None else min(target, PROBE_STEP * estimate_kbps)
 
-    def _probe_ended(self, success: bool, now: float) -> None:
+    def _probe_ended(self, success: bool | None, now: float) -> None:
         self._probing = False
+        if success is None:  # the box could not send it: it says nothing of the link, so ask again
+            self._next_probe_at = now
+            return
         self._starting = self._starting and success
         if success:
             self._backoff_s = self.probe_backoff_s

@@ -33,6 +33,7 @@ from edge.media.live import video_layers
 from edge.media.packets import AUDIO_LAYER, PacketFanout
 from edge.service import Box, Lesson
 from edge.stream.bwe import (
+    PROBE_OUTCOMES,
     PROBE_PACE_S,
     START_BPS,
     START_PROBED_BPS,
@@ -636,7 +637,7 @@ class ViewerHub(Component):
                 viewer.estimator.on_rtt(viewer.rtt_s)
         probes = viewer.estimator.take_probe_results()
         if probes:
-            log.debug("viewer %s: probes %s", viewer.id, ", ".join("through" if ok else "failed" for ok in probes))
+            log.debug("viewer %s: probes %s", viewer.id, ", ".join(PROBE_OUTCOMES[ok] for ok in probes))
         congested = viewer.estimator.congested
         return LinkReport(viewer.loss, viewer.rtt_s, estimate, viewer.kbps, own, congested, probes)
 
