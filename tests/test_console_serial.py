@@ -68,12 +68,11 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     root = tmp_path_factory.mktemp("console")
     link = root / "ttyUSB-console"
     master, slave = os.openpty()
-    link.symlink_to(os.ttyname(slave))
-    os.close(slave)
+    link.symlink_to(os.ttyname(slave))  # the slave stays open: until the daemon opens it, the master would read EOF
     config = _config(root, link)
     daemon = DaemonProcess(root / "state", "--config", str(config), env=fake_programs(root / "bin", root / "calls"))
     term = fdpexpect.fdspawn(master, timeout=20, encoding="utf-8", codec_errors="replace")
-    rig = Rig(root, daemon, link, master, term)
+    rig = Rig(root, daemon, link, master, term, slave)
     try:
         daemon.wait_healthy(30)
         yield rig
