@@ -15,7 +15,8 @@ from edge.service import Box
 from edge.service.status import status_lines
 from edge.service.uplink import player_url
 from edge.stream.ice_restart import IceOffer, offer_sdpfrag, parse_sdpfrag
-from edge.stream.whip import UplinkSession, WhipError, WhipRefused, _refusal, parse_ice_links
+from edge.stream.whip import UplinkSession
+from edge.stream.whip_http import WhipError, WhipRefused, _refusal, parse_ice_links
 from sync.budget import Budget
 
 
