@@ -21,7 +21,8 @@ def test_demo_runs_on_synthetic_devices_with_local_courseware(tmp_path: Path) ->
         def cached() -> dict[str, Any] | None:
             status, body = http_json(daemon.url + "/api/courseware")
             courses = body.get("courses", []) if status == 200 else []
-            done = courses and all(item["state"] == "cached" for item in courses[0]["items"])
+            items = courses[0]["items"] if courses else []  # a course is listed before its items are
+            done = "index.html" in {item["path"] for item in items} and all(item["state"] == "cached" for item in items)
             return body if done else None
 
         listing = wait_for(cached, 20, 0.2, "the sample course to be cached")
