@@ -34,9 +34,9 @@ class LayerPolicy:
     and 100 % it holds (hysteresis), and so does a short estimate left by a queue that drained;
     after `stable_s` on a layer it asks for a probe at the next layer's need, and after a failed
     probe waits twice as long before the next one (a probe the box itself could not send in full is
-    asked again at once). A viewer starts on the lowest video layer (see
-    `ViewerHub`) and climbs from it probe by probe, each a second after the last layer's keyframe,
-    until a probe fails: a weak link never sees more than one layer above what it carries.
+    asked again at once). A viewer starts on the lowest video layer (see `ViewerHub`) and climbs
+    from it probe by probe, each a second after the last layer's keyframe, until a probe fails: a
+    weak link never sees more than one layer above what it carries.
 
     Without one (a player that sends no transport feedback), a report is bad when loss or
     round-trip time is too high, or when the viewer's own estimate (REMB) is well below what the
