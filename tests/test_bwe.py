@@ -138,6 +138,27 @@ def test_a_drop_to_600_kbit_is_seen_within_half_a_second_and_the_estimate_then_f
     assert max(after) <= 600 * 1.05  # and nothing above the link is believed
 
 
+def test_congestion_is_said_on_every_message_while_it_lasts_so_a_layer_left_far_short_moves_at_once() -> None:
+    """A layer of 1200 kbit/s (+ audio): the estimate falls far short of it only a few messages after the onset."""
+    history, calls = SendHistory(), []
+    estimator = BandwidthEstimator(history)
+    estimator.on_congestion = lambda: calls.append(estimator.estimate_bps / 1000)
+    far_short_at = None
+    for index, message in enumerate(recorded()):
+        parsed = parse_transport_feedback(bytes.fromhex(message["feedback"]))
+        for (sequence, _), sent in zip(parsed.arrivals, message["sent"], strict=True):
+            if sent is not None:
+                slot = sequence % HISTORY_SIZE
+                history._sequence[slot], history._sent_us[slot], history._size[slot] = sequence, sent[0], sent[1]
+        before = len(calls)
+        estimator.on_feedback(parsed, message["at_us"])
+        if far_short_at is None and message["at_us"] > 10e6 and estimator.estimate_bps < 0.7 * (1200 + 48) * 1000:
+            far_short_at = index
+            assert len(calls) == before + 1, "the message where the estimate fell far short said nothing"
+    assert far_short_at is not None
+    assert len(calls) >= 10  # the whole overuse, not its first message alone
+
+
 @pytest.mark.parametrize("transport_cc_id", [5, 15])  # 15 needs the two-byte header form
 def test_a_feeds_header_extensions_carry_the_transport_wide_sequence_number(transport_cc_id: int) -> None:
     parameters = RTCRtpParameters(

@@ -111,6 +111,17 @@ def test_a_probe_the_box_could_not_send_in_full_is_asked_again_at_once_and_the_c
     assert policy.probe_kbps("low", False, now=4.0) is not None  # still climbing a second after each step
 
 
+def test_a_step_down_ends_the_climb_and_the_next_probe_waits_for_the_backoff() -> None:
+    policy = LayerPolicy(stable_s=3.0, startup_stable_s=1.0, probe_backoff_s=3.0, **THREE)  # type: ignore[arg-type]
+    policy.next_layer("low", estimated(500), False, now=0.0)
+    assert policy.probe_kbps("low", False, now=1.0) is not None
+    assert policy.next_layer("low", estimated(2000, probes=[True]), False, now=2.0) == "high"  # climbed to the top
+    assert policy.next_layer("high", estimated(500), False, now=10.0) == "low"  # the link dropped: far short
+    assert policy.probe_kbps("low", False, now=11.0) is None  # not a climbing start's second: the queue drains
+    assert policy.probe_kbps("low", False, now=12.9) is None
+    assert policy.probe_kbps("low", False, now=13.0) is not None  # the stable spell and the backoff, then again
+
+
 def test_probes_come_after_a_stable_spell_and_back_off_exponentially_after_failures_up_to_10_s() -> None:
     policy = LayerPolicy(stable_s=3.0, startup_stable_s=3.0, probe_backoff_s=3.0, **THREE)  # type: ignore[arg-type]
     assert policy.next_layer("low", estimated(600), False, now=0) == "low"

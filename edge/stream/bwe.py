@@ -258,8 +258,7 @@ class BandwidthEstimator:
         self._received_window = 0
         self.pad: Callable[[int], int] | None = None  # sends about that many bytes of padding, says how many
         self.transports: set[int] = set()  # the DTLS transports whose feedback comes here
-        self.on_overuse: Callable[[], None] = lambda: None  # a queue began to build: the layer may not wait
-        self._overuse_began = False
+        self.on_congestion: Callable[[], None] = lambda: None  # a queue builds or packets are lost: may not wait
         self._aftermath_until_ms = 0
 
     # -- inputs -----------------------------------------------------------------------------------
@@ -284,9 +283,8 @@ class BandwidthEstimator:
         self._update_loss(lost, received, now_ms)
         self._update_rate(now_ms)
         self._judge_probe(now_ms * 1000)
-        if self._overuse_began:
-            self._overuse_began = False
-            self.on_overuse()
+        if self.usage == BandwidthUsage.OVERUSING or self.loss > LOSS_DECREASE:
+            self.on_congestion()  # on every message while it lasts: the estimate goes on falling after the onset
 
     def on_remb(self, bits_per_second: int) -> None:
         """The viewer's own estimate (REMB) caps ours."""
@@ -312,7 +310,6 @@ class BandwidthEstimator:
         self.usage = self.detector.detect(trend * TRENDLINE_GAIN, send_delta_ms, self.trendline.deltas, arrival_ms)
         if self.usage == BandwidthUsage.OVERUSING and previous != BandwidthUsage.OVERUSING:
             self.overuses += 1
-            self._overuse_began = True
 
     def _note_delay(self, one_way_ms: float, now_ms: int) -> None:
         """The one-way delay (up to the clocks' offset); its minimum over 30 s is the empty-queue baseline.

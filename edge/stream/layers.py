@@ -35,8 +35,8 @@ class LayerPolicy:
     after `stable_s` on a layer it asks for a probe at the next layer's need, and after a failed
     probe waits twice as long before the next one (a probe the box itself could not send in full is
     asked again at once). A viewer starts on the lowest video layer (see `ViewerHub`) and climbs
-    from it probe by probe, each a second after the last layer's keyframe, until a probe fails: a
-    weak link never sees more than one layer above what it carries.
+    from it probe by probe, each a second after the last layer's keyframe, until a probe fails or
+    the link steps it down: a weak link never sees more than one layer above what it carries.
 
     Without one (a player that sends no transport feedback), a report is bad when loss or
     round-trip time is too high, or when the viewer's own estimate (REMB) is well below what the
@@ -109,11 +109,22 @@ class LayerPolicy:
             far_short = estimate < self.far_short_share * need  # no doubt: every second on it queues more
             if heavy_loss or far_short or self._short >= self.short_reports_to_drop:
                 self._short = 0
+                self._stepped_down(now)
                 return self.ladder[index - 1]
             return current
         self._short = 0
         fitting = [i for i in range(index + 1, self.ladder.index(ceiling) + 1) if self.fits(self.ladder[i], estimate)]
         return self.ladder[max(fitting)] if fitting else current
+
+    def _stepped_down(self, now: float) -> None:
+        """The link showed its limit: the start-up climb is over, and no probe comes before the backoff.
+
+        A probe a second after the step (as while climbing) would pour into the queue the old layer
+        left, and freeze the new layer's first pictures.
+        """
+        self._starting = False
+        self._backoff_s = max(self._backoff_s, self.probe_backoff_s)
+        self._next_probe_at = max(self._next_probe_at, now + self._backoff_s)
 
     def _moved(self, layer: str, now: float, current: str | None = None) -> str:
         if layer != current or self._stable_since is None:

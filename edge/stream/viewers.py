@@ -64,6 +64,7 @@ FORWARDED_TOPICS = "board."  # bus topics every viewer receives (the board's ink
 NAME_RE = re.compile(r"^[\w .,'()-]{1,40}$", re.UNICODE)
 SWITCH_WINDOW_S = 60.0
 URGENT_QUEUE_MS = 150.0  # an overuse with this much queued steps a far-short viewer down between checks
+URGENT_STEP_GAP_S = 1.0  # ...at most one such step a second (the next waits for the checks' reports)
 
 
 @dataclass
@@ -342,7 +343,7 @@ class ViewerHub(Component):
         viewer.audio.attach(audio.sender)
         route_keyframe_requests(video.sender, lambda: self._keyframe_wanted(viewer))
         route_bitrate_estimates(video.sender, lambda bps: self._bandwidth_estimated(viewer, bps))
-        estimator.on_overuse = lambda: self._overused(viewer)
+        estimator.on_congestion = lambda: self._congested(viewer)
         pc.on("datachannel", lambda channel: self._attach_channel(viewer, channel))
         return viewer
 
@@ -426,17 +427,21 @@ class ViewerHub(Component):
         viewer.bandwidth_kbps, viewer._bandwidth_fresh = bits_per_second / 1000, True
         viewer.estimator.on_remb(bits_per_second)
 
-    def _overused(self, viewer: Viewer) -> None:
-        """A queue builds on the viewer's link: if the new estimate is far short of its layer, step down now.
+    def _congested(self, viewer: Viewer) -> None:
+        """The viewer's link queues or loses packets: if the estimate is far short of its layer, step down now.
 
         Waiting for the next check would keep the old layer pouring into the queue for up to a second.
+        The estimator says so on every feedback message while it lasts: the estimate goes on falling
+        after the onset, and the message where it falls far short is the one to act on.
         """
         if viewer.id not in self._viewers or not (self._box.config.stream.adaptive_layers or viewer.data_saver):
             return
         own, estimator = viewer.estimate_kbps(), viewer.estimator
         if own is None or own >= viewer.policy.far_short_share * viewer.policy.need_kbps(viewer.layer):
             return
-        if estimator.queue_delay_ms() > URGENT_QUEUE_MS:  # a queue that grows, not a keyframe's
+        if viewer.switches and time.monotonic() - viewer.switches[-1] < URGENT_STEP_GAP_S:
+            return  # one step at a time: the estimate under a draining queue is no measure of the layer below
+        if estimator.queue_delay_ms() > URGENT_QUEUE_MS or estimator.loss >= viewer.policy.down_loss:
             self._adapt(viewer, LinkReport(viewer.loss, viewer.rtt_s, None, viewer.kbps, own, congested=True))
 
     def _keyframe_wanted(self, viewer: Viewer) -> None:
