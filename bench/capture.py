@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drivers.camera import CapturingVideoSource, OpenCVVideoSource, SyntheticVideoSource, VideoDevice  # noqa: E402
-from edge.config import BoxConfig, VideoLayerConfig  # noqa: E402
+from edge.core.config import BoxConfig, VideoLayerConfig  # noqa: E402
 from edge.media.encoders import VideoLayer, VideoLayerEncoder  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30

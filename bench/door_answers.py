@@ -2,7 +2,7 @@
 
     python bench/door_answers.py [--requests 200]
 
-Serves a small FastAPI route through the door's own listener (`edge.web.server`: uvicorn on a socket
+Serves a small FastAPI route through the door's own listener (`edge.doors.web.server`: uvicorn on a socket
 `bind_socket` made) and times sequential GETs from one httpx client on one connection, as the panel's
 and admin page's scripts make them. The baseline, in the same run: the same server on a socket made
 with protocol 0, which asyncio leaves with Nagle on (each answer then waits for the client's delayed ACK).
@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))  # before bench/: its sync.py would shadow the syn
 import httpx  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 
-from edge.web.server import _close, _listen, bind_socket  # noqa: E402
+from edge.doors.web.server import _close, _listen, bind_socket  # noqa: E402
 
 app = FastAPI()
 

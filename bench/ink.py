@@ -24,11 +24,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # ahead of bench/ itself: bench/sync.py is not the sync package
 
 from drivers.board import EvdevParser, Recording, load_recording, synthetic_writing  # noqa: E402
-from edge.board_input import BoardInputComponent  # noqa: E402
-from edge.config import BoxConfig  # noqa: E402
-from edge.events import EventBus  # noqa: E402
+from edge.board.pen import BoardInputComponent  # noqa: E402
+from edge.box import Box  # noqa: E402
+from edge.core.config import BoxConfig  # noqa: E402
+from edge.core.events import EventBus  # noqa: E402
 from edge.media.encoders import VideoLayer, VideoLayerEncoder  # noqa: E402
-from edge.service import Box  # noqa: E402
 
 SECONDS = 60.0
 WIRE_OVERHEAD_BYTES = 12 + 16 + 29 + 8 + 20  # SCTP common header + DATA chunk, DTLS 1.2 AES-GCM record, UDP, IPv4

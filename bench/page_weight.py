@@ -19,7 +19,7 @@ from _webrtc import REPO, classbox
 
 sys.path.insert(0, str(REPO))  # before bench/: its sync.py would shadow the sync package
 
-from edge.web.i18n import LANGUAGE_COOKIE, LANGUAGES  # noqa: E402
+from edge.doors.web.i18n import LANGUAGE_COOKIE, LANGUAGES  # noqa: E402
 from tests.browser import chromium  # noqa: E402
 
 KINDS = {"Document": "html", "Stylesheet": "css", "Script": "js", "Font": "fonts", "Fetch": "catalog"}

@@ -25,7 +25,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from edge.media.packets import AUDIO_TIME_BASE, VIDEO_TIME_BASE, EncodedPacket  # noqa: E402
-from edge.media.segments import SegmentWriter, closed_segments, join_segments  # noqa: E402
+from edge.recording.segments import SegmentWriter, closed_segments, join_segments  # noqa: E402
 
 SECONDS, FPS, WIDTH, HEIGHT = 20, 30, 1280, 720
 

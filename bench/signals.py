@@ -25,12 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drivers.audio import FRAME_SAMPLES, AudioFrame, SyntheticAudioSource  # noqa: E402
 from drivers.camera import CapturingVideoSource, VideoFrame  # noqa: E402
-from edge.config import BoxConfig  # noqa: E402
-from edge.events import EventBus  # noqa: E402
+from edge.box import Box  # noqa: E402
+from edge.core.config import BoxConfig  # noqa: E402
+from edge.core.events import EventBus  # noqa: E402
 from edge.media.capture import CameraComponent, MicrophoneComponent  # noqa: E402
 from edge.media.encoders import AudioEncoder, VideoLayer, VideoLayerEncoder  # noqa: E402
 from edge.media.signals import PERIOD_S, SignalChecks  # noqa: E402
-from edge.service import Box  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
 LAYERS = (

@@ -23,12 +23,12 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.config import BoxConfig  # noqa: E402
-from edge.courseware import CoursewareComponent  # noqa: E402
+from edge.box import Box  # noqa: E402
+from edge.core.config import BoxConfig  # noqa: E402
+from edge.core.events import EventBus  # noqa: E402
+from edge.courseware.cache import CoursewareComponent  # noqa: E402
 from edge.daemon import Supervisor  # noqa: E402
-from edge.events import EventBus  # noqa: E402
-from edge.service import Box  # noqa: E402
-from edge.web.server import WebDoor  # noqa: E402
+from edge.doors.web.server import WebDoor  # noqa: E402
 from sync.chunks import cut  # noqa: E402
 from sync.publish import publish  # noqa: E402
 from sync.pull import Puller  # noqa: E402

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.config import BoxConfig  # noqa: E402
+from edge.core.config import BoxConfig  # noqa: E402
 from tests.weak_link import Sample, audio_unbroken, audio_worst, classroom, fps, longest_gap_ms  # noqa: E402
 
 LINKS = "150k,300k,500k,800k,1.2M,2M,5M"

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from edge import __version__
-from edge.config import BoxConfig, config_path, load_config, save_config
+from edge.core.config import BoxConfig, config_path, load_config, save_config
+from edge.core.errors import ConfigError
+from edge.core.logs import setup_logging
 from edge.demo import prepare_demo_board, prepare_demo_courseware
-from edge.errors import ConfigError
-from edge.logs import setup_logging
 
 log = logging.getLogger("classbox")
 
@@ -214,7 +214,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
-    from edge.service.devices import device_problems
+    from edge.media.devices import device_problems
 
     config = load_config(args.file)
     problems = device_problems(config)  # the form was checked at load; this looks for the devices themselves
@@ -225,7 +225,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_set_pin(args: argparse.Namespace) -> int:
-    from edge.service.accounts import hash_pin
+    from edge.system.accounts import hash_pin
 
     path = config_path(args.config)
     config = load_config(path) if path.exists() else BoxConfig()
@@ -246,8 +246,8 @@ def _cmd_set_pin(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from edge.service import doctor
-    from edge.web.i18n import translations
+    from edge.doors.web.i18n import translations
+    from edge.system import doctor
 
     config, _ = _load_for_run(args.config)
     found = doctor.findings(doctor.gather(config))
@@ -258,14 +258,14 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_console(args: argparse.Namespace) -> int:
-    from edge.console_door import console_main
+    from edge.doors.console.door import console_main
 
     config, _ = _load_for_run(args.config)
     return console_main(config, config_path(args.config))
 
 
 def _cmd_setup_code(args: argparse.Namespace) -> int:
-    from edge.service.accounts import read_setup_code
+    from edge.system.accounts import read_setup_code
 
     config, _ = _load_for_run(args.config)
     code = read_setup_code(config.box.state_dir)
@@ -277,7 +277,7 @@ def _cmd_setup_code(args: argparse.Namespace) -> int:
 
 
 def _cmd_fingerprint(args: argparse.Namespace) -> int:
-    from edge.service.certificate import load_certificate
+    from edge.system.certificate import load_certificate
 
     config, _ = _load_for_run(args.config)
     certificate = load_certificate(config.box.state_dir)
@@ -289,7 +289,7 @@ def _cmd_fingerprint(args: argparse.Namespace) -> int:
 
 
 def _cmd_first_boot(args: argparse.Namespace) -> int:
-    from edge.service.firstboot import first_boot
+    from edge.firstboot import first_boot
 
     state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
     done = first_boot(config_path(args.config), Path(state) if state else None)

@@ -12,28 +12,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.board_input import BoardInputComponent
-from edge.clock import ClockWatch
-from edge.component import Component, Health
-from edge.config import BoxConfig
-from edge.console_door import ConsoleDoor
-from edge.courseware import CoursewareComponent
-from edge.discovery import Discovery
-from edge.events import EventBus
-from edge.logs import redact
+from edge.board.pen import BoardInputComponent
+from edge.box import Box
+from edge.core.component import Component, Health
+from edge.core.config import BoxConfig
+from edge.core.events import EventBus
+from edge.core.logs import redact
+from edge.core.notify import Notifier, watchdog_interval
+from edge.courseware.cache import CoursewareComponent
+from edge.discovery.lan import Discovery
+from edge.doors.console.door import ConsoleDoor
+from edge.doors.web.server import WebDoor
+from edge.health.history import MetricsHistory
+from edge.lessons.timetable_feed import TimetableComponent
 from edge.media.capture import camera_components, microphone_components
 from edge.media.live import LessonMedia
-from edge.media.recorder import Recorder
 from edge.media.signals import SignalChecks
-from edge.metrics_history import MetricsHistory
-from edge.notify import Notifier, watchdog_interval
-from edge.service import Box
-from edge.service.room import RoomDevices
+from edge.recording.recorder import Recorder
+from edge.recording.uploads import Uploads
+from edge.room.devices import RoomDevices
 from edge.stream.viewers import ViewerHub
 from edge.stream.whip import Uplink
-from edge.timetable import TimetableComponent
-from edge.uploads import Uploads
-from edge.web.server import WebDoor
+from edge.system.clock import ClockWatch
 
 log = logging.getLogger(__name__)
 

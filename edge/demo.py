@@ -11,7 +11,7 @@ import json
 import logging
 from pathlib import Path
 
-from edge.config import BoxConfig
+from edge.core.config import BoxConfig
 from sync.publish import publish
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 from pexpect import fdpexpect
 
-from edge.config import BoxConfig, VideoLayerConfig, dump_config
-from edge.service.accounts import hash_pin
+from edge.core.config import BoxConfig, VideoLayerConfig, dump_config
+from edge.system.accounts import hash_pin
 
 HERE = Path(__file__).resolve().parent
 PIN = "2468"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import sync.atomic
-from edge.config import BoxConfig, rollback_config, save_config
+from edge.core.config import BoxConfig, rollback_config, save_config
 
 OS_STEPS = ("open", "write", "fsync", "close", "link", "replace", "rename", "unlink", "fchmod", "chmod", "mkdir")
 

@@ -20,25 +20,26 @@ from aiortc.sdp import SessionDescription
 
 from drivers.audio import AudioSource, SyntheticAudioSource
 from drivers.camera import SyntheticVideoSource, VideoSource
-from edge.component import Component
-from edge.config import BoxConfig, VideoLayerConfig
+from edge.box import Box
+from edge.core.component import Component
+from edge.core.config import BoxConfig, VideoLayerConfig
+from edge.core.events import EventBus
 from edge.daemon import Daemon, standard_components
-from edge.events import EventBus
+from edge.doors.web.app import create_app
+from edge.lessons.lessons import Lesson
 from edge.media.live import LessonMedia
-from edge.service import Box, Lesson
 from edge.stream.ice_restart import close_peer
 from edge.stream.viewers import Viewer, ViewerHub
-from edge.web.app import create_app
 from tests.helpers import free_port
 
 # The daemon builds its FastAPI app on the loop; the first build (pydantic schemas) can take longer
 # than the suite's blocked-loop limit on a busy machine, so build one once at import. The same goes
 # for the first import of what the daemon imports when it composes its components.
 create_app(Box(BoxConfig(), EventBus()))
-importlib.import_module("edge.web.server")
-importlib.import_module("edge.courseware")
-importlib.import_module("edge.uploads")
-importlib.import_module("edge.media.recorder")
+importlib.import_module("edge.doors.web.server")
+importlib.import_module("edge.courseware.cache")
+importlib.import_module("edge.recording.uploads")
+importlib.import_module("edge.recording.recorder")
 importlib.import_module("edge.media.capture")
 
 

@@ -18,9 +18,9 @@ import httpx
 import pytest
 from playwright.async_api import Browser
 
-from edge.service.accounts import PIN_FAILURES_ALLOWED, PIN_LOCKOUT_S, SESSION_MAX_S, SETUP_CODE_ALPHABET
-from edge.service.certificate import fingerprint
-from edge.web.accounts import is_loopback
+from edge.doors.web.routes.accounts import is_loopback
+from edge.system.accounts import PIN_FAILURES_ALLOWED, PIN_LOCKOUT_S, SESSION_MAX_S, SETUP_CODE_ALPHABET
+from edge.system.certificate import fingerprint
 from tests.helpers import REPO, DaemonProcess, http_json, wait_for
 from tests.stream_fixture import LiveBox, live_box, small_config
 

@@ -11,12 +11,12 @@ import httpx
 import pytest
 
 import edge.stream.viewers  # noqa: F401 (imported here, not on a test's loop: it loads aiortc)
-from edge.config import BoxConfig, IceServer, load_config, save_config
-from edge.events import EventBus
-from edge.metrics_history import HistoryStore, MetricsHistory, Sample, cpu_percent, cpu_times
-from edge.service import Box
-from edge.service.settings import GROUP_BY_NAME, SettingsRefused
-from edge.web.app import create_app
+from edge.box import Box
+from edge.core.config import BoxConfig, IceServer, load_config, save_config
+from edge.core.events import EventBus
+from edge.doors.web.app import create_app
+from edge.health.history import HistoryStore, MetricsHistory, Sample, cpu_percent, cpu_times
+from edge.system.settings import GROUP_BY_NAME, SettingsRefused
 
 
 @pytest.fixture

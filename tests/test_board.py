@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from edge.board import InkError, Page, Point, StrokeBuilder, new_stroke, simplify
-from edge.events import EventBus
-from edge.service.board import Board
+from edge.board.ink import InkError, Page, Point, StrokeBuilder, new_stroke, simplify
+from edge.board.state import Board
+from edge.core.events import EventBus
 
 
 def line(n: int, t_step: float = 0.01) -> list[Point]:
@@ -167,7 +167,7 @@ def test_a_late_joiner_gets_the_page_and_strokes_in_messages_of_bounded_size() -
 def test_the_export_replays_the_ink_log_into_pdf_pages_with_vector_ink() -> None:
     import pypdfium2
 
-    from edge.board_export import render_pdf, replay
+    from edge.board.export import render_pdf, replay
 
     bus = EventBus()
     board = Board(bus, lambda: 0.001)

@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from edge.demo import prepare_demo_courseware
-from edge.web.i18n import LANGUAGE_COOKIE
+from edge.doors.web.i18n import LANGUAGE_COOKIE
 from tests.stream_fixture import join, live_box, small_config, until
 from tests.test_events import plain_client
 

@@ -21,10 +21,10 @@ from drivers.board import (
     synthetic_writing,
 )
 from drivers.errors import DeviceSpecError
-from edge.board_input import BoardInputComponent
-from edge.config import BoxConfig
-from edge.events import EventBus
-from edge.service import Box
+from edge.board.pen import BoardInputComponent
+from edge.box import Box
+from edge.core.config import BoxConfig
+from edge.core.events import EventBus
 from tests.helpers import wait_for
 
 RECORDED = Path(__file__).parent / "recorded"
@@ -167,8 +167,8 @@ async def test_a_finished_recordings_board_is_exported_and_queued_for_upload_bes
 
     import pypdfium2  # type: ignore[import-untyped]
 
-    from edge.media.catalogue import Catalogue
-    from edge.uploads import Uploads
+    from edge.recording.catalogue import Catalogue
+    from edge.recording.uploads import Uploads
     from sync.push import file_sha256
 
     config = BoxConfig()

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import BoxConfig
-from edge.errors import LessonAlreadyLive, NoLiveLesson, NotAllowed
-from edge.events import EventBus
-from edge.service import Box, Lesson
-from edge.service.accounts import PIN_FAILURES_ALLOWED, PIN_FAILURES_PER_BOX, PIN_LOCKOUT_S, PinGate, hash_pin
+from edge.box import Box
+from edge.core.config import BoxConfig
+from edge.core.errors import LessonAlreadyLive, NoLiveLesson, NotAllowed
+from edge.core.events import EventBus
+from edge.lessons.lessons import Lesson
+from edge.system.accounts import PIN_FAILURES_ALLOWED, PIN_FAILURES_PER_BOX, PIN_LOCKOUT_S, PinGate, hash_pin
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from edge.component import Component
-from edge.config import parse_config
+from edge.core.component import Component
+from edge.core.config import parse_config
+from edge.core.errors import ConfigError
+from edge.core.events import EventBus
+from edge.core.logs import redact
 from edge.daemon import Supervisor
-from edge.errors import ConfigError
-from edge.events import EventBus
-from edge.logs import redact
 from sync.publish import publish
 from tests.helpers import DaemonProcess, free_port, http_json, wait_for
 from tests.nginx_server import Nginx

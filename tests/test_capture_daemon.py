@@ -13,13 +13,13 @@ import httpx
 import pytest
 
 from drivers.camera import read_burned_clock
+from edge.box import Box
 from edge.cli import main
-from edge.config import BoxConfig, CameraConfig, MicrophoneConfig, parse_config
-from edge.errors import ConfigError
-from edge.events import Event, EventBus, Subscription
+from edge.core.config import BoxConfig, CameraConfig, MicrophoneConfig, parse_config
+from edge.core.errors import ConfigError
+from edge.core.events import Event, EventBus, Subscription
+from edge.doors.web.app import create_app
 from edge.media.capture import CameraComponent, MicrophoneComponent, capture_components
-from edge.service import Box
-from edge.web.app import create_app
 from tests.capture_helpers import RtspCamera, make_clip
 from tests.helpers import DaemonProcess, http_json, wait_for
 

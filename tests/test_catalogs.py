@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.web import catalogs, fonts, marks
-from edge.web.i18n import LANGUAGES, WEB
+from edge.devtools import catalogs, fonts, marks
+from edge.doors.web.i18n import LANGUAGES, WEB
 
 ROOT = catalogs.ROOT
 
@@ -40,7 +40,7 @@ document.title = "Panel — " + lesson.title;
 el.dataset.state = "live";
 """
 
-MODULE = """from edge.texts import N_
+MODULE = """from edge.core.texts import N_
 CAMERA = N_("Camera disconnected: check the USB cable")
 SILENT = "Microphone is silent: is it muted?"
 
@@ -76,17 +76,17 @@ def test_the_check_finds_strings_people_read_that_are_not_marked(tmp_path: Path)
     found = {u.text for u in marks.python_unmarked(MODULE, "signals.py")}
     assert found == {"SILENT", 'f"The camera delivers {fps} frames a second"', '"Disk full"'}
     root = tree(tmp_path)
-    (root / "edge" / "web" / "templates" / "panel.html").write_text(PAGE)
+    (root / "edge" / "doors" / "web" / "templates" / "panel.html").write_text(PAGE)
     assert [str(u) for u in marks.unmarked(root)][0] == (
-        "edge/web/templates/panel.html:5: 'Start lesson' is not marked for translation"
+        "edge/doors/web/templates/panel.html:5: 'Start lesson' is not marked for translation"
     )
 
 
 def test_a_newly_marked_string_or_an_edited_translation_makes_the_catalogs_stale(tmp_path: Path) -> None:
     root = tree(tmp_path)
-    page = root / "edge" / "web" / "templates" / "home.html"
+    page = root / "edge" / "doors" / "web" / "templates" / "home.html"
     page.write_text(page.read_text().replace("</main>", '<p>{{ _("Start the lesson now") }}</p></main>'))
-    french = catalogs.po_path("fr", root / "edge" / "web" / "locales")
+    french = catalogs.po_path("fr", root / "edge" / "doors" / "web" / "locales")
     french.write_text(french.read_text().replace('msgstr "Lever la main"', 'msgstr "Levez la main"'))
     stale, _ = catalogs.problems(root)
     assert "classbox.pot lacks messages the sources mark: 'Start the lesson now'" in stale
@@ -99,17 +99,18 @@ def test_a_newly_marked_string_or_an_edited_translation_makes_the_catalogs_stale
 def test_update_takes_a_new_message_into_every_catalog_and_a_second_update_writes_nothing(tmp_path: Path) -> None:
     root = tree(tmp_path)
     assert catalogs.update(root) == []
-    page = root / "edge" / "web" / "templates" / "watch.html"
+    page = root / "edge" / "doors" / "web" / "templates" / "watch.html"
     page.write_text(page.read_text().replace("</main>", '<p>{{ _("Ask the teacher") }}</p></main>'))
     written = catalogs.update(root)
-    assert "edge/web/locales/classbox.pot" in written
-    assert "edge/web/locales/uz_Latn/LC_MESSAGES/classbox.mo" in written
+    assert "edge/doors/web/locales/classbox.pot" in written
+    assert "edge/doors/web/locales/uz_Latn/LC_MESSAGES/classbox.mo" in written
     assert len(written) == 1 + 2 * len(LANGUAGES)
     assert catalogs.update(root) == []
     stale, untranslated = catalogs.problems(root)
     assert stale == []
     assert "ar: 1 untranslated: 'Ask the teacher'" in untranslated
-    assert catalogs.translated(catalogs.read_catalog(catalogs.po_path("fr", root / "edge" / "web" / "locales"), "fr"))
+    french = catalogs.po_path("fr", root / "edge" / "doors" / "web" / "locales")
+    assert catalogs.translated(catalogs.read_catalog(french, "fr"))
 
 
 def test_every_language_translates_every_message_and_keeps_its_placeholders() -> None:

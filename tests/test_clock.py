@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from edge.clock import NOT_SET, ClockWatch
-from edge.config import BoxConfig
-from edge.events import EventBus
-from edge.service import Box
+from edge.box import Box
+from edge.core.config import BoxConfig
+from edge.core.events import EventBus
 from edge.stream.viewers import _plausible_rtt
+from edge.system.clock import NOT_SET, ClockWatch
 from sync.clock import Clock, Step, StepDetector, kernel_synchronised, system_synchronised
 from sync.errors import TrustError
 from sync.publish import publish

@@ -17,7 +17,7 @@ import av
 import httpx
 import pytest
 
-from edge.config import BoxConfig, VideoLayerConfig, dump_config
+from edge.core.config import BoxConfig, VideoLayerConfig, dump_config
 from tests.helpers import DaemonProcess
 from tests.stream_fixture import join, until
 

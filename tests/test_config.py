@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from edge.config import BoxConfig, config_path, dump_config, load_config, rollback_config, save_config
-from edge.errors import ConfigError
+from edge.core.config import BoxConfig, config_path, dump_config, load_config, rollback_config, save_config
+from edge.core.errors import ConfigError
 from tests.helpers import REPO
 
 
@@ -65,14 +65,14 @@ def test_toml_syntax_error_is_refused(tmp_path: Path) -> None:
 
 
 def test_duplicate_device_names_are_refused() -> None:
-    from edge.config import parse_config
+    from edge.core.config import parse_config
 
     with pytest.raises(ConfigError, match="names must be unique"):
         parse_config({"cameras": [{"name": "a"}, {"name": "a"}]})
 
 
 def test_relay_only_needs_a_turn_server_and_never_echoes_its_credential() -> None:
-    from edge.config import parse_config
+    from edge.core.config import parse_config
 
     stun = {"urls": ["stun:stun.school.example"], "username": "box", "credential": "Zt6qW9pLr2xV-stun"}
     with pytest.raises(ConfigError) as caught:

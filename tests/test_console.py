@@ -13,14 +13,23 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import BoxConfig, ConsoleSection
-from edge.console import GARBAGE, MAX_GARBAGE, MAX_LINE, PROMPT, TOO_LONG, LineEditor, QueueTransport, Session
-from edge.console_commands import serve
-from edge.events import EventBus
-from edge.service import Box
-from edge.service import network as network_module
-from edge.service.accounts import PinGate, hash_pin
-from edge.service.network import Network, NetworkError, Wanted, addresses, interfaces, parse_wanted
+from edge.box import Box
+from edge.core.config import BoxConfig, ConsoleSection
+from edge.core.events import EventBus
+from edge.doors.console.commands import serve
+from edge.doors.console.engine import (
+    GARBAGE,
+    MAX_GARBAGE,
+    MAX_LINE,
+    PROMPT,
+    TOO_LONG,
+    LineEditor,
+    QueueTransport,
+    Session,
+)
+from edge.system import network as network_module
+from edge.system.accounts import PinGate, hash_pin
+from edge.system.network import Network, NetworkError, Wanted, addresses, interfaces, parse_wanted
 from sync.clock import Clock
 
 PIN = "2468"

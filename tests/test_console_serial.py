@@ -16,8 +16,8 @@ import pexpect
 import pytest
 from pexpect import fdpexpect
 
-from edge.service.accounts import hash_pin
-from edge.service.network import addresses
+from edge.system.accounts import hash_pin
+from edge.system.network import addresses
 from tests.helpers import REPO, DaemonProcess, http_json, wait_for
 from tests.test_console import fake_programs
 

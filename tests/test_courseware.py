@@ -20,14 +20,14 @@ import httpx
 import pytest
 from aiohttp import web
 
-from edge.config import BoxConfig
-from edge.courseware import CoursewareComponent
+from edge.box import Box
+from edge.core.config import BoxConfig
+from edge.core.events import EventBus
+from edge.courseware.cache import CoursewareComponent
 from edge.daemon import Supervisor
-from edge.discovery import Discovery
-from edge.events import EventBus
-from edge.service import Box
-from edge.web.app import create_app
-from edge.web.server import WebDoor
+from edge.discovery.lan import Discovery
+from edge.doors.web.app import create_app
+from edge.doors.web.server import WebDoor
 from sync.chunks import ItemIndex
 from sync.errors import TrustError
 from sync.publish import publish

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from playwright.async_api import Browser
 
-from edge.courseware import CoursewareComponent
+from edge.courseware.cache import CoursewareComponent
 from sync.publish import publish
 from tests.stream_fixture import live_box, small_config, until
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 
-from edge.courseware import CoursewareComponent
-from edge.events import EventBus
-from edge.service import Box
+from edge.box import Box
+from edge.core.events import EventBus
+from edge.courseware.cache import CoursewareComponent
 from sync.chunks import ItemIndex
 from sync.publish import publish
 from tests.helpers import free_port

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from edge.service.accounts import hash_pin
+from edge.system.accounts import hash_pin
 from tests.helpers import REPO, DaemonProcess, http_json, wait_for
 
 READY_STATUS = r"STATUS=(ok; lesson: none|(starting|degraded|down); lesson: none; attention: [\w:, -]+)"
@@ -95,7 +95,7 @@ def test_lifecycle_health_lessons_and_notify(tmp_path: Path, notify_socket: tupl
 def test_notifier_drops_and_counts_what_a_full_socket_cannot_take_and_logs_once(
     notify_socket: tuple[socket.socket, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    from edge.notify import Notifier
+    from edge.core.notify import Notifier
 
     sock, path = notify_socket
     notifier = Notifier(path)

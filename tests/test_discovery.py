@@ -20,10 +20,10 @@ from zeroconf import ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from edge import __version__
-from edge.config import BoxConfig
-from edge.discovery import HTTP_TYPE, HTTPS_TYPE, Discovery, instance_name
-from edge.events import EventBus
-from edge.service import Box
+from edge.box import Box
+from edge.core.config import BoxConfig
+from edge.core.events import EventBus
+from edge.discovery.lan import HTTP_TYPE, HTTPS_TYPE, Discovery, instance_name
 from tests.helpers import REPO, DaemonProcess, free_port
 
 LOOPBACK = ["127.0.0.1"]

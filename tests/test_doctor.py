@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, expect
 
-from edge.config import BoxConfig
-from edge.service.doctor import MB, Facts, findings
+from edge.core.config import BoxConfig
+from edge.system.doctor import MB, Facts, findings
 from tests.helpers import REPO, DaemonProcess
 from tests.test_admin import SCREENSHOTS, admin
 

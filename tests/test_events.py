@@ -18,14 +18,14 @@ import httpx
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from edge.config import BoxConfig
+from edge.box import Box
+from edge.core.config import BoxConfig
+from edge.core.events import Event, EventBus, SubscriptionGroup
+from edge.core.texts import N_
 from edge.demo import prepare_demo_courseware
-from edge.events import Event, EventBus, SubscriptionGroup
-from edge.service import Box
-from edge.service.accounts import hash_pin
-from edge.texts import N_
-from edge.web import events as events_door
-from edge.web.events import Listener, visible
+from edge.doors.web.routes import events as events_door
+from edge.doors.web.routes.events import Listener, visible
+from edge.system.accounts import hash_pin
 from tests.stream_fixture import join, live_box, offer_sdp, small_config, until
 
 PIN = "2468"
@@ -340,10 +340,10 @@ def test_the_join_link_is_one_a_students_device_can_open(tmp_path: Path, monkeyp
     config.web.host = "0.0.0.0"
     config.web.port = 8080
     assert box.join_url("abc234", "10.1.2.3:8080") == "http://10.1.2.3:8080/watch/abc234"  # a tablet on the LAN
-    monkeypatch.setattr("edge.service.links.lan_address", lambda: "192.168.4.20")
+    monkeypatch.setattr("edge.lessons.links.lan_address", lambda: "192.168.4.20")
     assert box.join_url("abc234", "127.0.0.1:8080") == "http://192.168.4.20:8080/watch/abc234"  # the kiosk itself
     assert box.join_url("abc234", "localhost:8080") == "http://192.168.4.20:8080/watch/abc234"
-    monkeypatch.setattr("edge.service.links.lan_address", lambda: None)  # offline and no network at all: what there is
+    monkeypatch.setattr("edge.lessons.links.lan_address", lambda: None)  # offline and no network at all: what there is
     assert box.join_url("abc234", "127.0.0.1:8080") == "http://127.0.0.1:8080/watch/abc234"
     config.web.host = "127.0.0.1"  # a box that serves loopback only has no other link to give
     assert box.join_url("abc234", "127.0.0.1:8080") == "http://127.0.0.1:8080/watch/abc234"

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import BoxConfig
-from edge.events import EventBus
-from edge.service import Box, Lesson
+from edge.box import Box
+from edge.core.config import BoxConfig
+from edge.core.events import EventBus
+from edge.lessons.lessons import Lesson
 from sync.errors import DiskFloorReached
 from sync.publish import publish
 from sync.pull import Puller

@@ -15,9 +15,9 @@ from typing import Any
 import av
 import pytest
 
-from edge.config import BoxConfig, VideoLayerConfig, dump_config
-from edge.media.recorder import DISK_FULL_LIVE, DISK_FULL_START
-from edge.media.segments import closed_segments
+from edge.core.config import BoxConfig, VideoLayerConfig, dump_config
+from edge.recording.recorder import DISK_FULL_LIVE, DISK_FULL_START
+from edge.recording.segments import closed_segments
 from sync.publish import publish
 from tests.disk_fixture import MB, fill, free_bytes, small_disk, unfill
 from tests.helpers import DaemonProcess, http_json, wait_for

@@ -8,7 +8,7 @@ import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 
-from edge.web import i18n
+from edge.doors.web import i18n
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import load_config
-from edge.service.certificate import load_certificate
-from edge.service.firstboot import first_boot
+from edge.core.config import load_config
+from edge.firstboot import first_boot
+from edge.system.certificate import load_certificate
 
 UNITS = Path(__file__).resolve().parent.parent / "systemd"
 DAEMON_EXPOSURE_MAX = 2.5

@@ -17,9 +17,9 @@ from playwright.async_api import Browser, BrowserContext, Page, Route
 from pydantic import ValidationError
 from starlette.requests import Request
 
-from edge.config import BoxConfig, Language
-from edge.media.recorder import DISK_FULL_LIVE
-from edge.web import i18n
+from edge.core.config import BoxConfig, Language
+from edge.doors.web import i18n
+from edge.recording.recorder import DISK_FULL_LIVE
 from tests.stream_fixture import LiveBox, live_box, small_config
 
 anyio.open_file  # noqa: B018 (its lazy first import would otherwise run on the test's loop, serving a file)

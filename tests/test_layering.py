@@ -34,7 +34,7 @@ def test_arrows_point_down(package: str) -> None:
 
 
 OURS = {"edge", "sync", "drivers"}
-STATE_OWNERS = {"edge/web/app.py", "edge/web/deps.py"}  # where the app is given its Box and routes get it
+STATE_OWNERS = {"edge/doors/web/app.py", "edge/doors/web/deps.py"}  # where the app is given its Box and routes get it
 # The command line imports each command's modules when it runs: `--help` must not load the daemon.
 LAZY_IMPORTS_ALLOWED = {"edge/cli.py"}
 
@@ -87,7 +87,7 @@ def test_the_wiring_check_sees_each_kind_of_lookup(tmp_path: Path) -> None:
     source.write_text(
         "from typing import TYPE_CHECKING\n"
         "if TYPE_CHECKING:\n"
-        "    from edge.service import Box\n"
+        "    from edge.box import Box\n"
         "def door(request, box):\n"
         "    from edge.stream.viewers import ViewerHub\n"
         "    import json\n"  # not ours: allowed

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.logs import redact, setup_logging
+from edge.core.logs import redact, setup_logging
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge.config import BoxConfig, LowestLayerConfig, load_config
-from edge.errors import ConfigError
+from edge.core.config import BoxConfig, LowestLayerConfig, load_config
+from edge.core.errors import ConfigError
 from edge.stream.layers import LayerPolicy, LinkReport
 from tests.stream_fixture import join, live_box, small_config, until
 

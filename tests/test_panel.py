@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page
 
-from edge.service.accounts import hash_pin
-from edge.texts import N_
+from edge.core.texts import N_
+from edge.system.accounts import hash_pin
 from tests.helpers import REPO, DaemonProcess, http_json
 from tests.stream_fixture import live_box, small_config, until
 from tests.test_watch_page import TEXT

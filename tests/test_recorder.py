@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from edge.config import BoxConfig
-from edge.events import Event
-from edge.media.catalogue import Catalogue
-from edge.media.recorder import Recorder
-from edge.media.segments import INK_LOG, closed_segments
+from edge.core.config import BoxConfig
+from edge.core.events import Event
+from edge.recording.catalogue import Catalogue
+from edge.recording.recorder import Recorder
+from edge.recording.segments import INK_LOG, closed_segments
 from tests.stream_fixture import live_box, small_config, until
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from edge.media.catalogue import Catalogue
+from edge.recording.catalogue import Catalogue
 from tests.browser import chromium
 from tests.stream_fixture import live_box
 from tests.test_recorder import next_event, recording_config

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from edge.config import BoxConfig, VideoLayerConfig, dump_config
-from edge.media.segments import closed_segments
+from edge.core.config import BoxConfig, VideoLayerConfig, dump_config
+from edge.recording.segments import closed_segments
 from tests.helpers import DaemonProcess, http_json, wait_for
 from tests.tus_fixture import TusServer, require_tus_server, sha256_of
 

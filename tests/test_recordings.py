@@ -11,13 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge.config import BoxConfig
-from edge.events import EventBus
-from edge.media.catalogue import Catalogue, Recording
-from edge.media.storage import DiskPolicy
-from edge.service import Box
-from edge.uploads import Uploads
-from edge.web.app import create_app
+from edge.box import Box
+from edge.core.config import BoxConfig
+from edge.core.events import EventBus
+from edge.doors.web.app import create_app
+from edge.recording.catalogue import Catalogue, Recording
+from edge.recording.storage import DiskPolicy
+from edge.recording.uploads import Uploads
 from sync.push import file_sha256
 from tests.tus_fixture import TusServer, require_tus_server, sha256_of
 
@@ -168,7 +168,7 @@ async def test_uploads_component_delivers_recording_and_ink_then_confirms(box: B
 
 
 async def test_recorder_raises_the_low_disk_alarm_and_keeps_unsent_recordings(box: Box) -> None:
-    from edge.media.recorder import Recorder
+    from edge.recording.recorder import Recorder
 
     unsent = finished_recording(box, "unsent", 1000, 100.0)
     alarms = box.bus.subscribe("storage.")

@@ -15,10 +15,10 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 from pydantic import ValidationError
 
-from edge.config import BoxConfig, DisplayInput
-from edge.errors import RoomDeviceError
-from edge.events import EventBus
-from edge.service.room import DISPLAY_SILENT, RoomDevices, command_map
+from edge.core.config import BoxConfig, DisplayInput
+from edge.core.errors import RoomDeviceError
+from edge.core.events import EventBus
+from edge.room.devices import DISPLAY_SILENT, RoomDevices, command_map
 from tests.helpers import REPO, DaemonProcess, free_port, http_json
 from tests.test_display import PASSWORD, RANDOM, PlayedProjector
 from tests.test_ptz import UdpCamera

@@ -18,8 +18,8 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import Mount, Route
 
-from edge.service.accounts import SESSION_IDLE_S, hash_pin
-from edge.web.server import WebDoor
+from edge.doors.web.server import WebDoor
+from edge.system.accounts import SESSION_IDLE_S, hash_pin
 from tests.stream_fixture import LiveBox, live_box, small_config
 from tests.test_accounts import PASSWORD, SYSTEM_CAS, setup_code
 

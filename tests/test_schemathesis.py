@@ -15,11 +15,11 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from edge.config import BoxConfig, dump_config
-from edge.events import EventBus
-from edge.service import Box
-from edge.service.accounts import hash_pin
-from edge.web.app import create_app
+from edge.box import Box
+from edge.core.config import BoxConfig, dump_config
+from edge.core.events import EventBus
+from edge.doors.web.app import create_app
+from edge.system.accounts import hash_pin
 from tests.helpers import DaemonProcess, http_json
 from tests.test_accounts import PASSWORD
 

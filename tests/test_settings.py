@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import BoxConfig, load_config, save_config
-from edge.errors import ConfigError
-from edge.events import EventBus
-from edge.service import Box
+from edge.box import Box
+from edge.core.config import BoxConfig, load_config, save_config
+from edge.core.errors import ConfigError
+from edge.core.events import EventBus
 
 
 def box_with_file(tmp_path: Path, port: int = 8090) -> Box:

@@ -16,8 +16,11 @@ import pytest
 
 from drivers.audio import FRAME_SAMPLES, SyntheticAudioSource
 from drivers.camera import CapturingVideoSource, SyntheticVideoSource
-from edge.config import BoxConfig, CameraConfig, MicrophoneConfig
-from edge.events import EventBus
+from edge.box import Box
+from edge.core.config import BoxConfig, CameraConfig, MicrophoneConfig
+from edge.core.events import EventBus
+from edge.doors.web.app import create_app
+from edge.health.metrics import make_registry, render
 from edge.media.capture import CameraComponent, MicrophoneComponent
 from edge.media.encoders import AudioEncoder
 from edge.media.packets import EncodedPacket
@@ -34,9 +37,6 @@ from edge.media.signals import (
     Timings,
     look,
 )
-from edge.metrics import make_registry, render
-from edge.service import Box
-from edge.web.app import create_app
 from tests.stream_fixture import live_box, small_config
 
 W, H = 320, 240

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import sync_playwright
 
-from edge.config import BoxConfig, CameraConfig, MicrophoneConfig, VideoLayerConfig, dump_config
+from edge.core.config import BoxConfig, CameraConfig, MicrophoneConfig, VideoLayerConfig, dump_config
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.helpers import DaemonProcess, http_json, wait_for
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from edge.config import BoxConfig
-from edge.events import EventBus
-from edge.service import Box
-from edge.service.status import StatusLine, status_lines
-from edge.texts import N_
+from edge.box import Box
+from edge.core.config import BoxConfig
+from edge.core.events import EventBus
+from edge.core.texts import N_
+from edge.health.status import StatusLine, status_lines
 
 TODAY = dt.date(2026, 3, 10)
 

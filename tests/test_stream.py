@@ -13,9 +13,9 @@ import httpx
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
 
-from edge.config import IceServer
-from edge.media.recorder import Recorder
-from edge.media.segments import closed_segments
+from edge.core.config import IceServer
+from edge.recording.recorder import Recorder
+from edge.recording.segments import closed_segments
 from tests.stream_fixture import Player, join, live_box, small_config, until
 from tests.turn_server import PASSWORD as TURN_PASSWORD
 from tests.turn_server import USER as TURN_USER

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from edge.component import Component
+from edge.core.component import Component
+from edge.core.events import EventBus
 from edge.daemon import Supervisor
-from edge.events import EventBus
 
 
 class Recorder(Component):

@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from edge.config import BoxConfig
-from edge.errors import LessonNotFound, NoScheduledLesson, TimetableRefused
-from edge.events import EventBus
-from edge.service import Box
-from edge.service import calendar as ical
-from edge.timetable import CLOCK_ALARM, CLOCK_UNSYNCED, TimetableComponent, pull_now
+from edge.box import Box
+from edge.core.config import BoxConfig
+from edge.core.errors import LessonNotFound, NoScheduledLesson, TimetableRefused
+from edge.core.events import EventBus
+from edge.lessons import calendar as ical
+from edge.lessons.timetable_feed import CLOCK_ALARM, CLOCK_UNSYNCED, TimetableComponent, pull_now
 from sync.budget import Budget, Window
 from sync.clock import Clock
 from tests.stream_fixture import until

@@ -18,8 +18,8 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, Page
 
-from edge.config import BoxConfig
-from edge.service import Box
+from edge.box import Box
+from edge.core.config import BoxConfig
 from sync.clock import Clock
 from sync.publish import publish
 from tests.helpers import free_port, http_json

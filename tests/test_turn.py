@@ -18,7 +18,7 @@ from aioice import stun
 from aioice.turn import create_turn_endpoint
 from aiortc import RTCConfiguration, RTCIceServer, RTCIceTransportPolicy
 
-from edge.config import IceServer
+from edge.core.config import IceServer
 from edge.stream.ice import credentials
 from tests.stream_fixture import join, live_box, small_config, until
 from tests.turn_server import TurnServer

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge.config import BoxConfig
-from edge.service.accounts import hash_pin
-from edge.web.server import bind_socket
+from edge.core.config import BoxConfig
+from edge.doors.web.server import bind_socket
+from edge.system.accounts import hash_pin
 from tests.helpers import DaemonProcess
 from tests.stream_fixture import live_box, small_config
 

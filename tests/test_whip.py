@@ -10,8 +10,8 @@ import httpx
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from edge.config import BoxConfig
-from edge.courseware import CoursewareComponent
+from edge.core.config import BoxConfig
+from edge.courseware.cache import CoursewareComponent
 from edge.stream import whip
 from edge.stream.whip import DEAD_AFTER_S, Uplink
 from sync.publish import publish

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from edge.config import BoxConfig, parse_config
-from edge.errors import ConfigError
-from edge.events import EventBus
-from edge.service import Box
-from edge.service.status import status_lines
-from edge.service.uplink import player_url
+from edge.box import Box
+from edge.core.config import BoxConfig, parse_config
+from edge.core.errors import ConfigError
+from edge.core.events import EventBus
+from edge.health.status import status_lines
 from edge.stream.ice_restart import IceOffer, offer_sdpfrag, parse_sdpfrag
+from edge.stream.uplink_service import player_url
 from edge.stream.whip import UplinkSession
 from edge.stream.whip_http import WhipError, WhipRefused, _refusal, parse_ice_links
 from sync.budget import Budget

@@ -21,10 +21,10 @@ from drivers.camera import (
     open_video_source,
 )
 from drivers.capture import CaptureStats
-from edge.component import Component
-from edge.config import CameraConfig, MicrophoneConfig
-from edge.logs import redact
-from edge.service import Box
+from edge.box import Box
+from edge.core.component import Component
+from edge.core.config import CameraConfig, MicrophoneConfig
+from edge.core.logs import redact
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,12 @@ import asyncio
 import logging
 from typing import Any
 
-from edge.component import Component
-from edge.config import VideoLayerConfig
+from edge.box import Box
+from edge.core.component import Component
+from edge.core.config import VideoLayerConfig
+from edge.lessons.lessons import Lesson
 from edge.media.encoders import AudioEncoder, AudioFeed, VideoFeed, VideoLayer, VideoLayerEncoder
 from edge.media.packets import PacketFanout
-from edge.service import Box, Lesson
 
 log = logging.getLogger(__name__)
 

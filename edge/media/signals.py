@@ -39,10 +39,10 @@ import numpy as np
 
 from drivers.audio import FLOOR_DBFS, AudioFrame, CapturingAudioSource, dbfs
 from drivers.camera import VideoFrame
-from edge.component import Component
+from edge.box import Box
+from edge.core.component import Component
+from edge.core.texts import N_
 from edge.media.capture import CameraComponent, MicrophoneComponent
-from edge.service import Box
-from edge.texts import N_
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import time
 
 from aiortc import RTCIceServer
 
-from edge.config import IceServer
+from edge.core.config import IceServer
 
 
 def credentials(server: IceServer, who: str, now: float | None = None) -> tuple[str, str]:

@@ -15,7 +15,7 @@ from aioice.mdns import is_mdns_hostname
 from aiortc.rtcdtlstransport import X509_DIGEST_ALGORITHMS
 from aiortc.sdp import MediaDescription, SessionDescription
 
-from edge.errors import BadOffer
+from edge.core.errors import BadOffer
 
 MAX_OFFER_BYTES = 64 * 1024
 CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

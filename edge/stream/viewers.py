@@ -27,11 +27,12 @@ from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationEr
 from aiortc.rtcdatachannel import RTCDataChannel
 from aiortc.rtcrtpsender import RTCRtpSender
 
-from edge.component import Component
-from edge.errors import BadOffer, LessonFull, LessonNotFound, StreamUnavailable, ViewerError
+from edge.box import Box
+from edge.core.component import Component
+from edge.core.errors import BadOffer, LessonFull, LessonNotFound, StreamUnavailable, ViewerError
+from edge.lessons.lessons import Lesson
 from edge.media.live import video_layers
 from edge.media.packets import AUDIO_LAYER, PacketFanout
-from edge.service import Box, Lesson
 from edge.stream.bwe import (
     PROBE_OUTCOMES,
     PROBE_PACE_S,

@@ -41,11 +41,13 @@ from aiortc import (
     RTCSessionDescription,
 )
 
-from edge.component import Component, Status
-from edge.config import UplinkSection
+from edge.box import Box
+from edge.core.component import Component, Status
+from edge.core.config import UplinkSection
+from edge.core.texts import N_
+from edge.lessons.lessons import Lesson
 from edge.media.live import video_layers
 from edge.media.packets import AUDIO_LAYER, PacketFanout
-from edge.service import Box, Lesson
 from edge.stream.feeds import SharedPacketizer, ViewerFeed, prefer_codecs, route_keyframe_requests
 from edge.stream.ice_restart import IceOffer, RestartableIce, close_peer, offer_sdpfrag
 from edge.stream.whip_http import (
@@ -56,7 +58,6 @@ from edge.stream.whip_http import (
     WhipUnreachable,
     new_http_client,
 )
-from edge.texts import N_
 
 log = logging.getLogger(__name__)
 

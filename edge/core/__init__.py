@@ -1,0 +1,1 @@
+"""The kernel every concern stands on: config, database, events, errors, components, logs, notify, texts, ports."""

@@ -1,0 +1,98 @@
+"""The room's devices for the teacher: the PTZ camera's preset buttons and moves, the board display's power.
+
+A device that does not answer gets 503 with a sentence for the teacher (`detail`, translated by the
+page) and the device's own words (`reason`); one that is not set up, or a preset that is not, 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import APIRouter, Path
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from edge.core.errors import RoomDeviceError
+from edge.doors.web.deps import BoxDep, TeacherDep
+
+router = APIRouter()
+T = TypeVar("T")
+PresetName = Annotated[str, Path(min_length=1, max_length=40)]
+Step = Literal[-1, 0, 1]
+
+
+class Nudge(BaseModel):
+    """Body of POST /api/room/camera/nudge: which way to move a little (-1, 0 or 1 per axis)."""
+
+    model_config = ConfigDict(extra="forbid")
+    pan: Step = 0
+    tilt: Step = 0
+    zoom: Step = 0
+
+
+class Power(BaseModel):
+    """Body of POST /api/room/display."""
+
+    model_config = ConfigDict(extra="forbid")
+    on: bool
+
+
+def _refused(err: RoomDeviceError) -> JSONResponse:
+    return JSONResponse({"detail": str(err), "reason": err.reason}, status_code=404 if err.missing else 503)
+
+
+async def _answer(action: Awaitable[T], done: dict[str, Any]) -> dict[str, Any] | JSONResponse:
+    try:
+        await action
+    except RoomDeviceError as err:
+        return _refused(err)
+    return done
+
+
+@router.get("/api/room")
+async def room(box: BoxDep, who: TeacherDep) -> dict[str, Any]:
+    """The room card: the camera's preset buttons, the display's power, what did not answer last."""
+    return box.room_state()
+
+
+@router.post("/api/room/presets/{name}", response_model=None)
+async def recall(box: BoxDep, who: TeacherDep, name: PresetName) -> dict[str, Any] | JSONResponse:
+    """Point the camera at the named preset (Board, Teacher, Class...)."""
+    return await _answer(box.recall_preset(name), {"preset": name})
+
+
+@router.put("/api/room/presets/{name}", response_model=None)
+async def store(box: BoxDep, who: TeacherDep, name: PresetName) -> dict[str, Any] | JSONResponse:
+    """Store where the camera points now as the named preset."""
+    return await _answer(box.store_preset(name), {"stored": name})
+
+
+@router.post("/api/room/camera/nudge", response_model=None)
+async def nudge(box: BoxDep, who: TeacherDep, body: Nudge) -> dict[str, Any] | JSONResponse:
+    """Move the camera a little."""
+    return await _answer(box.nudge_camera(body.pan, body.tilt, body.zoom), {"moved": True})
+
+
+@router.post("/api/room/camera/home", response_model=None)
+async def home(box: BoxDep, who: TeacherDep) -> dict[str, Any] | JSONResponse:
+    """Send the camera to its home position."""
+    return await _answer(box.camera_home(), {"moved": True})
+
+
+@router.post("/api/room/display", response_model=None)
+async def display_power(box: BoxDep, who: TeacherDep, body: Power) -> dict[str, Any] | JSONResponse:
+    """Switch the board display on (to the board's input) or off."""
+    try:
+        return {"power": await box.board_power(body.on)}
+    except RoomDeviceError as err:
+        return _refused(err)
+
+
+@router.get("/api/room/display", response_model=None)
+async def display_status(box: BoxDep, who: TeacherDep) -> dict[str, Any] | JSONResponse:
+    """Ask the display how it is (its power and input)."""
+    try:
+        return await box.display_status()
+    except RoomDeviceError as err:
+        return _refused(err)

@@ -1,0 +1,1 @@
+"""Lessons: the lesson state machine, join links, the timetable and its calendar feeds."""

@@ -1,0 +1,1 @@
+"""The system: settings and their history, maintenance, network, doctor, certificate, accounts, clock."""
