@@ -301,3 +301,12 @@ def test_rollback_refuses_an_invalid_prev_and_changes_nothing(tmp_path: Path) ->
     with pytest.raises(ConfigError, match="web.port"):
         rollback_config(path)
     assert load_config(path).box.name == "Room 1"
+
+
+def test_the_defaults_round_trip_through_save_and_load_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "classbox.toml"
+    save_config(BoxConfig(), path)
+    loaded = load_config(path)
+    assert loaded == BoxConfig()
+    assert loaded.model_dump(mode="json") == BoxConfig().model_dump(mode="json")
+    assert dump_config(loaded) == path.read_text()
