@@ -44,3 +44,8 @@ def test_the_document_check_sees_a_path_that_is_gone_and_a_package_left_out(tmp_
         "names edge/web/app.py, which does not exist",
         "does not describe the package edge/stream/",
     ]
+
+
+def test_the_readme_names_only_paths_that_exist() -> None:
+    text = (REPO / "README.md").read_text()
+    assert [path for path in sorted(named_paths(text)) if not (REPO / path).exists()] == []
