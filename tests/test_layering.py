@@ -146,6 +146,8 @@ def arrow_problems(root: Path = REPO, package: Callable[[Path], str] | None = No
             problems += [f"{name}: the kernel imports the concern {t!r}" for t in sorted(targets - {"__init__"})]
         elif here not in ABOVE_CONCERNS:
             problems += [f"{name}: a concern imports {t!r}" for t in sorted(targets & {"box", "doors", "daemon"})]
+        if here != "devtools" and "devtools" in targets:
+            problems.append(f"{name}: the product imports the developers' tooling (not in the box)")
     problems += [f"a cycle between packages: {' <-> '.join(cycle)}" for cycle in cycles(graph)]
     return problems
 
@@ -192,15 +194,17 @@ def test_the_arrow_check_sees_a_kernel_reaching_up_a_concern_reaching_a_door_and
         "edge/media/packets.py": "from edge.box import Box\nimport edge.stream.feeds\n",
         "edge/stream/feeds.py": "",
         "edge/box.py": "from edge.media.packets import PacketFanout\n",
-        "edge/doors/web/deps.py": "from edge.box import Box\n",
+        "edge/doors/web/deps.py": "from edge.box import Box\nfrom edge.devtools import marks\n",
+        "edge/devtools/marks.py": "from edge.doors.web import i18n\n",
     }
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     assert arrow_problems(tmp_path) == [
         "edge/core/events.py: the kernel imports the concern 'lessons'",
+        "edge/doors/web/deps.py: the product imports the developers' tooling (not in the box)",
         "edge/media/packets.py: a concern imports 'box'",
         "edge/stream/whep.py: a concern imports 'doors'",
-        "a cycle between packages: box <-> doors <-> media <-> stream",
+        "a cycle between packages: box <-> devtools <-> doors <-> media <-> stream",
         "a cycle between packages: core <-> lessons",
     ]
