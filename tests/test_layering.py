@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -100,4 +101,110 @@ def test_the_wiring_check_sees_each_kind_of_lookup(tmp_path: Path) -> None:
         "edge/door.py:5: import inside door()",
         "edge/door.py:7: a component looked up by name",
         "edge/door.py:8: reaches into request.app.state instead of the service layer",
+    ]
+
+
+# The house's inner arrows: doors -> box -> concerns -> core -> drivers/sync.
+KERNEL = "core"
+ABOVE_CONCERNS = {"box", "doors", "daemon", "cli", "demo", "firstboot", "devtools", "__main__", "__init__"}
+
+
+def package_of(path: Path, root: Path = REPO) -> str:
+    """The `edge` package a module belongs to: its folder under edge/, or its own name at edge/'s root."""
+    parts = path.relative_to(root / "edge").parts
+    return parts[0] if len(parts) > 1 else parts[0].removesuffix(".py")
+
+
+def edge_imports(path: Path, root: Path = REPO) -> set[str]:
+    """The `edge` packages (or root modules) a module imports."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        modules = []
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules = [node.module] if node.module != "edge" else [f"edge.{a.name}" for a in node.names]
+        for module in modules:
+            parts = module.split(".")
+            if parts[0] == "edge" and len(parts) > 1 and (root / "edge" / parts[1]).exists() | (
+                root / "edge" / f"{parts[1]}.py"
+            ).exists():
+                names.add(parts[1])
+    return names
+
+
+def arrow_problems(root: Path = REPO, package: Callable[[Path], str] | None = None) -> list[str]:
+    """Arrows that point up or sideways inside edge/, and cycles between its packages."""
+    package = package or (lambda path: package_of(path, root))
+    graph: dict[str, set[str]] = {}
+    problems = []
+    for path in sorted((root / "edge").rglob("*.py")):
+        here, name = package(path), str(path.relative_to(root))
+        targets = {target for target in edge_imports(path, root) if target != here}
+        graph.setdefault(here, set()).update(targets)
+        if here == KERNEL:
+            problems += [f"{name}: the kernel imports the concern {t!r}" for t in sorted(targets - {"__init__"})]
+        elif here not in ABOVE_CONCERNS:
+            problems += [f"{name}: a concern imports {t!r}" for t in sorted(targets & {"box", "doors", "daemon"})]
+        if here != "devtools" and "devtools" in targets:
+            problems.append(f"{name}: the product imports the developers' tooling (not in the box)")
+    problems += [f"a cycle between packages: {' <-> '.join(cycle)}" for cycle in cycles(graph)]
+    return problems
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one package (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while (member := stack.pop()) != node:
+                group.append(member)
+            group.append(node)
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(found)
+
+
+def test_the_kernel_imports_no_concern_no_concern_imports_the_box_or_a_door_and_no_packages_form_a_cycle() -> None:
+    assert arrow_problems() == []
+
+
+def test_the_arrow_check_sees_a_kernel_reaching_up_a_concern_reaching_a_door_and_a_cycle(tmp_path: Path) -> None:
+    files = {
+        "edge/core/events.py": "from edge.lessons.lessons import Lesson\n",
+        "edge/lessons/lessons.py": "from edge.core.events import EventBus\n",
+        "edge/stream/whep.py": "from edge.doors.web.deps import BoxDep\nfrom edge.media import packets\n",
+        "edge/media/packets.py": "from edge.box import Box\nimport edge.stream.feeds\n",
+        "edge/stream/feeds.py": "",
+        "edge/box.py": "from edge.media.packets import PacketFanout\n",
+        "edge/doors/web/deps.py": "from edge.box import Box\nfrom edge.devtools import marks\n",
+        "edge/devtools/marks.py": "from edge.doors.web import i18n\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert arrow_problems(tmp_path) == [
+        "edge/core/events.py: the kernel imports the concern 'lessons'",
+        "edge/doors/web/deps.py: the product imports the developers' tooling (not in the box)",
+        "edge/media/packets.py: a concern imports 'box'",
+        "edge/stream/whep.py: a concern imports 'doors'",
+        "a cycle between packages: box <-> devtools <-> doors <-> media <-> stream",
+        "a cycle between packages: core <-> lessons",
     ]
