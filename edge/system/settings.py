@@ -1,7 +1,7 @@
 """Settings: the config read, validated and saved; the admin page's groups, changes, PINs, history and rollback.
 
 What the admin page and the console's `config get|set` call; the schema, its validation and the
-atomic writes are edge/core/config.py's, this puts them behind the service layer. A change from the
+atomic writes are edge/core/config/'s, this puts them behind the service layer. A change from the
 admin page is validated by the one schema, saved atomically (the file before it kept as `.prev`)
 and kept as a numbered version (`edge.system.config_history`) that rollback can bring back; the
 box then applies what a running component can take at once, the rest after a restart. Secrets are
