@@ -80,6 +80,12 @@ async def answer_error(request: Request, err: Exception) -> JSONResponse:
     return JSONResponse({"detail": meaning.message, **meaning.extra}, status_code=meaning.status, headers=headers)
 
 
+def add_error_handler(app: FastAPI) -> None:
+    """Answer every error of ANSWERED through the map, the one way (`answer_error`)."""
+    for error in ANSWERED:
+        app.add_exception_handler(error, answer_error)
+
+
 def end_event_streams(app: FastAPI) -> None:
     """End the app's open event streams now (the web door is stopping: they would hold uvicorn's shutdown up)."""
     app.state.event_streams.end_all()
@@ -119,8 +125,7 @@ def create_app(box: Box) -> FastAPI:
         lesson = await box.stop_lesson(who)
         return {"lesson": lesson.to_json()}
 
-    for error in ANSWERED:
-        app.add_exception_handler(error, answer_error)
+    add_error_handler(app)
     for error, handler in admin.EXCEPTION_HANDLERS.items():
         app.add_exception_handler(error, handler)
     for router in ROUTERS:
