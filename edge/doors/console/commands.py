@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from edge import __version__
-from edge.core.errors import ClassboxError, NoLiveLesson
+from edge.core.errors import DOOR_ERRORS, ClassboxError, NoLiveLesson, door_meaning
 from edge.core.texts import N_
 from edge.doors.console.engine import CTRL_C, MAX_LINE, Disconnected, Session
 from edge.system import doctor
 from edge.system.network import NetworkError, interfaces, parse_wanted, require_confirmable
 from edge.system.settings import SettingsRefused, is_secret
-from sync.errors import StoreClosed
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +36,9 @@ NOT_RUNNING = N_("The box software is not running: %(what)s needs it. `restart` 
 BY = "console"
 REBOOT = ["systemctl", "reboot"]  # found on PATH
 START = ["systemctl", "restart", "classbox.service"]  # the offline console starts the box software
+
+# What a command may refuse with: the error map's classes, and the console's own (refused input, network).
+REFUSALS: tuple[type[Exception], ...] = (*DOOR_ERRORS, NetworkError, SettingsRefused, KeyError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -104,13 +106,16 @@ class Shell:
             return True
         try:
             await command.run(self, args)
-        except (ClassboxError, StoreClosed, NetworkError, SettingsRefused, KeyError, ValueError) as err:
+        except REFUSALS as err:
             await self.s.say(N_("Not done: %(reason)s"), reason=self._reason(err))
         return True
 
     def _reason(self, err: Exception) -> str:
         if isinstance(err, SettingsRefused):
             return "; ".join(f"{e['loc']}: {self.s.words(e['msg'])}" for e in err.errors)
+        meaning = door_meaning(err)  # the map's words for our errors and sync's, as the web doors answer them
+        if meaning is not None and meaning.message:
+            return self.s.words(meaning.message)
         text = str(err.args[0]) if err.args else type(err).__name__
         return self.s.words(text)
 

@@ -10,10 +10,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge import __version__
+from edge.board.ink import InkError
 from edge.box import Box
-from edge.core.errors import LessonAlreadyLive, NoLiveLesson
+from edge.core.errors import DOOR_ERRORS, door_meaning
 from edge.core.events import SubscriptionGroup
-from edge.doors.web.deps import BoxDep, MaybeTeacherDep, TeacherDep
+from edge.doors.web.deps import BoxDep, MaybeTeacherDep, TeacherDep, answers_of
 from edge.doors.web.guards import BodyLimit, SameOriginGuard
 from edge.doors.web.routes import (
     accounts,
@@ -63,6 +64,28 @@ class StartLesson(BaseModel):
     title: str = Field(default="", max_length=120)
 
 
+# Errors the one handler answers: the map's, and ink the board's routes refuse (a ValueError: they say how).
+ANSWERED: tuple[type[Exception], ...] = (*DOOR_ERRORS, InkError)
+
+
+async def answer_error(request: Request, err: Exception) -> JSONResponse:
+    """`{"detail": message}` (and the error's extra fields) with its status, Retry-After and the route's headers."""
+    declared = answers_of(request)
+    meaning = door_meaning(err, declared.overrides)
+    if meaning is None:
+        raise err  # not an error a door answers: the server's 500
+    headers = dict(declared.headers)
+    if meaning.retry_after is not None:
+        headers["Retry-After"] = str(meaning.retry_after)
+    return JSONResponse({"detail": meaning.message, **meaning.extra}, status_code=meaning.status, headers=headers)
+
+
+def add_error_handler(app: FastAPI) -> None:
+    """Answer every error of ANSWERED through the map, the one way (`answer_error`)."""
+    for error in ANSWERED:
+        app.add_exception_handler(error, answer_error)
+
+
 def end_event_streams(app: FastAPI) -> None:
     """End the app's open event streams now (the web door is stopping: they would hold uvicorn's shutdown up)."""
     app.state.event_streams.end_all()
@@ -76,11 +99,6 @@ def create_app(box: Box) -> FastAPI:
     app.add_middleware(SameOriginGuard, public_urls=lambda: [box.config.web.public_url])
     app.add_middleware(BodyLimit)  # outermost: a body too large is refused before anything else
     registry = make_registry(box)
-
-    @app.exception_handler(LessonAlreadyLive)
-    @app.exception_handler(NoLiveLesson)
-    async def _conflict(request: Request, err: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(err)}, status_code=409)
 
     @app.get("/healthz")
     async def healthz(box: BoxDep, who: MaybeTeacherDep) -> dict[str, Any]:
@@ -107,6 +125,7 @@ def create_app(box: Box) -> FastAPI:
         lesson = await box.stop_lesson(who)
         return {"lesson": lesson.to_json()}
 
+    add_error_handler(app)
     for error, handler in admin.EXCEPTION_HANDLERS.items():
         app.add_exception_handler(error, handler)
     for router in ROUTERS:

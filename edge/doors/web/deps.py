@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 from fastapi import Cookie, Depends, Header, HTTPException, Request
 
 from edge.box import Box
-from edge.core.errors import NotAllowed
+from edge.core.errors import NotAllowed, Overrides
 from edge.core.events import SubscriptionGroup
 
 TEACHER_COOKIE = "classbox_teacher"  # the panel's PIN session (POST /api/panel/session): HttpOnly, SameSite=Strict
@@ -64,3 +66,30 @@ async def teacher_or_anyone(
 
 
 MaybeTeacherDep = Annotated[str | None, Depends(teacher_or_anyone)]
+
+
+@dataclass(frozen=True, eq=False)
+class Answers:
+    """How a router or route answers errors besides the map: classes it answers otherwise, headers on each answer."""
+
+    overrides: Overrides = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def __call__(self, request: Request) -> None:
+        """Add these answers to the request's (a route's on top of its router's), for the error handler."""
+        before = answers_of(request)
+        request.state.door_answers = Answers({**before.overrides, **self.overrides}, {**before.headers, **self.headers})
+
+
+NO_ANSWERS = Answers()
+
+
+def answers_of(request: Request) -> Answers:
+    """The answers the request's router and route declared (none: the map alone)."""
+    found: Answers = getattr(request.state, "door_answers", NO_ANSWERS)
+    return found
+
+
+def answers(overrides: Overrides | None = None, headers: Mapping[str, str] | None = None) -> Any:
+    """A route or router dependency: answer these error classes otherwise than the map, add `headers` to errors."""
+    return Depends(Answers(overrides or {}, headers or {}))

@@ -15,9 +15,9 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.box import Box
-from edge.core.errors import AccountError, NotAllowed, SetupClosed, TooManyAttempts
+from edge.core.errors import AccountError, ClassboxError, Door, NotAllowed, Overrides, TooManyAttempts, door_meaning
 from edge.core.texts import N_
-from edge.doors.web.deps import BoxDep
+from edge.doors.web.deps import Answers, BoxDep, answers
 from edge.doors.web.guards import FORM_TYPE
 from edge.doors.web.i18n import WEB, page_language, render_page, translate
 from edge.system.accounts import PASSWORD_MAX, AdminSession, client_ip, csrf_matches
@@ -157,37 +157,41 @@ def _signed_out(response: Response, request: Request) -> None:
     response.delete_cookie(COOKIE, httponly=True, samesite="strict", secure=secure, path="/")
 
 
-def _refused(err: NotAllowed, box: Box) -> HTTPException:
-    if isinstance(err, TooManyAttempts):
-        return HTTPException(429, str(err), headers={"Retry-After": str(int(box.accounts.lockout_s))})
-    return HTTPException(401, str(err))
+def sign_in_refusals(box: Box) -> Overrides:
+    """How signing in answers a refused credential: 401, and 429 with the lock-out's length as Retry-After."""
+    return {NotAllowed: Door(401), TooManyAttempts: Door(429, retry_after=int(box.accounts.lockout_s))}
+
+
+async def _sign_in_answers(request: Request, box: BoxDep) -> None:
+    Answers(sign_in_refusals(box))(request)
+
+
+SIGN_IN_ANSWERS = Depends(_sign_in_answers)
+
+
+def _refusal(err: HTTPException | ClassboxError, box: Box) -> tuple[int, str]:
+    """The status and words a sign-in or setup page shows for a refusal (the API's, through the same map)."""
+    if isinstance(err, HTTPException):
+        return err.status_code, str(err.detail)
+    meaning = door_meaning(err, sign_in_refusals(box)) or err.door_error()
+    return meaning.status, meaning.message
 
 
 async def _sign_in(request: Request, box: Box, user: str, password: str) -> tuple[str, AdminSession]:
     refusal = transport_refusal(request, box)
     if refusal is not None:
         raise HTTPException(403, refusal)
-    try:
-        return await box.admin_login(user, password, _address(request))
-    except NotAllowed as err:
-        raise _refused(err, box) from err
+    return await box.admin_login(user, password, _address(request))
 
 
 async def _set_up(request: Request, box: Box, code: str, user: str, password: str) -> None:
     refusal = transport_refusal(request, box)
     if refusal is not None:
         raise HTTPException(403, refusal)
-    try:
-        await box.create_first_admin(code, user, password, _address(request))
-    except SetupClosed as err:
-        raise HTTPException(409, str(err)) from err
-    except AccountError as err:
-        raise HTTPException(400, str(err)) from err
-    except NotAllowed as err:
-        raise _refused(err, box) from err
+    await box.create_first_admin(code, user, password, _address(request))
 
 
-@router.post("/api/admin/login")
+@router.post("/api/admin/login", dependencies=[SIGN_IN_ANSWERS])
 async def api_login(request: Request, box: BoxDep, body: Login) -> JSONResponse:
     """Sign in: the session cookie and the session's CSRF token."""
     token, session = await _sign_in(request, box, body.user, body.password)
@@ -196,7 +200,7 @@ async def api_login(request: Request, box: BoxDep, body: Login) -> JSONResponse:
     return response
 
 
-@router.post("/api/admin/setup", status_code=201)
+@router.post("/api/admin/setup", status_code=201, dependencies=[SIGN_IN_ANSWERS])
 async def api_setup(request: Request, box: BoxDep, body: Setup) -> JSONResponse:
     """Create the first admin account with the setup code, and sign it in."""
     await _set_up(request, box, body.code, body.user, body.password)
@@ -231,32 +235,21 @@ async def api_accounts(box: BoxDep, user: AdminDep) -> dict[str, Any]:
 @router.post("/api/admin/accounts", status_code=201)
 async def api_add_account(box: BoxDep, user: AdminChangeDep, body: NewAccount) -> dict[str, Any]:
     """Another admin account."""
-    try:
-        made = await box.add_admin(body.user, body.password)
-    except AccountError as err:
-        raise HTTPException(400, str(err)) from err
+    made = await box.add_admin(body.user, body.password)
     return {"user": made}
 
 
-@router.delete("/api/admin/accounts/{name}")
+@router.delete("/api/admin/accounts/{name}", dependencies=[answers({AccountError: Door(409)})])
 async def api_remove_account(name: str, box: BoxDep, user: AdminChangeDep) -> dict[str, Any]:
-    """Delete an admin account (not one's own, not the last)."""
-    try:
-        await box.remove_admin(name, user)
-    except AccountError as err:
-        raise HTTPException(409, str(err)) from err
+    """Delete an admin account (not one's own, not the last: 409)."""
+    await box.remove_admin(name, user)
     return {"accounts": box.admin_accounts()}
 
 
-@router.post("/api/admin/password")
+@router.post("/api/admin/password", dependencies=[SIGN_IN_ANSWERS])
 async def api_password(request: Request, box: BoxDep, user: AdminChangeDep, body: NewPassword) -> JSONResponse:
     """Change one's own password; every session of that admin ends (sign in again)."""
-    try:
-        await box.change_admin_password(user, body.current, body.password, _address(request))
-    except AccountError as err:
-        raise HTTPException(400, str(err)) from err
-    except NotAllowed as err:
-        raise _refused(err, box) from err
+    await box.change_admin_password(user, body.current, body.password, _address(request))
     response = JSONResponse({"user": None})
     _signed_out(response, request)
     return response
@@ -296,8 +289,9 @@ async def login_form(request: Request, box: BoxDep) -> Response:
     user = form.get("user", "")
     try:
         token, _ = await _sign_in(request, box, user, form.get("password", ""))
-    except HTTPException as err:
-        return await _page(request, box, "login.html", err.status_code, error=err.detail, user=user)
+    except (HTTPException, ClassboxError) as err:  # the page shows the refusal the API would answer
+        status, message = _refusal(err, box)
+        return await _page(request, box, "login.html", status, error=message, user=user)
     response = RedirectResponse(DASHBOARD, status_code=303)
     _signed_in(response, request, token)
     return response
@@ -321,8 +315,9 @@ async def setup_form(request: Request, box: BoxDep) -> Response:
     try:
         await _set_up(request, box, form.get("code", ""), user, password)
         token, _ = await _sign_in(request, box, user, password)
-    except HTTPException as err:
-        return await _page(request, box, "setup.html", err.status_code, error=err.detail, user=user)
+    except (HTTPException, ClassboxError) as err:  # the page shows the refusal the API would answer
+        status, message = _refusal(err, box)
+        return await _page(request, box, "setup.html", status, error=message, user=user)
     response = RedirectResponse(DASHBOARD, status_code=303)
     _signed_in(response, request, token)
     return response

@@ -15,8 +15,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.box import Box
-from edge.core.errors import ConfigError, DeviceNotFound, NotAllowed
-from edge.doors.web.deps import BoxDep
+from edge.core.errors import ConfigError, Door, NotAllowed
+from edge.doors.web.deps import BoxDep, answers
 from edge.doors.web.i18n import WEB, page_language, render_page, translations
 from edge.doors.web.routes.accounts import AdminChangeDep, AdminDep
 from edge.system.settings import GROUP_BY_NAME, GROUPS, Group, NoConfigFile, SettingsRefused, schema
@@ -171,10 +171,7 @@ async def refused(request: Request, err: Exception) -> JSONResponse:
 
 
 def _saving(action: Callable[[], dict[str, Any]]) -> Saved:
-    try:
-        return Saved(**action())
-    except NoConfigFile as err:
-        raise HTTPException(409, str(err)) from err
+    return Saved(**action())  # NoConfigFile is a ConfigError: 409 with its words
 
 
 # -- the JSON API -----------------------------------------------------------------------------------
@@ -272,6 +269,8 @@ async def rollback(box: BoxDep, who: AdminChangeDep, body: Rollback) -> Saved:
         return _saving(lambda: box.settings.roll_back_to(body.version, who))
     except KeyError as err:
         raise HTTPException(404, "that version is not kept") from err
+    except NoConfigFile:
+        raise  # the map's 409 with its own words, not the old version's problems
     except ConfigError as err:
         raise HTTPException(409, "that version is no longer valid: " + "; ".join(err.problems)) from err
 
@@ -298,13 +297,10 @@ async def diagnostics(box: BoxDep, who: AdminDep) -> Response:
     )
 
 
-@router.post("/api/admin/restart", status_code=202)
+@router.post("/api/admin/restart", status_code=202, dependencies=[answers({NotAllowed: Door(409)})])
 async def restart(box: BoxDep, who: AdminChangeDep) -> dict[str, str]:
-    """Restart the daemon: every part stops in order and starts again (a live lesson ends)."""
-    try:
-        box.restart(who)
-    except NotAllowed as err:
-        raise HTTPException(409, str(err)) from err
+    """Restart the daemon: every part stops in order and starts again (a live lesson ends; 409 when it cannot)."""
+    box.restart(who)
     return {"status": "restarting"}
 
 
@@ -317,20 +313,14 @@ async def devices(box: BoxDep, who: AdminDep) -> dict[str, Any]:
 @router.get("/api/admin/devices/cameras/{name}/snapshot", response_class=Response)
 async def snapshot(box: BoxDep, who: AdminDep, name: str) -> Response:
     """The configured camera's newest picture (JPEG)."""
-    try:
-        picture = await box.camera_snapshot(name)
-    except DeviceNotFound as err:
-        raise HTTPException(404, str(err)) from err
+    picture = await box.camera_snapshot(name)
     return Response(picture, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/api/admin/devices/microphones/{name}/level")
 async def level(box: BoxDep, who: AdminDep, name: str) -> dict[str, Any]:
     """The configured microphone's level now (dBFS) and its status."""
-    try:
-        return box.microphone_level(name)
-    except DeviceNotFound as err:
-        raise HTTPException(404, str(err)) from err
+    return box.microphone_level(name)
 
 
 # -- the pages --------------------------------------------------------------------------------------

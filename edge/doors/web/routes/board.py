@@ -16,13 +16,13 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.board.ink import InkError
-from edge.core.errors import RecordingNotFound, RecordingNotReady
-from edge.doors.web.deps import BoxDep, MaybeTeacherDep, TeacherDep
+from edge.core.errors import Door
+from edge.doors.web.deps import BoxDep, MaybeTeacherDep, TeacherDep, answers
 from edge.doors.web.i18n import WEB, page_language, render_page
 from edge.doors.web.routes.recordings import RECORDING_ID_RE
-from sync.errors import NotInStore, StoreClosed
 
 router = APIRouter()
+INK_REFUSED = answers({InkError: Door(400, "bad_ink")})  # InkError is a ValueError: the ink routes answer it
 
 
 class InkBatch(BaseModel):
@@ -71,23 +71,17 @@ async def board_state(box: BoxDep, who: TeacherDep) -> dict[str, Any]:
     return box.board_state()
 
 
-@router.post("/api/board/ink")
+@router.post("/api/board/ink", dependencies=[INK_REFUSED])
 async def board_ink(box: BoxDep, who: TeacherDep, body: InkBatch) -> dict[str, Any]:
     """Apply a batch of ink operations (begin, points, end, undo, clear), all or none."""
-    try:
-        applied = box.board_ink(body.ops)
-    except InkError as err:
-        raise HTTPException(400, str(err)) from err
+    applied = box.board_ink(body.ops)
     return {"applied": applied, "seq": box.board_state()["seq"]}
 
 
-@router.post("/api/board/page")
+@router.post("/api/board/page", dependencies=[INK_REFUSED])
 async def board_turn(box: BoxDep, who: TeacherDep, body: PageTurn) -> dict[str, Any]:
     """Show another page of the item on the board."""
-    try:
-        return {"page": box.turn_board_page(body.index)}
-    except InkError as err:
-        raise HTTPException(400, str(err)) from err
+    return {"page": box.turn_board_page(body.index)}
 
 
 @router.get("/api/recordings/{recording_id}/board.pdf")
@@ -95,12 +89,7 @@ async def board_pdf(box: BoxDep, who: TeacherDep, recording_id: str) -> Response
     """A finished recording's board as PDF pages: each page shown, its ink drawn over it."""
     if not RECORDING_ID_RE.match(recording_id):
         raise HTTPException(400, "not a recording id")
-    try:
-        data = await box.board_pdf(recording_id)
-    except RecordingNotFound as err:
-        raise HTTPException(404, str(err)) from err
-    except RecordingNotReady as err:
-        raise HTTPException(409, str(err)) from err
+    data = await box.board_pdf(recording_id)
     name = f"lesson-{recording_id[:8]}-board.pdf"
     return Response(
         data, media_type="application/pdf", headers={"Content-Disposition": f'attachment; filename="{name}"'}
@@ -112,10 +101,5 @@ async def board_render(
     box: BoxDep, course: str, path: str, page: Annotated[int, Query(ge=0, le=100_000)] = 0
 ) -> Response:
     """Page `page` of a cached PDF as a PNG rendered on the box (open like the courseware it comes from)."""
-    try:
-        png = await box.board_page_png(course, path, page)
-    except NotInStore as err:
-        raise HTTPException(404, str(err)) from err
-    except StoreClosed as err:
-        raise HTTPException(503, str(err), headers={"Retry-After": "2"}) from err
+    png = await box.board_page_png(course, path, page)
     return Response(png, media_type="image/png", headers={"Cache-Control": "public, max-age=3600"})

@@ -1,6 +1,7 @@
 """Courseware over HTTP: files for the board, panel and tablets (Range, ETag), the listing, chunks for peers.
 
-Every route answers 503 with `Retry-After` while the courseware component is (re)starting. Course
+Every route answers 503 with `Retry-After` while the courseware component is (re)starting (StoreClosed, through
+the error map). Course
 files are content from outside the box served on the box's own origin: pages that can run scripts
 get a sandbox with an opaque origin and no network access of their own, so a course page cannot use
 the panel's teacher rights against the API.
@@ -9,22 +10,18 @@ the panel's teacher rights against the API.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
-from fastapi.routing import APIRoute
+from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from edge.box import Box
 from edge.doors.web.deps import BoxDep, TeacherDep
 from sync.chunks import COURSE_RE, SHA256_RE, valid_item_path
-from sync.errors import NotInStore, StoreClosed
 from sync.store import Hold
 
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
-RETRY_AFTER_S = 2
 # Types a browser runs scripts in. They get an opaque origin (no allow-same-origin) and no fetch/XHR/
 # WebSocket/beacon or form posts, so nothing reaches the API with the panel's rights; images and
 # media load as usual. Other types (images, PDF, video) keep the browser's viewers: Chromium shows
@@ -36,27 +33,7 @@ SANDBOX_CSP = (
 )
 
 
-class CoursewareRoute(APIRoute):
-    """A route that answers 503 + Retry-After while the courseware cache is not open (restarting)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def answer(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except StoreClosed as err:
-                return unavailable(str(err))
-
-        return answer
-
-
-def unavailable(reason: str) -> JSONResponse:
-    """503: the courseware cache is restarting; ask again in RETRY_AFTER_S seconds."""
-    return JSONResponse({"detail": reason}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
-
-
-router = APIRouter(route_class=CoursewareRoute)
+router = APIRouter()
 
 
 def courseware_running(box: BoxDep) -> Box:
@@ -163,10 +140,7 @@ async def serve(
     """An item straight from the store, with Range, ETag and its Content-Type; held until its body is sent."""
     if not COURSE_RE.match(course) or not valid_item_path(path):
         raise HTTPException(status_code=400, detail="not a courseware path")
-    try:
-        hold = await box.courseware_item(course, path)
-    except NotInStore as err:
-        raise HTTPException(status_code=404, detail=str(err)) from err
+    hold = await box.courseware_item(course, path)
     try:
         response = _answer(request, box, hold, range_header, if_none_match)
     except BaseException:

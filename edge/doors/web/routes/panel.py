@@ -18,16 +18,28 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.core.errors import BadOffer, LessonFull, LessonNotFound, NotAllowed, StreamUnavailable, ViewerError
-from edge.doors.web.deps import TEACHER_COOKIE, BoxDep, MaybeTeacherDep, SessionCookie, TeacherDep
+from edge.core.errors import (
+    Door,
+    LessonFull,
+    LessonNotFound,
+    NotAllowed,
+    StreamUnavailable,
+    TooManyAttempts,
+    ViewerError,
+)
+from edge.doors.web.deps import TEACHER_COOKIE, BoxDep, MaybeTeacherDep, SessionCookie, TeacherDep, answers
 from edge.doors.web.i18n import WEB, page_language, render_page
-from sync.errors import NotInStore, StoreClosed
 
 MAX_SDP_CHARS = 32 * 1024
 CARD_SCRIPT = re.compile(r"[a-z][a-z0-9-]*\.js")
 QR_BORDER = 4  # modules of quiet zone: what a phone's scanner needs to find the code from afar
 
 router = APIRouter()
+PIN_REFUSED = answers({NotAllowed: Door(403), TooManyAttempts: Door(403)})  # a lock-out too: the PIN screen says it
+# The preview is the teacher's, not a student's: no lesson to preview is a conflict, a full box no retry hint.
+PREVIEW_REFUSED = answers(
+    {LessonNotFound: Door(409), ViewerError: Door(400), LessonFull: Door(503), StreamUnavailable: Door(503)}
+)
 
 
 class PinBody(BaseModel):
@@ -81,14 +93,11 @@ async def panel_style() -> FileResponse:
     return FileResponse(WEB / "static" / "panel.css", media_type="text/css")
 
 
-@router.post("/api/panel/session")
+@router.post("/api/panel/session", dependencies=[PIN_REFUSED])
 async def open_session(request: Request, box: BoxDep, body: PinBody) -> JSONResponse:
     """Show the PIN once: this browser acts as the teacher for its session (the PIN lock-out applies)."""
     address = request.client.host if request.client else None
-    try:
-        token = await box.open_teacher_session(address, body.pin)
-    except NotAllowed as err:
-        raise HTTPException(403, str(err)) from err
+    token = await box.open_teacher_session(address, body.pin)
     response = JSONResponse({"teacher": True})
     secure = request.url.scheme == "https"
     response.set_cookie(TEACHER_COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/")
@@ -123,17 +132,10 @@ async def status(box: BoxDep, who: TeacherDep) -> dict[str, Any]:
     return {"lines": [line.to_json() for line in box.status_lines()]}
 
 
-@router.post("/api/panel/preview", status_code=201)
+@router.post("/api/panel/preview", status_code=201, dependencies=[PREVIEW_REFUSED])
 async def open_preview(box: BoxDep, who: TeacherDep, body: OfferBody) -> dict[str, Any]:
     """The panel's live preview: answer its offer with the low layer (not counted as a student)."""
-    try:
-        session, answer = await box.open_preview(body.sdp)
-    except LessonNotFound as err:
-        raise HTTPException(409, str(err)) from err
-    except (BadOffer, ViewerError) as err:
-        raise HTTPException(400, str(err)) from err
-    except (LessonFull, StreamUnavailable) as err:
-        raise HTTPException(503, str(err)) from err
+    session, answer = await box.open_preview(body.sdp)
     return {"id": session, "sdp": answer}
 
 
@@ -148,19 +150,11 @@ async def close_preview(box: BoxDep, who: TeacherDep, preview_id: str) -> dict[s
 @router.post("/api/viewers/{viewer_id}/hand/dismiss")
 async def dismiss_hand(box: BoxDep, who: TeacherDep, viewer_id: str) -> dict[str, Any]:
     """The teacher lowers a raised hand without letting the student speak."""
-    try:
-        box.dismiss_hand(viewer_id)
-    except ViewerError as err:
-        raise HTTPException(404, str(err)) from err
+    box.dismiss_hand(viewer_id)
     return {"dismissed": viewer_id}
 
 
 @router.post("/api/board/open")
 async def open_on_board(box: BoxDep, who: TeacherDep, body: BoardItem) -> dict[str, Any]:
     """Show a courseware item of the cache on the board."""
-    try:
-        return {"opened": await box.open_on_board(body.course, body.path)}
-    except NotInStore as err:
-        raise HTTPException(404, str(err)) from err
-    except StoreClosed as err:
-        raise HTTPException(503, str(err), headers={"Retry-After": "2"}) from err
+    return {"opened": await box.open_on_board(body.course, body.path)}

@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, StreamingResponse
 
-from edge.core.errors import RecordingNotFound, RecordingNotReady
 from edge.doors.web.deps import BoxDep, TeacherDep
 
 router = APIRouter()
@@ -28,15 +27,10 @@ T = TypeVar("T")
 
 
 def _answer(recording_id: str, lookup: Callable[[], T]) -> T:
-    """`lookup()` with the service layer's errors as HTTP answers."""
+    """`lookup()` for a well-formed recording id (400 otherwise; its errors answer through the map)."""
     if not RECORDING_ID_RE.match(recording_id):
         raise HTTPException(status_code=400, detail="not a recording id")
-    try:
-        return lookup()
-    except RecordingNotFound as err:
-        raise HTTPException(status_code=404, detail=str(err)) from err
-    except RecordingNotReady as err:
-        raise HTTPException(status_code=409, detail=str(err)) from err
+    return lookup()
 
 
 def _file(box: BoxDep, recording_id: str, kind: str) -> FileResponse:

@@ -1,23 +1,20 @@
 """The room's devices for the teacher: the PTZ camera's preset buttons and moves, the board display's power.
 
 A device that does not answer gets 503 with a sentence for the teacher (`detail`, translated by the
-page) and the device's own words (`reason`); one that is not set up, or a preset that is not, 404.
+page) and the device's own words (`reason`); one that is not set up, or a preset that is not, 404
+(RoomDeviceError's meaning in the error map).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from edge.core.errors import RoomDeviceError
 from edge.doors.web.deps import BoxDep, TeacherDep
 
 router = APIRouter()
-T = TypeVar("T")
 PresetName = Annotated[str, Path(min_length=1, max_length=40)]
 Step = Literal[-1, 0, 1]
 
@@ -38,18 +35,6 @@ class Power(BaseModel):
     on: bool
 
 
-def _refused(err: RoomDeviceError) -> JSONResponse:
-    return JSONResponse({"detail": str(err), "reason": err.reason}, status_code=404 if err.missing else 503)
-
-
-async def _answer(action: Awaitable[T], done: dict[str, Any]) -> dict[str, Any] | JSONResponse:
-    try:
-        await action
-    except RoomDeviceError as err:
-        return _refused(err)
-    return done
-
-
 @router.get("/api/room")
 async def room(box: BoxDep, who: TeacherDep) -> dict[str, Any]:
     """The room card: the camera's preset buttons, the display's power, what did not answer last."""
@@ -57,42 +42,40 @@ async def room(box: BoxDep, who: TeacherDep) -> dict[str, Any]:
 
 
 @router.post("/api/room/presets/{name}", response_model=None)
-async def recall(box: BoxDep, who: TeacherDep, name: PresetName) -> dict[str, Any] | JSONResponse:
+async def recall(box: BoxDep, who: TeacherDep, name: PresetName) -> dict[str, Any]:
     """Point the camera at the named preset (Board, Teacher, Class...)."""
-    return await _answer(box.recall_preset(name), {"preset": name})
+    await box.recall_preset(name)
+    return {"preset": name}
 
 
 @router.put("/api/room/presets/{name}", response_model=None)
-async def store(box: BoxDep, who: TeacherDep, name: PresetName) -> dict[str, Any] | JSONResponse:
+async def store(box: BoxDep, who: TeacherDep, name: PresetName) -> dict[str, Any]:
     """Store where the camera points now as the named preset."""
-    return await _answer(box.store_preset(name), {"stored": name})
+    await box.store_preset(name)
+    return {"stored": name}
 
 
 @router.post("/api/room/camera/nudge", response_model=None)
-async def nudge(box: BoxDep, who: TeacherDep, body: Nudge) -> dict[str, Any] | JSONResponse:
+async def nudge(box: BoxDep, who: TeacherDep, body: Nudge) -> dict[str, Any]:
     """Move the camera a little."""
-    return await _answer(box.nudge_camera(body.pan, body.tilt, body.zoom), {"moved": True})
+    await box.nudge_camera(body.pan, body.tilt, body.zoom)
+    return {"moved": True}
 
 
 @router.post("/api/room/camera/home", response_model=None)
-async def home(box: BoxDep, who: TeacherDep) -> dict[str, Any] | JSONResponse:
+async def home(box: BoxDep, who: TeacherDep) -> dict[str, Any]:
     """Send the camera to its home position."""
-    return await _answer(box.camera_home(), {"moved": True})
+    await box.camera_home()
+    return {"moved": True}
 
 
 @router.post("/api/room/display", response_model=None)
-async def display_power(box: BoxDep, who: TeacherDep, body: Power) -> dict[str, Any] | JSONResponse:
+async def display_power(box: BoxDep, who: TeacherDep, body: Power) -> dict[str, Any]:
     """Switch the board display on (to the board's input) or off."""
-    try:
-        return {"power": await box.board_power(body.on)}
-    except RoomDeviceError as err:
-        return _refused(err)
+    return {"power": await box.board_power(body.on)}
 
 
 @router.get("/api/room/display", response_model=None)
-async def display_status(box: BoxDep, who: TeacherDep) -> dict[str, Any] | JSONResponse:
+async def display_status(box: BoxDep, who: TeacherDep) -> dict[str, Any]:
     """Ask the display how it is (its power and input)."""
-    try:
-        return await box.display_status()
-    except RoomDeviceError as err:
-        return _refused(err)
+    return await box.display_status()

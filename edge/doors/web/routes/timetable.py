@@ -15,8 +15,8 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.box import Box
-from edge.core.errors import LessonAlreadyLive, NoScheduledLesson, TimetableRefused
-from edge.doors.web.deps import BoxDep, TeacherDep
+from edge.core.errors import Door, NoScheduledLesson
+from edge.doors.web.deps import BoxDep, TeacherDep, answers
 from edge.doors.web.routes.accounts import AdminChangeDep, AdminDep
 from edge.doors.web.routes.admin import render_admin
 from sync.errors import StoreClosed
@@ -71,34 +71,23 @@ async def today(request: Request, box: BoxDep, who: TeacherDep) -> dict[str, Any
     return _today(box, request)
 
 
-@router.post("/api/timetable/start", status_code=201)
+@router.post("/api/timetable/start", status_code=201, dependencies=[answers({NoScheduledLesson: Door(404)})])
 async def start_early(box: BoxDep, who: TeacherDep, body: StartEarly | None = None) -> dict[str, Any]:
-    """Start the next scheduled lesson now."""
-    try:
-        lesson = await box.start_scheduled_lesson((body.key if body else "") or None)
-    except NoScheduledLesson as err:
-        raise HTTPException(404, str(err)) from err
-    except LessonAlreadyLive as err:
-        raise HTTPException(409, str(err)) from err
+    """Start the next scheduled lesson now (404 when there is none)."""
+    lesson = await box.start_scheduled_lesson((body.key if body else "") or None)
     return {"lesson": lesson.to_json()}
 
 
 @router.post("/api/timetable/extend")
 async def extend(box: BoxDep, who: TeacherDep, body: Extend) -> dict[str, Any]:
     """Add 5 or 10 minutes to the live scheduled lesson."""
-    try:
-        return await box.extend_lesson(body.minutes)
-    except NoScheduledLesson as err:
-        raise HTTPException(409, str(err)) from err
+    return await box.extend_lesson(body.minutes)
 
 
 @router.post("/api/timetable/stop")
 async def stop_early(box: BoxDep, who: TeacherDep) -> dict[str, Any]:
     """End the live scheduled lesson before its end."""
-    try:
-        lesson = await box.stop_lesson_early()
-    except NoScheduledLesson as err:
-        raise HTTPException(409, str(err)) from err
+    lesson = await box.stop_lesson_early()
     return {"lesson": lesson.to_json()}
 
 
@@ -133,10 +122,7 @@ async def timetable_view(request: Request, box: BoxDep, who: AdminDep) -> dict[s
 async def add_lesson(box: BoxDep, who: AdminChangeDep, body: ManualLesson) -> dict[str, Any]:
     """Add a lesson by hand."""
     extra = {"course": body.course, "teacher": body.teacher, "mode": body.mode}
-    try:
-        return box.add_timetable_lesson(body.title, body.start, body.minutes, **extra)
-    except TimetableRefused as err:
-        raise HTTPException(422, str(err)) from err
+    return box.add_timetable_lesson(body.title, body.start, body.minutes, **extra)
 
 
 @router.delete("/api/admin/timetable/lessons/{lesson_id}")

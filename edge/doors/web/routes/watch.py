@@ -14,7 +14,6 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 from edge.box import Box
-from edge.core.errors import ViewerError
 from edge.doors.web.deps import BoxDep, TeacherDep
 from edge.doors.web.i18n import WEB, page_language, render_page
 
@@ -63,8 +62,5 @@ async def viewers(box: BoxDep, who: TeacherDep) -> dict[str, Any]:
 @router.post("/api/viewers/{viewer_id}/hand/acknowledge")
 async def acknowledge_hand(box: BoxDep, who: TeacherDep, viewer_id: str) -> dict[str, Any]:
     """The teacher answers a raised hand; the student's page shows it."""
-    try:
-        box.acknowledge_hand(viewer_id)
-    except ViewerError as err:
-        raise HTTPException(404, str(err)) from err
+    box.acknowledge_hand(viewer_id)
     return {"acknowledged": viewer_id}

@@ -3,7 +3,7 @@
 `POST /whep/{join_code}` (application/sdp) -> 201 with the answer, `Location` of the session and
 the ICE servers in `Link` headers; `DELETE` on that location ends it. CORS is open so any WHEP
 player can watch. Errors: 404 wrong or ended code, 400 bad offer, 413 too large, 415 wrong type,
-503 full or the box cannot serve now; every one says why.
+503 full or the box cannot serve now; every one says why (the error map's answers, with the CORS headers).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from edge.box import Box
-from edge.core.errors import BadOffer, LessonFull, LessonNotFound, StreamUnavailable, ViewerError
-from edge.doors.web.deps import BoxDep
+from edge.core.errors import Door, ViewerError
+from edge.doors.web.deps import BoxDep, answers
 from edge.stream.ice import ice_links
 from edge.stream.viewers_service import NOT_STREAMING
 
@@ -28,7 +28,7 @@ CORS = {
     "Access-Control-Max-Age": "600",
 }
 
-router = APIRouter()
+router = APIRouter(dependencies=[answers(headers=CORS)])  # errors through the map carry CORS too
 
 
 def _error(status: int, message: str, **headers: str) -> JSONResponse:
@@ -51,7 +51,7 @@ async def whep_options(box: BoxDep, join_code: str) -> Response:
     return _with_links(response, box, lesson.id)
 
 
-@router.post("/whep/{join_code}")
+@router.post("/whep/{join_code}", dependencies=[answers({ViewerError: Door(400)})])
 async def whep_join(
     request: Request,
     box: BoxDep,
@@ -71,17 +71,9 @@ async def whep_join(
         return _error(err.status_code, str(err.detail))
     try:
         offer = body.decode("utf-8")
-        viewer_id, answer = await box.open_viewer(join_code, offer, name=name, data_saver=data_saver)
     except UnicodeDecodeError:
         return _error(400, "the offer is not UTF-8 text")
-    except LessonNotFound as err:
-        return _error(404, str(err))
-    except BadOffer as err:
-        return _error(400, str(err))
-    except (LessonFull, StreamUnavailable) as err:
-        return _error(503, str(err), **{"Retry-After": "30"})
-    except ViewerError as err:
-        return _error(400, str(err))
+    viewer_id, answer = await box.open_viewer(join_code, offer, name=name, data_saver=data_saver)
     location = f"/whep/{join_code.lower()}/{viewer_id}"
     headers = {**CORS, "Location": location, "ETag": f'"{viewer_id}"'}
     return _with_links(Response(answer, status_code=201, media_type=SDP, headers=headers), box, viewer_id)
