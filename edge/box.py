@@ -32,7 +32,8 @@ from edge.discovery.service import DiscoveryPort
 from edge.health import dashboard as metrics_history
 from edge.health import health
 from edge.health.dashboard import HistoryPort
-from edge.health.health import Alarms, Reports
+from edge.health.health import Alarms, PublicHealth, Reports
+from edge.health.overview import BoxHealth, BoxName
 from edge.health.status import StatusLine, status_lines
 from edge.lessons import links
 from edge.lessons.lessons import Lesson, LessonHook, Lessons
@@ -195,20 +196,19 @@ class Box:
         """The alarms raised now, by name."""
         return self._alarms.now()
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> BoxHealth:
         """Overall status and each component's health, for /healthz and the console."""
         components = health.component_reports(self._supervisor)
-        current = self.current_lesson()
-        return {
-            "status": health.overall_status(components),
-            "box": {"id": self.id, "name": self.config.box.name},
-            "uptime_s": round(self.clock.monotonic() - self._started_mono, 1),
-            "lesson": current.to_json() if current else None,
-            "alarms": self.alarms(),
-            "components": components,
-        }
+        return BoxHealth(
+            status=health.overall_status(components),
+            box=BoxName(id=self.id, name=self.config.box.name),
+            uptime_s=round(self.clock.monotonic() - self._started_mono, 1),
+            lesson=self.current_lesson(),
+            alarms=self.alarms(),
+            components=components,
+        )
 
-    def public_health(self) -> dict[str, Any]:
+    def public_health(self) -> PublicHealth:
         """What anyone may read: the overall status and each component's status, no details."""
         return health.public_health(health.component_reports(self._supervisor))
 
@@ -577,7 +577,7 @@ class Box:
         """A zip for support: the config without its secrets, health, recent logs, versions, config history."""
         kept = self.settings.history.versions() if self.settings.path is not None else []
         lines = self.logs.tail(limit=self.logs.size)
-        return maintenance.diagnostics(self.config, self.health(), lines, kept)
+        return maintenance.diagnostics(self.config, self.health().to_json(), lines, kept)
 
     # -- other boxes on the LAN ------------------------------------------------------------------
 
@@ -638,9 +638,9 @@ class Box:
             cw.last_attempt_at if cw else None,
             cw.last_error if cw else "",
         )
-        uploads = metrics_history.uploads(report["components"])
+        uploads = metrics_history.uploads(report.components)
         return {
-            "health": report,
+            "health": report.to_json(),
             "uploads": uploads,
             "courseware": pull,
             "budget": metrics_history.budget(self.wan_budget()),

@@ -23,6 +23,7 @@ from edge import __version__
 from edge.core.errors import ClassboxError, NoLiveLesson
 from edge.core.texts import N_
 from edge.doors.console.engine import CTRL_C, MAX_LINE, Disconnected, Session
+from edge.health.health import ComponentHealth
 from edge.system import doctor
 from edge.system.network import NetworkError, interfaces, parse_wanted, require_confirmable
 from edge.system.settings import SettingsRefused, is_secret
@@ -179,19 +180,17 @@ async def cmd_status(shell: Shell, args: list[str]) -> None:
     if box.running():
         await s.say(
             N_("State: %(state)s; up for %(minutes)s minutes"),
-            state=health["status"],
-            minutes=_minutes(health["uptime_s"]),
+            state=health.status,
+            minutes=_minutes(health.uptime_s),
         )
     else:
         await s.say(N_("State: box software not running (offline console)"))
-    lesson = health["lesson"]
+    lesson = health.lesson
     if lesson:
-        await s.say(
-            N_("Lesson: %(title)s, live since %(since)s"), title=lesson["title"], since=_when(lesson["started_at"])
-        )
+        await s.say(N_("Lesson: %(title)s, live since %(since)s"), title=lesson.title, since=_when(lesson.started_at))
     else:
         await s.say(N_("Lesson: none"))
-    for message in health["alarms"].values():
+    for message in health.alarms.values():
         await s.say(N_("Alarm: %(alarm)s"), alarm=s.words(message))
     await print_findings(shell)
 
@@ -218,17 +217,23 @@ async def cmd_devices(shell: Shell, args: list[str]) -> None:
         await devices_test(shell)
         return
     box, s = shell.box, shell.s
-    components = box.health()["components"]
+    components = box.health().components
     for kind, items in (("camera", box.config.cameras), ("mic", box.config.microphones)):
         for item in items:
-            report = components.get(f"{kind}:{item.name}", {})
-            state = report.get("status", "-") if box.running() else s.words(N_("not running"))
-            await s.line(f"{kind:<7}{item.name:<14}{item.source:<10}{state:<10}{report.get('detail', '')}"[:79])
+            report = components.of(f"{kind}:{item.name}")
+            state = (report.status if report else "-") if box.running() else s.words(N_("not running"))
+            detail = report.detail if report else ""
+            await s.line(f"{kind:<7}{item.name:<14}{item.source:<10}{state:<10}{detail}"[:79])
     found = await box.devices()
     names = [c.get("name") or c.get("device") or "?" for c in found["cameras"]]
     await s.say(N_("Cameras found on this machine: %(names)s"), names=", ".join(map(str, names)) or "-")
     mics = [m.get("name", "?") for m in found["microphones"]]
     await s.say(N_("Microphones found on this machine: %(names)s"), names=", ".join(map(str, mics)) or "-")
+
+
+def _delivered(camera: ComponentHealth | None) -> int:
+    """The frames a camera's capture has delivered so far (0 without a report)."""
+    return int((camera.metric("delivered") if camera else None) or 0)
 
 
 async def devices_test(shell: Shell) -> None:
@@ -237,7 +242,7 @@ async def devices_test(shell: Shell) -> None:
         return
     box, s = shell.box, shell.s
     await s.say(N_("Measuring for %(seconds)s seconds; Ctrl-C stops."), seconds=f"{FPS_SAMPLE_S:.0f}")
-    before = box.health()["components"]
+    before = box.health().components
     try:
         await s.read(FPS_SAMPLE_S)
     except TimeoutError:
@@ -245,11 +250,11 @@ async def devices_test(shell: Shell) -> None:
     else:
         await s.say(N_("Stopped."))
         return
-    after = box.health()["components"]
+    after = box.health().components
     for camera in box.config.cameras:
-        name = f"camera:{camera.name}"
-        frames = (after.get(name, {}).get("delivered") or 0) - (before.get(name, {}).get("delivered") or 0)
-        status = after.get(name, {}).get("status", "-")
+        now, then = after.camera(camera.name), before.camera(camera.name)
+        frames = _delivered(now) - _delivered(then)
+        status = now.status if now else "-"
         await s.say(
             N_("Camera %(name)s: %(fps)s frames per second (%(status)s)"),
             name=camera.name,
@@ -560,10 +565,10 @@ async def cmd_diag(shell: Shell, args: list[str]) -> None:
     await s.line(f"classbox {__version__}, box {box.id} ({box.config.box.name})")
     await s.say(
         N_("State: %(state)s"),
-        state=health["status"] if box.running() else s.words(N_("box software not running (offline console)")),
+        state=health.status if box.running() else s.words(N_("box software not running (offline console)")),
     )
-    for name, report in health["components"].items():
-        await s.line(f"  {name:<20}{report['status']:<10}{str(report.get('detail', ''))[:48]}")
+    for name, report in health.components.items():
+        await s.line(f"  {name:<20}{report.status:<10}{report.detail[:48]}")
     await print_findings(shell)
 
 
