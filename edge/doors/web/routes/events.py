@@ -94,7 +94,7 @@ def snapshot(box: Box, listener: Listener) -> dict[str, Any]:
         "teacher": True,
         "lesson": lesson.to_json() if lesson else None,
         "join_url": box.join_url(lesson.join_code, listener.host) if lesson else None,
-        "viewers": box.viewers(),
+        "viewers": [viewer.to_json() for viewer in box.viewers()],
         "status": status(box, listener),
         "alarms": {name: listener.gettext(message) for name, message in box.alarms().items()},
         "microphone": box.microphone_state(),
