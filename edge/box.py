@@ -36,6 +36,14 @@ from edge.health.health import Alarms, PublicHealth, Reports
 from edge.health.overview import BoxHealth, BoxName
 from edge.health.status import StatusLine, status_lines
 from edge.lessons import links
+from edge.lessons.agenda import (
+    DayLesson,
+    Extension,
+    MissingCourseware,
+    NextLesson,
+    ScheduledLesson,
+    TimetableStatus,
+)
 from edge.lessons.lessons import Lesson, LessonHook, Lessons
 from edge.lessons.timetable import Timetable, TimetableFeedPort, missing_for
 from edge.media import devices
@@ -50,7 +58,7 @@ from edge.room.devices import RoomDevices
 from edge.stream import uplink_service as uplink
 from edge.stream import viewers_service as viewers
 from edge.stream.uplink_service import UplinkPort
-from edge.stream.viewers_service import ViewerHubPort
+from edge.stream.viewers_service import ViewerHubPort, WatchingStudent
 from edge.system import doctor, maintenance
 from edge.system.accounts import AdminAccounts, AdminSession, TeacherAccess, is_panel_address
 from edge.system.certificate import Certificate, ensure_certificate
@@ -336,41 +344,49 @@ class Box:
 
     # -- the timetable --------------------------------------------------------------------------
 
-    def timetable_today(self, offset_days: int = 0) -> list[dict[str, Any]]:
+    def now(self) -> float:
+        """The box's wall clock now, in epoch seconds (what the timetable follows)."""
+        return self.clock.wall()
+
+    def school_zone(self) -> dt.tzinfo:
+        """The school's time zone (the timetable's days and times are in it)."""
+        return self.timetable.zone
+
+    def timetable_today(self, offset_days: int = 0) -> list[DayLesson]:
         """The scheduled lessons of today (+ `offset_days`, school time zone), each with state and join code."""
         return self.timetable.day(offset_days)
 
-    def next_scheduled_lesson(self, seen_as: str | None = None) -> dict[str, Any] | None:
+    def next_scheduled_lesson(self, seen_as: str | None = None) -> NextLesson | None:
         """The next scheduled lesson with the join link it will have (to share ahead of time), or None."""
         slot = self.timetable.next_slot()
         if slot is None:
             return None
         code = self.timetable.join_code(slot)
-        return slot.to_json() | {"join_code": code, "join_url": self.join_url(code, seen_as)}
+        return NextLesson(**slot.to_json(), join_code=code, join_url=self.join_url(code, seen_as))
 
-    def timetable_status(self) -> dict[str, Any]:
+    def timetable_status(self) -> TimetableStatus:
         """The timetable's sources (accepted, asked, errors), its time zone and whether the clock can be trusted."""
-        return {
-            "sources": self.timetable.status(),
-            "time_zone": str(self.timetable.zone),
-            "clock_synchronised": self.clock_synchronised,
-            "feed_configured": bool(self.config.timetable.feed_url),
-            "repo_item": self.config.timetable.repo_item,
-        }
+        return TimetableStatus(
+            sources=self.timetable.status(),
+            time_zone=str(self.timetable.zone),
+            clock_synchronised=self.clock_synchronised,
+            feed_configured=bool(self.config.timetable.feed_url),
+            repo_item=self.config.timetable.repo_item,
+        )
 
-    async def timetable_missing(self, offset_days: int = 1) -> list[dict[str, Any]]:
+    async def timetable_missing(self, offset_days: int = 1) -> list[MissingCourseware]:
         """What the lessons of tomorrow (+ `offset_days` from today) need that is not on the box yet."""
-        lessons = [lesson for lesson in self.timetable.day(offset_days) if lesson["course"]]
+        lessons = [lesson.to_json() for lesson in self.timetable.day(offset_days) if lesson.course]
         if not lessons:
             return []
         listing = await courseware.running(self.courseware).listing() if self.courseware is not None else None
-        return missing_for(lessons, listing["courses"] if listing else [])
+        return [MissingCourseware(**entry) for entry in missing_for(lessons, listing["courses"] if listing else [])]
 
     async def start_scheduled_lesson(self, key: str | None = None) -> Lesson:
         """Start the next scheduled lesson now (early); LessonAlreadyLive, NoScheduledLesson."""
         return await self.timetable.start_early(key)
 
-    async def extend_lesson(self, minutes: int) -> dict[str, Any]:
+    async def extend_lesson(self, minutes: int) -> Extension:
         """Add 5 or 10 minutes to the live scheduled lesson; TimetableRefused, NoScheduledLesson."""
         return await self.timetable.extend(minutes)
 
@@ -378,9 +394,9 @@ class Box:
         """End the live scheduled lesson before its end (it does not start again); NoScheduledLesson."""
         return await self.timetable.stop_early()
 
-    def add_timetable_lesson(self, title: str, start: dt.datetime, minutes: int, **extra: str) -> dict[str, Any]:
+    def add_timetable_lesson(self, title: str, start: dt.datetime, minutes: int, **extra: str) -> ScheduledLesson:
         """Add a lesson to the timetable by hand (`extra`: course, teacher, mode); TimetableRefused."""
-        return self.timetable.add_manual(title, start, minutes, **extra).to_json()
+        return ScheduledLesson.of(self.timetable.add_manual(title, start, minutes, **extra))
 
     def remove_timetable_lesson(self, lesson_id: str) -> bool:
         """Remove a lesson added by hand; False when there is none with that id."""
@@ -397,7 +413,7 @@ class Box:
 
     # -- live viewers ---------------------------------------------------------------------------
 
-    def viewers(self) -> list[dict[str, Any]]:
+    def viewers(self) -> list[WatchingStudent]:
         """Every student watching the live lesson: name, layer, bitrate, loss, RTT, raised hand."""
         return viewers.viewers(self.viewer_hub)
 

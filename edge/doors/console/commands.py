@@ -445,7 +445,7 @@ LESSON_STATES = {
 async def _schedule(shell: Shell) -> None:
     """Today's lessons with their state, the next one's join link, and what tomorrow's lessons still lack."""
     box, s = shell.box, shell.s
-    zone = box.timetable.zone
+    zone = box.school_zone()
 
     def clock(at: float) -> str:
         return dt.datetime.fromtimestamp(at, zone).strftime("%H:%M")
@@ -455,20 +455,20 @@ async def _schedule(shell: Shell) -> None:
     if not lessons:
         await s.say(N_("No lessons scheduled today"))
     for item in lessons:
-        state = s.words(LESSON_STATES.get(item["state"], item["state"]))
-        await s.line(f"  {clock(item['start'])}-{clock(item['end'])}  {item['title']}  [{state}]")
+        state = s.words(LESSON_STATES.get(item.state, item.state))
+        await s.line(f"  {clock(item.start)}-{clock(item.end)}  {item.title}  [{state}]")
     upcoming = box.next_scheduled_lesson()
     if upcoming is not None:
-        starts = s.words(N_("Starts at {time}")).format(time=clock(upcoming["start"]))
-        await s.line(f"{upcoming['title']}: {starts}  {upcoming['join_url']}")
+        starts = s.words(N_("Starts at {time}")).format(time=clock(upcoming.start))
+        await s.line(f"{upcoming.title}: {starts}  {upcoming.join_url}")
     missing = await box.timetable_missing()
     if not missing:
         await s.say(N_("Everything tomorrow's lessons need is here"))
         return
     await s.say(N_("Not yet on the box for tomorrow"))
     for entry in missing:
-        what = s.words(N_("the course is not in the repository")) if entry["unknown"] else ", ".join(entry["items"])
-        await s.line("  " + s.words(N_("{lesson} ({course}): {what}")).format(**entry, what=what))
+        what = s.words(N_("the course is not in the repository")) if entry.unknown else ", ".join(entry.items)
+        await s.line("  " + s.words(N_("{lesson} ({course}): {what}")).format(**entry.to_json(), what=what))
 
 
 # -- config -----------------------------------------------------------------------------------------------
