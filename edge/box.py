@@ -23,7 +23,7 @@ from edge.board import state as board
 from edge.core.config import BoxConfig
 from edge.core.db import Headroom, open_db
 from edge.core.errors import LessonNotFound, NoLiveLesson, NotAllowed
-from edge.core.events import EventBus
+from edge.core.events import EventBus, Subscription
 from edge.core.logs import LogRing
 from edge.courseware import service as courseware
 from edge.courseware.service import CoursewarePort
@@ -62,8 +62,8 @@ from edge.stream.viewers_service import ViewerHubPort, WatchingStudent
 from edge.system import doctor, maintenance
 from edge.system.accounts import AdminAccounts, AdminSession, TeacherAccess, is_panel_address
 from edge.system.certificate import Certificate, ensure_certificate
-from edge.system.network import Network
-from edge.system.settings import Settings
+from edge.system.network import Network, Shown, Wanted, require_confirmable
+from edge.system.settings import Group, Settings
 from sync.budget import Budget
 from sync.clock import Clock
 from sync.store import Hold
@@ -306,6 +306,10 @@ class Box:
     def https_fingerprint(self) -> str | None:
         """The SHA-256 fingerprint of the box's HTTPS certificate (None while HTTPS is off)."""
         return self.certificate.fingerprint if self.certificate else None
+
+    def https_certificate(self) -> Certificate | None:
+        """The box's HTTPS certificate and key files (None while HTTPS is off)."""
+        return self.certificate
 
     # -- lessons --------------------------------------------------------------------------------
 
@@ -589,6 +593,38 @@ class Box:
         self.bus.publish("daemon.restarting", by=by)
         self._restart()
 
+    def setting_values(self, group: Group) -> dict[str, Any]:
+        """A settings page's values; secrets as "" (and named in `secrets_set` when they hold one)."""
+        return self.settings.values(group)
+
+    def change_settings(self, group: Group, values: dict[str, Any], by: str) -> dict[str, Any]:
+        """Validate and save a settings page's values; SettingsRefused names each refused field."""
+        return self.settings.change(group, values, by)
+
+    def set_pin(self, which: str, pin: str, by: str) -> dict[str, Any]:
+        """Set the teacher or the technician PIN (stored as an argon2 hash); SettingsRefused."""
+        return self.settings.set_pin(which, pin, by)
+
+    def config_versions(self) -> list[dict[str, Any]]:
+        """The kept versions of the config file, newest first; NoConfigFile when the box runs without one."""
+        return self.settings.history.versions()
+
+    def roll_back_config(self, version: int, by: str) -> dict[str, Any]:
+        """Make a kept version the current config again (saved as a new version); KeyError, ConfigError."""
+        return self.settings.roll_back_to(version, by)
+
+    def log_lines(self, limit: int | None = 200, level: str = "", contains: str = "") -> list[dict[str, Any]]:
+        """The newest log records (all kept when `limit` is None) at `level` or above containing `contains`."""
+        return self.logs.tail(self.logs.size if limit is None else limit, level, contains)
+
+    def log_handler(self) -> logging.Handler:
+        """The handler that keeps the recent log lines `log_lines` reads (for the root logger)."""
+        return self.logs
+
+    def subscribe(self, prefix: str = "", maxsize: int = 256) -> Subscription:
+        """A bounded queue of the box's events whose topic starts with `prefix` (all when empty); close it after."""
+        return self.bus.subscribe(prefix, maxsize)
+
     def diagnostics(self) -> bytes:
         """A zip for support: the config without its secrets, health, recent logs, versions, config history."""
         kept = self.settings.history.versions() if self.settings.path is not None else []
@@ -683,9 +719,34 @@ class Box:
         """True inside the daemon (its components attached); False for the console's offline mode."""
         return self._supervisor is not None
 
+    def setting(self, key: str) -> Any:
+        """One setting's value by its dotted name (`web.port`, `cameras.0.device`); KeyError for an unknown name."""
+        return self.settings.get(key)
+
     def set_setting(self, key: str, text: str, by: str) -> dict[str, Any]:
         """Set one setting by its dotted name from typed text (JSON or a bare word), saved like the admin page's."""
         return self.settings.set_one(key, text, by)
+
+    def network_status(self) -> Shown:
+        """Addresses, gateways, name servers, the change waiting to be confirmed and the last one undone."""
+        return self.network.show()
+
+    async def set_network(self, wanted: Wanted) -> float:
+        """Write one interface's systemd-networkd settings; the seconds left to confirm before they are undone."""
+        return await self.network.apply(wanted)
+
+    def confirm_network(self) -> Wanted:
+        """Keep the change waiting to be confirmed; NotAllowed when it left the box unreachable, NetworkError."""
+        require_confirmable(self.network)
+        return self.network.confirm()
+
+    async def undo_network(self) -> bool:
+        """Put the previous network settings back; False when no change was waiting to be confirmed."""
+        return await self.network.undo()
+
+    async def drop_network_change(self) -> None:
+        """Undo a change nobody confirmed (the console that made it is going away); idempotent."""
+        await self.network.close()
 
     def factory_reset(self, by: str) -> None:
         """Wipe secrets and data (the state folder; the config back to defaults but the OS's own settings).

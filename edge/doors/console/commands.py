@@ -25,7 +25,7 @@ from edge.core.texts import N_
 from edge.doors.console.engine import CTRL_C, MAX_LINE, Disconnected, Session
 from edge.health.health import ComponentHealth
 from edge.system import doctor
-from edge.system.network import NetworkError, interfaces, parse_wanted, require_confirmable
+from edge.system.network import NetworkError, interfaces, parse_wanted
 from edge.system.settings import SettingsRefused, is_secret
 from sync.errors import StoreClosed
 
@@ -281,20 +281,19 @@ async def devices_test(shell: Shell) -> None:
 
 async def cmd_net(shell: Shell, args: list[str]) -> None:
     """Show the network; `net set` writes systemd-networkd settings, undone unless `net confirm`ed in time."""
-    network, s = shell.box.network, shell.s
+    box, s = shell.box, shell.s
     sub = args[0] if args else "show"
     if sub == "set":
-        seconds = await network.apply(parse_wanted(args[1:], interfaces()))
+        seconds = await box.set_network(parse_wanted(args[1:], interfaces()))
         await s.say(
             N_("Applied. Check that the box answers, then type `net confirm` within %(seconds)s s, or it is undone."),
             seconds=f"{seconds:.0f}",
         )
     elif sub == "confirm":
-        require_confirmable(network)
-        wanted = network.confirm()
+        wanted = box.confirm_network()
         await s.say(N_("Kept the new settings of %(interface)s."), interface=wanted.interface)
     elif sub == "undo":
-        done = await network.undo()
+        done = await box.undo_network()
         await s.say(N_("The previous settings are back.") if done else N_("No change is waiting to be confirmed."))
     elif sub == "show":
         await net_show(shell)
@@ -304,7 +303,7 @@ async def cmd_net(shell: Shell, args: list[str]) -> None:
 
 async def net_show(shell: Shell) -> None:
     """Addresses, gateways, name servers and the change waiting to be confirmed."""
-    shown, s = shell.box.network.show(), shell.s
+    shown, s = shell.box.network_status(), shell.s
     for iface in shown.interfaces:
         found = [address for name, address in shown.addresses if name == iface] or ["-"]
         await s.line(f"{iface:<12}{', '.join(found)}")
@@ -336,7 +335,7 @@ async def cmd_logs(shell: Shell, args: list[str]) -> None:
         for text in await journal_tail(min(count, 500)):
             await shell.s.line(text)
         await shell.s.say(N_("This console's own log:"))
-    for line in shell.box.logs.tail(limit=min(count, 500)):
+    for line in shell.box.log_lines(limit=min(count, 500)):
         await shell.s.line(_log_text(line))
 
 
@@ -345,11 +344,11 @@ async def logs_follow(shell: Shell) -> None:
     if not shell.box.running():
         await shell.s.say(NOT_RUNNING, what="logs follow")
         return
-    ring = shell.box.logs
-    seen: list[dict[str, Any]] = ring.tail(limit=1)
+    box = shell.box
+    seen: list[dict[str, Any]] = box.log_lines(limit=1)
 
     async def new_lines() -> list[str]:
-        lines = ring.tail(limit=ring.size)
+        lines = box.log_lines(limit=None)
         last = seen[-1] if seen else None
         start = next((i + 1 for i in range(len(lines) - 1, -1, -1) if lines[i] is last), 0)
         fresh = lines[start:]
@@ -478,7 +477,7 @@ async def cmd_config(shell: Shell, args: list[str]) -> None:
     """`config get KEY` (secrets are not shown) or `config set KEY VALUE`, saved as the admin page saves."""
     box, s = shell.box, shell.s
     if len(args) >= 2 and args[0] == "get":
-        value = box.settings.get(args[1])
+        value = box.setting(args[1])
         shown = (
             "(secret, not shown)" if is_secret(args[1].rsplit(".", 1)[-1]) else json.dumps(value, ensure_ascii=False)
         )
