@@ -23,7 +23,7 @@ from edge.board import state as board
 from edge.core.config import BoxConfig
 from edge.core.db import Headroom, open_db
 from edge.core.errors import LessonNotFound, NoLiveLesson, NotAllowed
-from edge.core.events import EventBus
+from edge.core.events import EventBus, Subscription
 from edge.core.logs import LogRing
 from edge.courseware import service as courseware
 from edge.courseware.service import CoursewarePort
@@ -32,9 +32,18 @@ from edge.discovery.service import DiscoveryPort
 from edge.health import dashboard as metrics_history
 from edge.health import health
 from edge.health.dashboard import HistoryPort
-from edge.health.health import Alarms, Reports
+from edge.health.health import Alarms, PublicHealth, Reports
+from edge.health.overview import BoxHealth, BoxName
 from edge.health.status import StatusLine, status_lines
 from edge.lessons import links
+from edge.lessons.agenda import (
+    DayLesson,
+    Extension,
+    MissingCourseware,
+    NextLesson,
+    ScheduledLesson,
+    TimetableStatus,
+)
 from edge.lessons.lessons import Lesson, LessonHook, Lessons
 from edge.lessons.timetable import Timetable, TimetableFeedPort, missing_for
 from edge.media import devices
@@ -49,12 +58,12 @@ from edge.room.devices import RoomDevices
 from edge.stream import uplink_service as uplink
 from edge.stream import viewers_service as viewers
 from edge.stream.uplink_service import UplinkPort
-from edge.stream.viewers_service import ViewerHubPort
+from edge.stream.viewers_service import ViewerHubPort, WatchingStudent
 from edge.system import doctor, maintenance
 from edge.system.accounts import AdminAccounts, AdminSession, TeacherAccess, is_panel_address
 from edge.system.certificate import Certificate, ensure_certificate
-from edge.system.network import Network
-from edge.system.settings import Settings
+from edge.system.network import Network, Shown, Wanted, require_confirmable
+from edge.system.settings import Group, Settings
 from sync.budget import Budget
 from sync.clock import Clock
 from sync.store import Hold
@@ -195,20 +204,19 @@ class Box:
         """The alarms raised now, by name."""
         return self._alarms.now()
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> BoxHealth:
         """Overall status and each component's health, for /healthz and the console."""
         components = health.component_reports(self._supervisor)
-        current = self.current_lesson()
-        return {
-            "status": health.overall_status(components),
-            "box": {"id": self.id, "name": self.config.box.name},
-            "uptime_s": round(self.clock.monotonic() - self._started_mono, 1),
-            "lesson": current.to_json() if current else None,
-            "alarms": self.alarms(),
-            "components": components,
-        }
+        return BoxHealth(
+            status=health.overall_status(components),
+            box=BoxName(id=self.id, name=self.config.box.name),
+            uptime_s=round(self.clock.monotonic() - self._started_mono, 1),
+            lesson=self.current_lesson(),
+            alarms=self.alarms(),
+            components=components,
+        )
 
-    def public_health(self) -> dict[str, Any]:
+    def public_health(self) -> PublicHealth:
         """What anyone may read: the overall status and each component's status, no details."""
         return health.public_health(health.component_reports(self._supervisor))
 
@@ -299,6 +307,10 @@ class Box:
         """The SHA-256 fingerprint of the box's HTTPS certificate (None while HTTPS is off)."""
         return self.certificate.fingerprint if self.certificate else None
 
+    def https_certificate(self) -> Certificate | None:
+        """The box's HTTPS certificate and key files (None while HTTPS is off)."""
+        return self.certificate
+
     # -- lessons --------------------------------------------------------------------------------
 
     def current_lesson(self) -> Lesson | None:
@@ -336,41 +348,49 @@ class Box:
 
     # -- the timetable --------------------------------------------------------------------------
 
-    def timetable_today(self, offset_days: int = 0) -> list[dict[str, Any]]:
+    def now(self) -> float:
+        """The box's wall clock now, in epoch seconds (what the timetable follows)."""
+        return self.clock.wall()
+
+    def school_zone(self) -> dt.tzinfo:
+        """The school's time zone (the timetable's days and times are in it)."""
+        return self.timetable.zone
+
+    def timetable_today(self, offset_days: int = 0) -> list[DayLesson]:
         """The scheduled lessons of today (+ `offset_days`, school time zone), each with state and join code."""
         return self.timetable.day(offset_days)
 
-    def next_scheduled_lesson(self, seen_as: str | None = None) -> dict[str, Any] | None:
+    def next_scheduled_lesson(self, seen_as: str | None = None) -> NextLesson | None:
         """The next scheduled lesson with the join link it will have (to share ahead of time), or None."""
         slot = self.timetable.next_slot()
         if slot is None:
             return None
         code = self.timetable.join_code(slot)
-        return slot.to_json() | {"join_code": code, "join_url": self.join_url(code, seen_as)}
+        return NextLesson(**slot.to_json(), join_code=code, join_url=self.join_url(code, seen_as))
 
-    def timetable_status(self) -> dict[str, Any]:
+    def timetable_status(self) -> TimetableStatus:
         """The timetable's sources (accepted, asked, errors), its time zone and whether the clock can be trusted."""
-        return {
-            "sources": self.timetable.status(),
-            "time_zone": str(self.timetable.zone),
-            "clock_synchronised": self.clock_synchronised,
-            "feed_configured": bool(self.config.timetable.feed_url),
-            "repo_item": self.config.timetable.repo_item,
-        }
+        return TimetableStatus(
+            sources=self.timetable.status(),
+            time_zone=str(self.timetable.zone),
+            clock_synchronised=self.clock_synchronised,
+            feed_configured=bool(self.config.timetable.feed_url),
+            repo_item=self.config.timetable.repo_item,
+        )
 
-    async def timetable_missing(self, offset_days: int = 1) -> list[dict[str, Any]]:
+    async def timetable_missing(self, offset_days: int = 1) -> list[MissingCourseware]:
         """What the lessons of tomorrow (+ `offset_days` from today) need that is not on the box yet."""
-        lessons = [lesson for lesson in self.timetable.day(offset_days) if lesson["course"]]
+        lessons = [lesson.to_json() for lesson in self.timetable.day(offset_days) if lesson.course]
         if not lessons:
             return []
         listing = await courseware.running(self.courseware).listing() if self.courseware is not None else None
-        return missing_for(lessons, listing["courses"] if listing else [])
+        return [MissingCourseware(**entry) for entry in missing_for(lessons, listing["courses"] if listing else [])]
 
     async def start_scheduled_lesson(self, key: str | None = None) -> Lesson:
         """Start the next scheduled lesson now (early); LessonAlreadyLive, NoScheduledLesson."""
         return await self.timetable.start_early(key)
 
-    async def extend_lesson(self, minutes: int) -> dict[str, Any]:
+    async def extend_lesson(self, minutes: int) -> Extension:
         """Add 5 or 10 minutes to the live scheduled lesson; TimetableRefused, NoScheduledLesson."""
         return await self.timetable.extend(minutes)
 
@@ -378,9 +398,9 @@ class Box:
         """End the live scheduled lesson before its end (it does not start again); NoScheduledLesson."""
         return await self.timetable.stop_early()
 
-    def add_timetable_lesson(self, title: str, start: dt.datetime, minutes: int, **extra: str) -> dict[str, Any]:
+    def add_timetable_lesson(self, title: str, start: dt.datetime, minutes: int, **extra: str) -> ScheduledLesson:
         """Add a lesson to the timetable by hand (`extra`: course, teacher, mode); TimetableRefused."""
-        return self.timetable.add_manual(title, start, minutes, **extra).to_json()
+        return ScheduledLesson.of(self.timetable.add_manual(title, start, minutes, **extra))
 
     def remove_timetable_lesson(self, lesson_id: str) -> bool:
         """Remove a lesson added by hand; False when there is none with that id."""
@@ -397,7 +417,7 @@ class Box:
 
     # -- live viewers ---------------------------------------------------------------------------
 
-    def viewers(self) -> list[dict[str, Any]]:
+    def viewers(self) -> list[WatchingStudent]:
         """Every student watching the live lesson: name, layer, bitrate, loss, RTT, raised hand."""
         return viewers.viewers(self.viewer_hub)
 
@@ -573,11 +593,43 @@ class Box:
         self.bus.publish("daemon.restarting", by=by)
         self._restart()
 
+    def setting_values(self, group: Group) -> dict[str, Any]:
+        """A settings page's values; secrets as "" (and named in `secrets_set` when they hold one)."""
+        return self.settings.values(group)
+
+    def change_settings(self, group: Group, values: dict[str, Any], by: str) -> dict[str, Any]:
+        """Validate and save a settings page's values; SettingsRefused names each refused field."""
+        return self.settings.change(group, values, by)
+
+    def set_pin(self, which: str, pin: str, by: str) -> dict[str, Any]:
+        """Set the teacher or the technician PIN (stored as an argon2 hash); SettingsRefused."""
+        return self.settings.set_pin(which, pin, by)
+
+    def config_versions(self) -> list[dict[str, Any]]:
+        """The kept versions of the config file, newest first; NoConfigFile when the box runs without one."""
+        return self.settings.history.versions()
+
+    def roll_back_config(self, version: int, by: str) -> dict[str, Any]:
+        """Make a kept version the current config again (saved as a new version); KeyError, ConfigError."""
+        return self.settings.roll_back_to(version, by)
+
+    def log_lines(self, limit: int | None = 200, level: str = "", contains: str = "") -> list[dict[str, Any]]:
+        """The newest log records (all kept when `limit` is None) at `level` or above containing `contains`."""
+        return self.logs.tail(self.logs.size if limit is None else limit, level, contains)
+
+    def log_handler(self) -> logging.Handler:
+        """The handler that keeps the recent log lines `log_lines` reads (for the root logger)."""
+        return self.logs
+
+    def subscribe(self, prefix: str = "", maxsize: int = 256) -> Subscription:
+        """A bounded queue of the box's events whose topic starts with `prefix` (all when empty); close it after."""
+        return self.bus.subscribe(prefix, maxsize)
+
     def diagnostics(self) -> bytes:
         """A zip for support: the config without its secrets, health, recent logs, versions, config history."""
         kept = self.settings.history.versions() if self.settings.path is not None else []
         lines = self.logs.tail(limit=self.logs.size)
-        return maintenance.diagnostics(self.config, self.health(), lines, kept)
+        return maintenance.diagnostics(self.config, self.health().to_json(), lines, kept)
 
     # -- other boxes on the LAN ------------------------------------------------------------------
 
@@ -638,9 +690,9 @@ class Box:
             cw.last_attempt_at if cw else None,
             cw.last_error if cw else "",
         )
-        uploads = metrics_history.uploads(report["components"])
+        uploads = metrics_history.uploads(report.components)
         return {
-            "health": report,
+            "health": report.to_json(),
             "uploads": uploads,
             "courseware": pull,
             "budget": metrics_history.budget(self.wan_budget()),
@@ -667,9 +719,34 @@ class Box:
         """True inside the daemon (its components attached); False for the console's offline mode."""
         return self._supervisor is not None
 
+    def setting(self, key: str) -> Any:
+        """One setting's value by its dotted name (`web.port`, `cameras.0.device`); KeyError for an unknown name."""
+        return self.settings.get(key)
+
     def set_setting(self, key: str, text: str, by: str) -> dict[str, Any]:
         """Set one setting by its dotted name from typed text (JSON or a bare word), saved like the admin page's."""
         return self.settings.set_one(key, text, by)
+
+    def network_status(self) -> Shown:
+        """Addresses, gateways, name servers, the change waiting to be confirmed and the last one undone."""
+        return self.network.show()
+
+    async def set_network(self, wanted: Wanted) -> float:
+        """Write one interface's systemd-networkd settings; the seconds left to confirm before they are undone."""
+        return await self.network.apply(wanted)
+
+    def confirm_network(self) -> Wanted:
+        """Keep the change waiting to be confirmed; NotAllowed when it left the box unreachable, NetworkError."""
+        require_confirmable(self.network)
+        return self.network.confirm()
+
+    async def undo_network(self) -> bool:
+        """Put the previous network settings back; False when no change was waiting to be confirmed."""
+        return await self.network.undo()
+
+    async def drop_network_change(self) -> None:
+        """Undo a change nobody confirmed (the console that made it is going away); idempotent."""
+        await self.network.close()
 
     def factory_reset(self, by: str) -> None:
         """Wipe secrets and data (the state folder; the config back to defaults but the OS's own settings).

@@ -23,6 +23,7 @@ from edge.courseware.cache import CoursewareComponent
 from edge.discovery.lan import Discovery
 from edge.doors.console.door import ConsoleDoor
 from edge.doors.web.server import WebDoor
+from edge.health.health import ComponentHealth
 from edge.health.history import MetricsHistory
 from edge.lessons.timetable_feed import TimetableComponent
 from edge.media.capture import camera_components, microphone_components
@@ -79,9 +80,9 @@ class Supervisor:
         item = self._items.get(name)
         return item.component if item else None
 
-    def report(self) -> dict[str, dict[str, Any]]:
+    def report(self) -> dict[str, ComponentHealth]:
         """Each component's health with the supervisor's own view (restarts, last error)."""
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, ComponentHealth] = {}
         for name, item in self._items.items():
             if item.running:
                 health = item.component.health()
@@ -89,13 +90,13 @@ class Supervisor:
                 health = Health("starting" if item.attempting else "down", item.last_error)
             if self._closing:
                 health = Health("stopped", "", health.metrics)
-            out[name] = {
-                "status": health.status,
-                "detail": health.detail,
-                "restarts": item.restarts,
-                "last_error": item.last_error,
-                **health.metrics,
-            }
+            out[name] = ComponentHealth(
+                status=health.status,
+                detail=health.detail,
+                restarts=item.restarts,
+                last_error=item.last_error,
+                metrics=health.metrics,
+            )
         return out
 
     async def start_all(self) -> None:
@@ -275,14 +276,12 @@ class Daemon:
     def status_line(self) -> str:
         """One line a technician reads in `systemctl status`."""
         health = self.box.health()
-        lesson = health["lesson"]
-        components = health["components"]
-        bad = [n for n, c in components.items() if c["status"] not in ("ok",)]
-        parts = [f"{health['status']}", f"lesson: {lesson['title'] if lesson else 'none'}"]
+        lesson, bad, own = health.lesson, health.attention(), health.components.daemon
+        parts = [health.status, f"lesson: {lesson.title if lesson else 'none'}"]
         if bad:
             parts.append("attention: " + ", ".join(bad))
-        if components.get(DaemonReport.name, {}).get("detail"):
-            parts.append(components[DaemonReport.name]["detail"])
+        if own is not None and own.detail:
+            parts.append(own.detail)
         return "; ".join(parts)
 
     async def _watchdog(self) -> None:

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, expect
 
+from edge.core.component import Status
 from edge.core.config import BoxConfig
+from edge.health.health import ComponentHealth, Components
 from edge.system.doctor import MB, Facts, findings
 from tests.helpers import REPO, DaemonProcess
 from tests.test_admin import SCREENSHOTS, admin
@@ -21,12 +23,16 @@ from tests.test_admin import SCREENSHOTS, admin
 DAY = 24 * 3600.0
 
 
+def reports(statuses: dict[str, Status]) -> Components:
+    return Components({name: ComponentHealth(status=status) for name, status in statuses.items()})
+
+
 def healthy(**changes: object) -> Facts:
     config = BoxConfig()
     config.courseware.repo_url = "https://courseware.example/repo"
     facts = Facts(
         config,
-        components={"clock": {"status": "ok"}, "camera:teacher": {"status": "ok"}, "courseware": {"status": "ok"}},
+        components=reports({"clock": "ok", "camera:teacher": "ok", "courseware": "ok"}),
         disk_free=20_000 * MB,
         disk_total=32_000 * MB,
         addresses=[("eth0", "10.0.0.5/24")],
@@ -49,7 +55,7 @@ def test_a_healthy_box_has_nothing_wrong() -> None:
     ("changes", "expected"),
     [
         ({"device_problems": ["cameras.0.device (teacher): /dev/video9 does not exist"]}, ["device:0"]),
-        ({"components": {"clock": {"status": "ok"}, "camera:teacher": {"status": "down"}}}, ["camera:teacher"]),
+        ({"components": reports({"clock": "ok", "camera:teacher": "down"})}, ["camera:teacher"]),
         ({"disk_free": 300 * MB}, ["disk"]),
         ({"disk_free": 800 * MB}, ["disk"]),
         ({"synchronised": False}, ["clock"]),

@@ -9,6 +9,7 @@ from edge.box import Box
 from edge.core.config import BoxConfig
 from edge.core.events import EventBus
 from edge.core.texts import N_
+from edge.health.health import ComponentHealth, Components
 from edge.health.status import StatusLine, status_lines
 
 TODAY = dt.date(2026, 3, 10)
@@ -19,13 +20,15 @@ def started(day: dt.date) -> float:
 
 
 def test_alarms_come_first_then_devices_network_and_uploads_in_plain_words() -> None:
-    components = {
-        "camera:teacher": {"status": "down", "detail": "VIDEOIO: can't open /dev/video0"},
-        "mic:room": {"status": "ok"},
-        "courseware": {"status": "degraded", "detail": "https://cdn.example/meta: DNS name not found"},
-        "clock": {"status": "ok"},
-        "uploads": {"status": "ok", "uploads_failed": 0},
-    }
+    components = Components(
+        {
+            "camera:teacher": ComponentHealth(status="down", detail="VIDEOIO: can't open /dev/video0"),
+            "mic:room": ComponentHealth(status="ok"),
+            "courseware": ComponentHealth(status="degraded", detail="https://cdn.example/meta: DNS name not found"),
+            "clock": ComponentHealth(status="ok"),
+            "uploads": ComponentHealth(status="ok", metrics={"uploads_failed": 0}),
+        }
+    )
     recordings = [
         {"id": "r1", "upload_state": "uploading", "uploaded_bytes": 40, "size": 100, "started_at": started(TODAY)},
         {
@@ -61,10 +64,14 @@ def test_alarms_come_first_then_devices_network_and_uploads_in_plain_words() -> 
 
 
 def test_a_box_that_is_fine_says_nothing_and_a_courseware_refusal_is_not_called_no_internet() -> None:
-    components = {
-        "camera:teacher": {"status": "ok"},
-        "courseware": {"status": "degraded", "detail": "1 chunk(s) or item(s) not updated; first: hash mismatch"},
-    }
+    components = Components(
+        {
+            "camera:teacher": ComponentHealth(status="ok"),
+            "courseware": ComponentHealth(
+                status="degraded", detail="1 chunk(s) or item(s) not updated; first: hash mismatch"
+            ),
+        }
+    )
     assert status_lines({}, components, [], TODAY) == []
 
 

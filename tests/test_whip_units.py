@@ -12,6 +12,7 @@ from edge.box import Box
 from edge.core.config import BoxConfig, parse_config
 from edge.core.errors import ConfigError
 from edge.core.events import EventBus
+from edge.health.health import ComponentHealth, Components
 from edge.health.status import status_lines
 from edge.stream.ice_restart import IceOffer, offer_sdpfrag, parse_sdpfrag
 from edge.stream.uplink_service import player_url
@@ -110,11 +111,12 @@ def test_the_join_link_is_the_box_s_own_without_a_cloud(tmp_path: Path) -> None:
 
 
 def test_the_status_strip_says_live_to_cloud_in_plain_words() -> None:
-    publishing = {"uplink": {"status": "ok", "uplink_state": "publishing"}}
+    publishing = Components({"uplink": ComponentHealth(status="ok", metrics={"uplink_state": "publishing"})})
+    off = Components({"uplink": ComponentHealth(status="ok", metrics={"uplink_state": "off"})})
     today = dt.date.today()
     lines = status_lines({}, publishing, [], today)
     assert [line.text() for line in lines] == ["Live to cloud: students outside this room watch through the cloud"]
-    assert status_lines({}, {"uplink": {"status": "ok", "uplink_state": "off"}}, [], today) == []
+    assert status_lines({}, off, [], today) == []
 
 
 def test_a_configured_link_rate_is_not_replaced_by_an_estimate(tmp_path: Path) -> None:

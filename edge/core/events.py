@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sync.clock import monotonic, wall
 
@@ -102,6 +102,12 @@ class EventBus:
             self._subscriptions.remove(subscription)
 
 
+class Subscribable(Protocol):
+    """What hands out subscriptions to its events (the bus, or the box in front of it)."""
+
+    def subscribe(self, prefix: str = "", maxsize: int = 256) -> Subscription: ...
+
+
 class SubscriptionGroup:
     """Subscriptions a door holds for its clients (event streams), so that stopping the door can end them all."""
 
@@ -109,9 +115,9 @@ class SubscriptionGroup:
         self._open: set[Subscription] = set()
 
     @contextlib.contextmanager
-    def subscribe(self, bus: EventBus, prefix: str = "", maxsize: int = 256) -> Iterator[Subscription]:
-        """A subscription in this group, closed and forgotten when the block ends."""
-        subscription = bus.subscribe(prefix, maxsize)
+    def subscribe(self, source: Subscribable, prefix: str = "", maxsize: int = 256) -> Iterator[Subscription]:
+        """A subscription of `source` in this group, closed and forgotten when the block ends."""
+        subscription = source.subscribe(prefix, maxsize)
         self._open.add(subscription)
         try:
             yield subscription

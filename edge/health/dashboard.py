@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from edge.health.health import Components
 from sync.budget import Budget
 from sync.pull import PullReport
 from sync.store import Store
@@ -20,10 +21,10 @@ class HistoryPort(Protocol):
 UPLOAD_FIGURES = ("upload_queue", "upload_bytes_pending", "upload_bytes_sent")
 
 
-def uploads(components: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def uploads(components: Components) -> dict[str, Any]:
     """The upload queue's figures from the uploads component's health report (zeros without one)."""
-    report = components.get("uploads", {})
-    return {key: report.get(key, 0) for key in UPLOAD_FIGURES}
+    report = components.uploads
+    return {key: report.metric(key, 0) if report else 0 for key in UPLOAD_FIGURES}
 
 
 def courseware(

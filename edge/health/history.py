@@ -171,7 +171,7 @@ class MetricsHistory(Component):
         elapsed = max(now - self._sampled_at, 1e-3)
         moved = max(synced - self._synced, 0) if synced is not None and self._synced is not None else 0
         viewers = self._box.viewers()
-        estimates = [float(v["estimate_kbps"]) for v in viewers if v.get("estimate_kbps")]
+        estimates = [v.estimate_kbps for v in viewers if v.estimate_kbps]
         sample = Sample(
             at=self._box.clock.wall(),
             cpu_pct=cpu_percent(self._cpu, cpu),

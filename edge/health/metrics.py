@@ -34,11 +34,11 @@ class BoxCollector(Collector):
             "classbox_component_restarts", "times the supervisor restarted a component", labels=["component"]
         )
         details: dict[str, GaugeMetricFamily] = {}
-        for name, comp in health["components"].items():
+        for name, comp in health.components.items():
             for state in STATUSES:
-                status.add_metric([name, state], 1.0 if comp["status"] == state else 0.0)
-            restarts.add_metric([name], comp["restarts"])
-            for key, value in comp.items():
+                status.add_metric([name, state], 1.0 if comp.status == state else 0.0)
+            restarts.add_metric([name], comp.restarts)
+            for key, value in comp.metrics.items():
                 if key == "restarts" or isinstance(value, bool) or not isinstance(value, int | float):
                     continue
                 metric_name = _metric_name(key)
@@ -53,23 +53,23 @@ class BoxCollector(Collector):
         alarms = GaugeMetricFamily(
             "classbox_alarm", "1 for each alarm raised now, its message in plain words", labels=["alarm", "message"]
         )
-        for name, message in health["alarms"].items():
+        for name, message in health.alarms.items():
             alarms.add_metric([name, message], 1.0)
         yield alarms
         signals = GaugeMetricFamily(
             "classbox_signal", "1 while a signal check (silent microphone, black picture ...) is on", labels=["check"]
         )
         for name in CHECKS:
-            signals.add_metric([name.removeprefix("signal.")], 1.0 if name in health["alarms"] else 0.0)
+            signals.add_metric([name.removeprefix("signal.")], 1.0 if name in health.alarms else 0.0)
         yield signals
         muted = GaugeMetricFamily("classbox_microphone_muted", "1 while the teacher has muted the microphone")
         muted.add_metric([], 1.0 if self._box.microphone_muted else 0.0)
         yield muted
         live = GaugeMetricFamily("classbox_lesson_live", "1 while a lesson is live")
-        live.add_metric([], 1.0 if health["lesson"] else 0.0)
+        live.add_metric([], 1.0 if health.lesson else 0.0)
         yield live
         uptime = GaugeMetricFamily("classbox_uptime_seconds", "seconds since the daemon started")
-        uptime.add_metric([], health["uptime_s"])
+        uptime.add_metric([], health.uptime_s)
         yield uptime
 
 

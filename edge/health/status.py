@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge.core.texts import N_
+from edge.health.health import Components
 
 # Words the sync layer uses for a fetch that never reached the other end (sync.errors.failure_reason).
 OFFLINE_WORDS = ("DNS", "connection refused", "connection reset", "unreachable", "timed out")
@@ -39,11 +40,11 @@ class StatusLine:
         return {"key": self.key, "level": self.level, "text": self.text(gettext)}
 
 
-def device_lines(components: Mapping[str, Mapping[str, Any]]) -> list[StatusLine]:
+def device_lines(components: Components) -> list[StatusLine]:
     """A camera or microphone that is down or struggling, in words the teacher can act on."""
     lines = []
     for name, report in components.items():
-        status = report.get("status")
+        status = report.status
         if name.startswith("camera:") and status == "down":
             lines.append(StatusLine(name, N_("Camera disconnected: check the USB cable")))
         elif name.startswith("camera:") and status == "degraded":
@@ -53,22 +54,23 @@ def device_lines(components: Mapping[str, Mapping[str, Any]]) -> list[StatusLine
     return lines
 
 
-def network_lines(components: Mapping[str, Mapping[str, Any]]) -> list[StatusLine]:
+def network_lines(components: Components) -> list[StatusLine]:
     """No internet (the courseware pull could not reach anyone), a clock that is not set, refused uploads."""
     lines = []
-    courseware = components.get("courseware", {})
-    if courseware.get("status") == "degraded" and any(w in str(courseware.get("detail", "")) for w in OFFLINE_WORDS):
+    courseware, clock, uploads = components.courseware, components.clock, components.uploads
+    if courseware and courseware.status == "degraded" and any(w in courseware.detail for w in OFFLINE_WORDS):
         lines.append(StatusLine("network", N_("No internet: lessons still work"), level="info"))
-    if components.get("clock", {}).get("status") == "degraded":
+    if clock and clock.status == "degraded":
         lines.append(StatusLine("clock", N_("Clock not set: schedules and dates may be wrong"), level="info"))
-    if components.get("uploads", {}).get("uploads_failed"):
+    if uploads and uploads.metric("uploads_failed"):
         lines.append(StatusLine("uploads", N_("Some recordings were refused by the server: ask IT staff")))
     return lines
 
 
-def cloud_lines(components: Mapping[str, Mapping[str, Any]]) -> list[StatusLine]:
+def cloud_lines(components: Components) -> list[StatusLine]:
     """The lesson going out to the cloud server (its trouble is an alarm, said first)."""
-    if components.get("uplink", {}).get("uplink_state") == "publishing":
+    uplink = components.uplink
+    if uplink and uplink.metric("uplink_state") == "publishing":
         return [
             StatusLine("uplink", N_("Live to cloud: students outside this room watch through the cloud"), level="info")
         ]
@@ -97,7 +99,7 @@ def upload_lines(recordings: Iterable[Mapping[str, Any]], today: dt.date) -> lis
 
 def status_lines(
     alarms: Mapping[str, str],
-    components: Mapping[str, Mapping[str, Any]],
+    components: Components,
     recordings: Iterable[Mapping[str, Any]],
     today: dt.date,
 ) -> list[StatusLine]:

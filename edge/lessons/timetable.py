@@ -32,6 +32,7 @@ from edge.core.db import table
 from edge.core.errors import LessonAlreadyLive, NoLiveLesson, NoScheduledLesson, TimetableRefused
 from edge.core.events import EventBus
 from edge.lessons import calendar
+from edge.lessons.agenda import DayLesson, Extension, SourceStatus
 from edge.lessons.calendar import MODES, Slot
 from edge.lessons.lessons import JOIN_CODE_ALPHABET, Lesson, Lessons
 from sync.chunks import COURSE_RE
@@ -177,12 +178,12 @@ class Timetable:
         rows = list(table(self._db(), "timetable_sources").rows_where("name = ?", [source]))
         return rows[0] if rows else {}
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> dict[str, SourceStatus]:
         """Each source's state: when it was last accepted and asked, its lessons, the last error."""
-        out: dict[str, Any] = {}
+        out: dict[str, SourceStatus] = {}
         for row in table(self._db(), "timetable_sources").rows:
             fields = ("accepted_at", "checked_at", "error", "lessons")
-            out[row["name"]] = {key: row[key] for key in fields} | {"stored": bool(row["text"])}
+            out[row["name"]] = SourceStatus(**{key: row[key] for key in fields}, stored=bool(row["text"]))
         return out
 
     def settings_changed(self) -> None:
@@ -266,7 +267,7 @@ class Timetable:
         """The scheduled lessons that overlap [lo, hi)."""
         return list(calendar.lessons_of(self.slots(), lo, hi))
 
-    def day(self, offset_days: int = 0) -> list[dict[str, Any]]:
+    def day(self, offset_days: int = 0) -> list[DayLesson]:
         """The lessons of today (+ `offset_days`) in the school's time zone, each with its state and join code."""
         now = self._clock().wall()
         start = self.day_start(now)
@@ -279,12 +280,12 @@ class Timetable:
         now = self._clock().wall()
         return next((s for s in self.slots() if s.start > now and not self._run(s.key).done), None)
 
-    def _describe(self, slot: Slot, now: float) -> dict[str, Any]:
+    def _describe(self, slot: Slot, now: float) -> DayLesson:
         run = self._run(slot.key)
         data = slot.to_json() | {"state": self._state(slot, run, now), "end": slot.end + run.extend_s}
         data |= {"join_code": self.join_code(slot) if data["state"] in ("soon", "planned", "live") else ""}
         data |= {"extended_min": round(run.extend_s / 60), "starts_in_s": round(slot.start - now)}
-        return data
+        return DayLesson(**data)
 
     def _state(self, slot: Slot, run: Run, now: float) -> str:
         live = self._lessons.current()
@@ -424,7 +425,7 @@ class Timetable:
             assert current is not None  # started under our lock
             return current
 
-    async def extend(self, minutes: int) -> dict[str, Any]:
+    async def extend(self, minutes: int) -> Extension:
         """Add 5 or 10 minutes to the live scheduled lesson (never past the next one's start); NoScheduledLesson."""
         if minutes not in EXTENSIONS:
             raise TimetableRefused("a lesson is extended by 5 or 10 minutes")
@@ -440,7 +441,7 @@ class Timetable:
             run.extend_s = max(run.extend_s, end - slot.end)
             self._save_run(run)
             self._bus.publish("timetable.changed")
-            return {"key": slot.key, "end": slot.end + run.extend_s, "extended_min": round(run.extend_s / 60)}
+            return Extension(key=slot.key, end=slot.end + run.extend_s, extended_min=round(run.extend_s / 60))
 
     async def stop_early(self) -> Lesson:
         """End the live scheduled lesson now (its slot is over: it does not start again); NoScheduledLesson."""

@@ -235,7 +235,7 @@ class TimetableComponent(Component):
 
     def _report(self) -> None:
         status = self._tt.status()
-        errors = [f"{name}: {s['error']}" for name, s in status.items() if s["error"]]
+        errors = [f"{name}: {s.error}" for name, s in status.items() if s.error]
         today = self._tt.day()
         metrics = {"lessons_today": len(today), "clock_synchronised": self._box.clock_synchronised}
         if errors:

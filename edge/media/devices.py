@@ -13,6 +13,7 @@ from edge.core.config import BoxConfig
 from edge.core.errors import DeviceNotFound
 from edge.core.events import EventBus
 from edge.core.logs import redact
+from edge.health.health import Components
 from edge.media.encoders import AudioFeed, VideoFeed
 
 log = logging.getLogger(__name__)
@@ -81,13 +82,13 @@ async def snapshot(cameras: list[NamedCamera], name: str) -> bytes:
     return await asyncio.to_thread(frame_jpeg, frame)
 
 
-def microphone_level(components: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+def microphone_level(components: Components, name: str) -> dict[str, Any]:
     """The configured microphone `name`'s level now (dBFS) and status, from its health report (raise DeviceNotFound)."""
-    report = components.get(f"mic:{name}")
+    report = components.microphone(name)
     if report is None:
         raise DeviceNotFound(f"no microphone named {name!r}")
-    figures = {key: report.get(key) for key in ("rms_dbfs", "peak_dbfs")}
-    return {"name": name, "status": report["status"], "detail": report.get("detail", ""), **figures}
+    figures = {key: report.metric(key) for key in ("rms_dbfs", "peak_dbfs")}
+    return {"name": name, "status": report.status, "detail": report.detail, **figures}
 
 
 def list_devices() -> dict[str, list[dict[str, Any]]]:

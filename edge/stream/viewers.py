@@ -54,6 +54,7 @@ from edge.stream.ice import rtc_ice_servers
 from edge.stream.ice_restart import close_peer
 from edge.stream.layers import LayerPolicy, LinkReport, SendCapacity
 from edge.stream.offers import check_offer
+from edge.stream.viewers_service import WatchingStudent
 
 log = logging.getLogger(__name__)
 
@@ -124,30 +125,30 @@ class Viewer:
             self.switches.popleft()
         return len(self.switches)
 
-    def to_json(self) -> dict[str, Any]:
+    def report(self) -> WatchingStudent:
         """The viewer as the panel and the API see it."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "layer": self.layer,
-            "data_saver": self.data_saver,
-            "hand_raised": self.hand_raised,
-            "state": self.pc.connectionState,
-            "joined_at": self.joined_at,
-            "kbps": round(self.kbps, 1),
-            "loss": round(self.loss, 4),
-            "rtt_ms": None if self.rtt_s is None else round(self.rtt_s * 1000, 1),
-            "bandwidth_kbps": None if self.bandwidth_kbps is None else round(self.bandwidth_kbps, 1),
-            "estimate_kbps": self.estimate_kbps(),
-            "layer_switches_per_min": self.switches_per_minute(),
-            "probes": self.estimator.probes,
-            "padding_packets": self.video.padding_packets,
-            "keyframe_requests": self.keyframe_requests,
-            "video_packets": self.video.packets,
-            "dropped_packets": self.video.dropped + self.audio.dropped,
-            "retransmitted_packets": self.video.retransmitted + self.audio.retransmitted,
-            "audio_packets": self.audio.packets,
-        }
+        return WatchingStudent(
+            id=self.id,
+            name=self.name,
+            layer=self.layer,
+            data_saver=self.data_saver,
+            hand_raised=self.hand_raised,
+            state=self.pc.connectionState,
+            joined_at=self.joined_at,
+            kbps=round(self.kbps, 1),
+            loss=round(self.loss, 4),
+            rtt_ms=None if self.rtt_s is None else round(self.rtt_s * 1000, 1),
+            bandwidth_kbps=None if self.bandwidth_kbps is None else round(self.bandwidth_kbps, 1),
+            estimate_kbps=self.estimate_kbps(),
+            layer_switches_per_min=self.switches_per_minute(),
+            probes=self.estimator.probes,
+            padding_packets=self.video.padding_packets,
+            keyframe_requests=self.keyframe_requests,
+            video_packets=self.video.packets,
+            dropped_packets=self.video.dropped + self.audio.dropped,
+            retransmitted_packets=self.video.retransmitted + self.audio.retransmitted,
+            audio_packets=self.audio.packets,
+        )
 
 
 def _unavailable(err: BaseException) -> StreamUnavailable:
@@ -297,7 +298,7 @@ class ViewerHub(Component):
             return viewer, answer
         self.joined += 1
         log.info("viewer %s joined lesson %s (%d watching)", viewer.id, lesson.id, self.count)
-        self._box.bus.publish("viewer.joined", viewer=viewer.to_json(), watching=self.count)
+        self._box.bus.publish("viewer.joined", viewer=viewer.report().to_json(), watching=self.count)
         self._report()
         return viewer, answer
 
@@ -649,9 +650,9 @@ class ViewerHub(Component):
 
     # -- reporting ------------------------------------------------------------------------------
 
-    def viewers(self) -> list[dict[str, Any]]:
+    def viewers(self) -> list[WatchingStudent]:
         """Every connected student with their stats (the panel's preview is not one)."""
-        return [viewer.to_json() for viewer in self._students()]
+        return [viewer.report() for viewer in self._students()]
 
     def _students(self) -> list[Viewer]:
         return [viewer for viewer in self._viewers.values() if not viewer.preview]

@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
+from edge.core.answer import Answer
 from edge.core.errors import NoLiveLesson, StreamUnavailable
 
 NOT_STREAMING = "live streaming is not running on this box"
+
+
+class WatchingStudent(Answer):
+    """One student watching the live lesson, as the panel and the API see them."""
+
+    id: str
+    name: str
+    layer: str
+    data_saver: bool
+    hand_raised: bool
+    state: str  # the peer connection's state
+    joined_at: float
+    kbps: float
+    loss: float
+    rtt_ms: float | None
+    bandwidth_kbps: float | None  # the viewer's latest REMB estimate
+    estimate_kbps: float | None  # the box's own estimate, once transport feedback arrives
+    layer_switches_per_min: int
+    probes: int
+    padding_packets: int
+    keyframe_requests: int
+    video_packets: int
+    dropped_packets: int
+    retransmitted_packets: int
+    audio_packets: int
 
 
 class ViewerSession(Protocol):
@@ -21,7 +47,7 @@ class ViewerSession(Protocol):
 class ViewerHubPort(Protocol):
     """What the service layer asks of the viewer hub (edge.stream.viewers.ViewerHub)."""
 
-    def viewers(self) -> list[dict[str, Any]]: ...
+    def viewers(self) -> list[WatchingStudent]: ...
     def acknowledge_hand(self, viewer_id: str) -> None: ...
     def dismiss_hand(self, viewer_id: str) -> None: ...
     def viewer(self, viewer_id: str) -> ViewerSession | None: ...
@@ -31,7 +57,7 @@ class ViewerHubPort(Protocol):
     async def close_viewer(self, viewer_id: str, reason: str = "left") -> bool: ...
 
 
-def viewers(hub: ViewerHubPort | None) -> list[dict[str, Any]]:
+def viewers(hub: ViewerHubPort | None) -> list[WatchingStudent]:
     """Every student watching: name, layer, bitrate, loss, RTT, raised hand (none without a hub)."""
     return hub.viewers() if hub is not None else []
 

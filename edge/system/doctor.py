@@ -23,6 +23,7 @@ import sqlite_utils
 
 from edge.core.config import BoxConfig
 from edge.core.texts import N_
+from edge.health.health import Components
 from edge.health.status import OFFLINE_WORDS
 from edge.media.devices import device_problems
 from edge.recording.catalogue import Catalogue
@@ -73,7 +74,7 @@ class Facts:
     """What the doctor looks at; gathered by `gather` (tests build it directly)."""
 
     config: BoxConfig
-    components: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # empty: no daemon running
+    components: Components = field(default_factory=lambda: Components({}))  # empty: no daemon running
     device_problems: list[str] = field(default_factory=list)  # offline probes of the configured devices
     disk_free: int | None = None
     disk_total: int | None = None
@@ -87,18 +88,18 @@ class Facts:
     @property
     def running(self) -> bool:
         """True when the facts come from a running daemon's components."""
-        return bool(self.components)
+        return len(self.components) > 0
 
 
 def gather(
     config: BoxConfig,
-    components: Mapping[str, Mapping[str, Any]] | None = None,
+    components: Components | None = None,
     recordings: list[dict[str, Any]] | None = None,
     last_pull_ok_at: float | None = None,
 ) -> Facts:
     """The facts of this box now (blocking: disk, device probes, SQLite). Without components: offline."""
     state = config.box.state_dir
-    facts = Facts(config, dict(components or {}))
+    facts = Facts(config, components or Components({}))
     try:
         usage = shutil.disk_usage(_existing(state))
         facts.disk_free, facts.disk_total = usage.free, usage.total
@@ -120,10 +121,10 @@ def _existing(path: Path) -> Path:
     return path
 
 
-def _synchronised(components: Mapping[str, Mapping[str, Any]]) -> bool:
-    clock = components.get("clock")
+def _synchronised(components: Components) -> bool:
+    clock = components.clock
     if clock is not None:
-        return clock.get("status") == "ok"
+        return clock.status == "ok"
     return system_synchronised()
 
 
@@ -198,7 +199,7 @@ def device_findings(facts: Facts) -> list[Finding]:
     ]
     for name, report in facts.components.items():
         kind, _, label = name.partition(":")
-        status, values = report.get("status"), {"name": label, "detail": report.get("detail") or "-"}
+        status, values = report.status, {"name": label, "detail": report.detail or "-"}
         if kind == "camera" and status in ("down", "degraded"):
             problem = N_("Camera %(name)s is not delivering pictures (%(detail)s)")
             found.append(Finding(name, "devices", problem, _device_fix("camera"), values))
@@ -247,9 +248,9 @@ def network_findings(facts: Facts) -> list[Finding]:
         problem = N_("No gateway: the box cannot reach the internet")
         fix = N_("Check the school's DHCP server, or set a gateway with the console's `net set`")
         return [Finding("network", "network", problem, fix)]
-    courseware = facts.components.get("courseware", {})
-    detail = str(courseware.get("detail", ""))
-    if courseware.get("status") == "degraded" and any(word in detail for word in OFFLINE_WORDS):
+    courseware = facts.components.courseware
+    detail = courseware.detail if courseware else ""
+    if courseware and courseware.status == "degraded" and any(word in detail for word in OFFLINE_WORDS):
         problem = N_("No internet: %(detail)s")
         fix = N_("Check the gateway and the name servers (console: `net`); lessons still work offline")
         return [Finding("network", "network", problem, fix, {"detail": detail})]

@@ -23,8 +23,9 @@ from edge import __version__
 from edge.core.errors import DOOR_ERRORS, ClassboxError, NoLiveLesson, door_meaning
 from edge.core.texts import N_
 from edge.doors.console.engine import CTRL_C, MAX_LINE, Disconnected, Session
+from edge.health.health import ComponentHealth
 from edge.system import doctor
-from edge.system.network import NetworkError, interfaces, parse_wanted, require_confirmable
+from edge.system.network import NetworkError, interfaces, parse_wanted
 from edge.system.settings import SettingsRefused, is_secret
 
 log = logging.getLogger(__name__)
@@ -184,19 +185,17 @@ async def cmd_status(shell: Shell, args: list[str]) -> None:
     if box.running():
         await s.say(
             N_("State: %(state)s; up for %(minutes)s minutes"),
-            state=health["status"],
-            minutes=_minutes(health["uptime_s"]),
+            state=health.status,
+            minutes=_minutes(health.uptime_s),
         )
     else:
         await s.say(N_("State: box software not running (offline console)"))
-    lesson = health["lesson"]
+    lesson = health.lesson
     if lesson:
-        await s.say(
-            N_("Lesson: %(title)s, live since %(since)s"), title=lesson["title"], since=_when(lesson["started_at"])
-        )
+        await s.say(N_("Lesson: %(title)s, live since %(since)s"), title=lesson.title, since=_when(lesson.started_at))
     else:
         await s.say(N_("Lesson: none"))
-    for message in health["alarms"].values():
+    for message in health.alarms.values():
         await s.say(N_("Alarm: %(alarm)s"), alarm=s.words(message))
     await print_findings(shell)
 
@@ -223,17 +222,23 @@ async def cmd_devices(shell: Shell, args: list[str]) -> None:
         await devices_test(shell)
         return
     box, s = shell.box, shell.s
-    components = box.health()["components"]
+    components = box.health().components
     for kind, items in (("camera", box.config.cameras), ("mic", box.config.microphones)):
         for item in items:
-            report = components.get(f"{kind}:{item.name}", {})
-            state = report.get("status", "-") if box.running() else s.words(N_("not running"))
-            await s.line(f"{kind:<7}{item.name:<14}{item.source:<10}{state:<10}{report.get('detail', '')}"[:79])
+            report = components.of(f"{kind}:{item.name}")
+            state = (report.status if report else "-") if box.running() else s.words(N_("not running"))
+            detail = report.detail if report else ""
+            await s.line(f"{kind:<7}{item.name:<14}{item.source:<10}{state:<10}{detail}"[:79])
     found = await box.devices()
     names = [c.get("name") or c.get("device") or "?" for c in found["cameras"]]
     await s.say(N_("Cameras found on this machine: %(names)s"), names=", ".join(map(str, names)) or "-")
     mics = [m.get("name", "?") for m in found["microphones"]]
     await s.say(N_("Microphones found on this machine: %(names)s"), names=", ".join(map(str, mics)) or "-")
+
+
+def _delivered(camera: ComponentHealth | None) -> int:
+    """The frames a camera's capture has delivered so far (0 without a report)."""
+    return int((camera.metric("delivered") if camera else None) or 0)
 
 
 async def devices_test(shell: Shell) -> None:
@@ -242,7 +247,7 @@ async def devices_test(shell: Shell) -> None:
         return
     box, s = shell.box, shell.s
     await s.say(N_("Measuring for %(seconds)s seconds; Ctrl-C stops."), seconds=f"{FPS_SAMPLE_S:.0f}")
-    before = box.health()["components"]
+    before = box.health().components
     try:
         await s.read(FPS_SAMPLE_S)
     except TimeoutError:
@@ -250,11 +255,11 @@ async def devices_test(shell: Shell) -> None:
     else:
         await s.say(N_("Stopped."))
         return
-    after = box.health()["components"]
+    after = box.health().components
     for camera in box.config.cameras:
-        name = f"camera:{camera.name}"
-        frames = (after.get(name, {}).get("delivered") or 0) - (before.get(name, {}).get("delivered") or 0)
-        status = after.get(name, {}).get("status", "-")
+        now, then = after.camera(camera.name), before.camera(camera.name)
+        frames = _delivered(now) - _delivered(then)
+        status = now.status if now else "-"
         await s.say(
             N_("Camera %(name)s: %(fps)s frames per second (%(status)s)"),
             name=camera.name,
@@ -281,20 +286,19 @@ async def devices_test(shell: Shell) -> None:
 
 async def cmd_net(shell: Shell, args: list[str]) -> None:
     """Show the network; `net set` writes systemd-networkd settings, undone unless `net confirm`ed in time."""
-    network, s = shell.box.network, shell.s
+    box, s = shell.box, shell.s
     sub = args[0] if args else "show"
     if sub == "set":
-        seconds = await network.apply(parse_wanted(args[1:], interfaces()))
+        seconds = await box.set_network(parse_wanted(args[1:], interfaces()))
         await s.say(
             N_("Applied. Check that the box answers, then type `net confirm` within %(seconds)s s, or it is undone."),
             seconds=f"{seconds:.0f}",
         )
     elif sub == "confirm":
-        require_confirmable(network)
-        wanted = network.confirm()
+        wanted = box.confirm_network()
         await s.say(N_("Kept the new settings of %(interface)s."), interface=wanted.interface)
     elif sub == "undo":
-        done = await network.undo()
+        done = await box.undo_network()
         await s.say(N_("The previous settings are back.") if done else N_("No change is waiting to be confirmed."))
     elif sub == "show":
         await net_show(shell)
@@ -304,7 +308,7 @@ async def cmd_net(shell: Shell, args: list[str]) -> None:
 
 async def net_show(shell: Shell) -> None:
     """Addresses, gateways, name servers and the change waiting to be confirmed."""
-    shown, s = shell.box.network.show(), shell.s
+    shown, s = shell.box.network_status(), shell.s
     for iface in shown.interfaces:
         found = [address for name, address in shown.addresses if name == iface] or ["-"]
         await s.line(f"{iface:<12}{', '.join(found)}")
@@ -336,7 +340,7 @@ async def cmd_logs(shell: Shell, args: list[str]) -> None:
         for text in await journal_tail(min(count, 500)):
             await shell.s.line(text)
         await shell.s.say(N_("This console's own log:"))
-    for line in shell.box.logs.tail(limit=min(count, 500)):
+    for line in shell.box.log_lines(limit=min(count, 500)):
         await shell.s.line(_log_text(line))
 
 
@@ -345,11 +349,11 @@ async def logs_follow(shell: Shell) -> None:
     if not shell.box.running():
         await shell.s.say(NOT_RUNNING, what="logs follow")
         return
-    ring = shell.box.logs
-    seen: list[dict[str, Any]] = ring.tail(limit=1)
+    box = shell.box
+    seen: list[dict[str, Any]] = box.log_lines(limit=1)
 
     async def new_lines() -> list[str]:
-        lines = ring.tail(limit=ring.size)
+        lines = box.log_lines(limit=None)
         last = seen[-1] if seen else None
         start = next((i + 1 for i in range(len(lines) - 1, -1, -1) if lines[i] is last), 0)
         fresh = lines[start:]
@@ -445,7 +449,7 @@ LESSON_STATES = {
 async def _schedule(shell: Shell) -> None:
     """Today's lessons with their state, the next one's join link, and what tomorrow's lessons still lack."""
     box, s = shell.box, shell.s
-    zone = box.timetable.zone
+    zone = box.school_zone()
 
     def clock(at: float) -> str:
         return dt.datetime.fromtimestamp(at, zone).strftime("%H:%M")
@@ -455,20 +459,20 @@ async def _schedule(shell: Shell) -> None:
     if not lessons:
         await s.say(N_("No lessons scheduled today"))
     for item in lessons:
-        state = s.words(LESSON_STATES.get(item["state"], item["state"]))
-        await s.line(f"  {clock(item['start'])}-{clock(item['end'])}  {item['title']}  [{state}]")
+        state = s.words(LESSON_STATES.get(item.state, item.state))
+        await s.line(f"  {clock(item.start)}-{clock(item.end)}  {item.title}  [{state}]")
     upcoming = box.next_scheduled_lesson()
     if upcoming is not None:
-        starts = s.words(N_("Starts at {time}")).format(time=clock(upcoming["start"]))
-        await s.line(f"{upcoming['title']}: {starts}  {upcoming['join_url']}")
+        starts = s.words(N_("Starts at {time}")).format(time=clock(upcoming.start))
+        await s.line(f"{upcoming.title}: {starts}  {upcoming.join_url}")
     missing = await box.timetable_missing()
     if not missing:
         await s.say(N_("Everything tomorrow's lessons need is here"))
         return
     await s.say(N_("Not yet on the box for tomorrow"))
     for entry in missing:
-        what = s.words(N_("the course is not in the repository")) if entry["unknown"] else ", ".join(entry["items"])
-        await s.line("  " + s.words(N_("{lesson} ({course}): {what}")).format(**entry, what=what))
+        what = s.words(N_("the course is not in the repository")) if entry.unknown else ", ".join(entry.items)
+        await s.line("  " + s.words(N_("{lesson} ({course}): {what}")).format(**entry.to_json(), what=what))
 
 
 # -- config -----------------------------------------------------------------------------------------------
@@ -478,7 +482,7 @@ async def cmd_config(shell: Shell, args: list[str]) -> None:
     """`config get KEY` (secrets are not shown) or `config set KEY VALUE`, saved as the admin page saves."""
     box, s = shell.box, shell.s
     if len(args) >= 2 and args[0] == "get":
-        value = box.settings.get(args[1])
+        value = box.setting(args[1])
         shown = (
             "(secret, not shown)" if is_secret(args[1].rsplit(".", 1)[-1]) else json.dumps(value, ensure_ascii=False)
         )
@@ -565,10 +569,10 @@ async def cmd_diag(shell: Shell, args: list[str]) -> None:
     await s.line(f"classbox {__version__}, box {box.id} ({box.config.box.name})")
     await s.say(
         N_("State: %(state)s"),
-        state=health["status"] if box.running() else s.words(N_("box software not running (offline console)")),
+        state=health.status if box.running() else s.words(N_("box software not running (offline console)")),
     )
-    for name, report in health["components"].items():
-        await s.line(f"  {name:<20}{report['status']:<10}{str(report.get('detail', ''))[:48]}")
+    for name, report in health.components.items():
+        await s.line(f"  {name:<20}{report.status:<10}{report.detail[:48]}")
     await print_findings(shell)
 
 

@@ -164,7 +164,7 @@ class ConsoleDoor(Component):
         if server is not None:
             await server.wait_closed()
         await self._close_line()
-        await self._box.network.close()
+        await self._box.drop_network_change()
         with contextlib.suppress(FileNotFoundError):
             self._path.unlink()
 
@@ -246,7 +246,8 @@ async def offline(config: BoxConfig, config_path: Path | None, stdin: int, stdou
     bus.bind(loop)
     box = Box(config, bus, config_path)
     root = logging.getLogger()
-    handlers, root.handlers = root.handlers, [box.logs]  # log lines would garble the raw terminal: `logs` has them
+    ring = box.log_handler()  # log lines would garble the raw terminal: `logs` has them
+    handlers, root.handlers = root.handlers, [ring]
     await asyncio.to_thread(box.open)
     transport = QueueTransport(lambda data: _write_all(stdout, data), "terminal")
 
@@ -266,7 +267,7 @@ async def offline(config: BoxConfig, config_path: Path | None, stdin: int, stdou
     finally:
         with contextlib.suppress(ValueError, OSError):
             loop.remove_reader(stdin)
-        await box.network.close()
+        await box.drop_network_change()
         box.close()
         root.handlers = handlers
 

@@ -378,7 +378,7 @@ class Session:
         await self.line()
         name = box.config.box.name + (f" ({box.config.box.room})" if box.config.box.room else "")
         await self.line(f"classbox {__version__} · {name}")
-        state = health["status"] if box.running() else self.words(N_("box software not running (offline console)"))
+        state = health.status if box.running() else self.words(N_("box software not running (offline console)"))
         await self.say(N_("State: %(state)s"), state=state)
         shown = ", ".join(f"{iface} {address}" for iface, address in addresses()) or self.words(N_("none"))
         await self.say(N_("Addresses: %(addresses)s"), addresses=shown)

@@ -102,7 +102,7 @@ def create_app(box: Box) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz(box: BoxDep, who: MaybeTeacherDep) -> dict[str, Any]:
-        return box.health() if who else box.public_health()
+        return (box.health() if who else box.public_health()).to_json()
 
     @app.get("/metrics")
     async def metrics() -> Response:

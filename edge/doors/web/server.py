@@ -143,7 +143,7 @@ class WebDoor(Component):
 
     async def _start_https(self) -> str:
         """Serve HTTPS on the second port; what went wrong in words ("" when it serves or is off)."""
-        web, certificate = self._box.config.web, self._box.certificate
+        web, certificate = self._box.config.web, self._box.https_certificate()
         if not web.https_port:
             return ""
         if certificate is None:

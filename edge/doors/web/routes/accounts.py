@@ -76,7 +76,7 @@ def is_loopback(address: str) -> bool:
 def https_url(request: Request, box: Box, path: str = "/admin/login") -> str | None:
     """The address of `path` on the box's HTTPS port, as this request named the box; None while HTTPS is off."""
     port = box.config.web.https_port
-    if not port or box.certificate is None:
+    if not port or box.https_certificate() is None:
         return None
     host = request.url.hostname or "localhost"
     host = f"[{host}]" if ":" in host else host

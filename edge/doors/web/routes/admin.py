@@ -237,27 +237,27 @@ async def settings_schema(who: AdminDep) -> dict[str, Any]:
 async def settings_values(box: BoxDep, who: AdminDep, group: str) -> GroupValues:
     """A settings page's values; secrets as "" (and named in `secrets_set` when they hold one)."""
     found = _group(group)
-    return GroupValues(group=_info(found), **box.settings.values(found))
+    return GroupValues(group=_info(found), **box.setting_values(found))
 
 
 @router.put("/api/admin/settings/{group}", responses={422: {"model": Refused}})
 async def change_settings(box: BoxDep, who: AdminChangeDep, group: str, body: SettingsChange) -> Saved:
     """Validate and save a page's values; 422 names each refused field with the schema's message."""
     found = _group(group)
-    return _saving(lambda: box.settings.change(found, body.values, who))
+    return _saving(lambda: box.change_settings(found, body.values, who))
 
 
 @router.post("/api/admin/pins", responses={422: {"model": Refused}})
 async def set_pin(box: BoxDep, who: AdminChangeDep, body: PinChange) -> Saved:
     """Set the teacher or the technician PIN (4 to 12 digits; stored as an argon2 hash)."""
-    return _saving(lambda: box.settings.set_pin(body.which, body.pin, who))
+    return _saving(lambda: box.set_pin(body.which, body.pin, who))
 
 
 @router.get("/api/admin/config/history")
 async def config_history(box: BoxDep, who: AdminDep) -> list[ConfigVersion]:
     """The kept versions of the config file, newest first."""
     try:
-        return [ConfigVersion(**version) for version in box.settings.history.versions()]
+        return [ConfigVersion(**version) for version in box.config_versions()]
     except NoConfigFile:
         return []
 
@@ -266,7 +266,7 @@ async def config_history(box: BoxDep, who: AdminDep) -> list[ConfigVersion]:
 async def rollback(box: BoxDep, who: AdminChangeDep, body: Rollback) -> Saved:
     """Make a kept version the current config again (saved as a new version)."""
     try:
-        return _saving(lambda: box.settings.roll_back_to(body.version, who))
+        return _saving(lambda: box.roll_back_config(body.version, who))
     except KeyError as err:
         raise HTTPException(404, "that version is not kept") from err
     except NoConfigFile:
@@ -284,7 +284,7 @@ async def logs(
     limit: Annotated[int, Query(ge=1, le=2000)] = 200,
 ) -> list[LogLine]:
     """The newest log records at `level` or above that contain `contains`, oldest first (secrets masked)."""
-    return [LogLine(**line) for line in box.logs.tail(limit, level, contains)]
+    return [LogLine(**line) for line in box.log_lines(limit, level, contains)]
 
 
 @router.get("/api/admin/diagnostics", response_class=Response)

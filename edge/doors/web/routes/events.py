@@ -94,7 +94,7 @@ def snapshot(box: Box, listener: Listener) -> dict[str, Any]:
         "teacher": True,
         "lesson": lesson.to_json() if lesson else None,
         "join_url": box.join_url(lesson.join_code, listener.host) if lesson else None,
-        "viewers": box.viewers(),
+        "viewers": [viewer.to_json() for viewer in box.viewers()],
         "status": status(box, listener),
         "alarms": {name: listener.gettext(message) for name, message in box.alarms().items()},
         "microphone": box.microphone_state(),
@@ -105,7 +105,7 @@ def snapshot(box: Box, listener: Listener) -> dict[str, Any]:
 async def stream(box: Box, streams: SubscriptionGroup, listener: Listener) -> AsyncIterator[bytes]:
     """The listener's events until the client goes away or the web door stops."""
     loop = asyncio.get_running_loop()
-    with streams.subscribe(box.bus, maxsize=QUEUE_EVENTS) as events:
+    with streams.subscribe(box, maxsize=QUEUE_EVENTS) as events:
         yield f"retry: {RETRY_MS}\n\n".encode() + frame("state", snapshot(box, listener))
         lines, dropped = status(box, listener) if listener.teacher else [], 0
         quiet_since = checked = loop.time()

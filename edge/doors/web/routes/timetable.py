@@ -19,6 +19,7 @@ from edge.core.errors import Door, NoScheduledLesson
 from edge.doors.web.deps import BoxDep, TeacherDep, answers
 from edge.doors.web.routes.accounts import AdminChangeDep, AdminDep
 from edge.doors.web.routes.admin import render_admin
+from edge.lessons.agenda import DayLesson
 from sync.errors import StoreClosed
 
 router = APIRouter()
@@ -50,18 +51,22 @@ class ManualLesson(BaseModel):
     mode: Literal["both", "stream", "record"] = "both"
 
 
+def _with_link(box: Box, lesson: DayLesson, host: str | None) -> dict[str, Any]:
+    """A lesson of today with the link students open for it ("" once it cannot be joined)."""
+    join_url = box.join_url(lesson.join_code, host) if lesson.join_code else ""
+    return lesson.to_json() | {"join_url": join_url}
+
+
 def _today(box: Box, request: Request) -> dict[str, Any]:
     host = request.headers.get("host")
-    lessons = box.timetable_today()
-    for lesson in lessons:
-        lesson["join_url"] = box.join_url(lesson["join_code"], host) if lesson["join_code"] else ""
+    upcoming, status = box.next_scheduled_lesson(host), box.timetable_status()
     return {
-        "lessons": lessons,
-        "next": box.next_scheduled_lesson(host),
+        "lessons": [_with_link(box, lesson, host) for lesson in box.timetable_today()],
+        "next": upcoming.to_json() if upcoming else None,
         "announce_minutes": box.config.timetable.announce_minutes,
-        "time_zone": box.timetable_status()["time_zone"],
-        "clock_synchronised": box.clock_synchronised,
-        "now": box.clock.wall(),
+        "time_zone": status.time_zone,
+        "clock_synchronised": status.clock_synchronised,
+        "now": box.now(),
     }
 
 
@@ -81,7 +86,7 @@ async def start_early(box: BoxDep, who: TeacherDep, body: StartEarly | None = No
 @router.post("/api/timetable/extend")
 async def extend(box: BoxDep, who: TeacherDep, body: Extend) -> dict[str, Any]:
     """Add 5 or 10 minutes to the live scheduled lesson."""
-    return await box.extend_lesson(body.minutes)
+    return (await box.extend_lesson(body.minutes)).to_json()
 
 
 @router.post("/api/timetable/stop")
@@ -110,11 +115,11 @@ async def timetable_view(request: Request, box: BoxDep, who: AdminDep) -> dict[s
     except StoreClosed as err:
         missing, missing_error = [], str(err)
     return {
-        "days": [box.timetable_today(offset) for offset in range(days)],
-        "status": box.timetable_status(),
-        "missing_tomorrow": missing,
+        "days": [[lesson.to_json() for lesson in box.timetable_today(offset)] for offset in range(days)],
+        "status": box.timetable_status().to_json(),
+        "missing_tomorrow": [entry.to_json() for entry in missing],
         "missing_error": missing_error,
-        "now": box.clock.wall(),
+        "now": box.now(),
     }
 
 
@@ -122,7 +127,7 @@ async def timetable_view(request: Request, box: BoxDep, who: AdminDep) -> dict[s
 async def add_lesson(box: BoxDep, who: AdminChangeDep, body: ManualLesson) -> dict[str, Any]:
     """Add a lesson by hand."""
     extra = {"course": body.course, "teacher": body.teacher, "mode": body.mode}
-    return box.add_timetable_lesson(body.title, body.start, body.minutes, **extra)
+    return box.add_timetable_lesson(body.title, body.start, body.minutes, **extra).to_json()
 
 
 @router.delete("/api/admin/timetable/lessons/{lesson_id}")

@@ -56,7 +56,7 @@ async def watch_style() -> FileResponse:
 @router.get("/api/viewers")
 async def viewers(box: BoxDep, who: TeacherDep) -> dict[str, Any]:
     """The students watching, with their layer, bitrate, loss and raised hands (for the panel)."""
-    return {"viewers": box.viewers()}
+    return {"viewers": [viewer.to_json() for viewer in box.viewers()]}
 
 
 @router.post("/api/viewers/{viewer_id}/hand/acknowledge")
