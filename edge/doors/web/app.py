@@ -34,6 +34,8 @@ from edge.doors.web.routes import (
     watch,
     whep,
 )
+from edge.doors.web.static_files import URL as STATIC_URL
+from edge.doors.web.static_files import StaticFolder
 from edge.health.metrics import make_registry, render
 
 # The doors' routes, in the order they are matched.
@@ -130,4 +132,5 @@ def create_app(box: Box) -> FastAPI:
         app.add_exception_handler(error, handler)
     for router in ROUTERS:
         app.include_router(router)
+    app.mount(STATIC_URL, StaticFolder(), name="static")  # the pages' scripts, styles and fonts
     return app

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.box import Box
@@ -19,7 +19,7 @@ from edge.core.errors import AccountError, ClassboxError, Door, NotAllowed, Over
 from edge.core.texts import N_
 from edge.doors.web.deps import Answers, BoxDep, answers
 from edge.doors.web.guards import FORM_TYPE
-from edge.doors.web.i18n import WEB, page_language, render_page, translate
+from edge.doors.web.i18n import page_language, render_page, translate
 from edge.system.accounts import PASSWORD_MAX, AdminSession, client_ip, csrf_matches
 
 COOKIE = "classbox_admin"
@@ -330,9 +330,3 @@ async def logout_form(request: Request, box: BoxDep, user: AdminChangeDep) -> Re
     response = RedirectResponse("/admin/login", status_code=303)
     _signed_out(response, request)
     return response
-
-
-@router.get("/static/accounts.css")
-async def accounts_style() -> FileResponse:
-    """The sign-in and setup pages' style."""
-    return FileResponse(WEB / "static" / "accounts.css", media_type="text/css")

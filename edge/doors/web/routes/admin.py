@@ -11,28 +11,18 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.box import Box
 from edge.core.errors import ConfigError, Door, NotAllowed
 from edge.doors.web.deps import BoxDep, answers
-from edge.doors.web.i18n import WEB, page_language, render_page, translations
+from edge.doors.web.i18n import page_language, render_page, translations
 from edge.doors.web.routes.accounts import AdminChangeDep, AdminDep
 from edge.system.settings import GROUP_BY_NAME, GROUPS, Group, NoConfigFile, SettingsRefused, schema
 
 router = APIRouter()
 
-STATIC = {
-    "admin.js": "text/javascript",
-    "admin-chart.js": "text/javascript",
-    "admin-form.js": "text/javascript",
-    "admin-timetable.js": "text/javascript",
-    "admin-boxes.js": "text/javascript",
-    "admin-cloud.js": "text/javascript",
-    "admin.css": "text/css",
-    "admin-doctor.js": "text/javascript",
-}
 LOG_LEVELS = Literal["", "debug", "info", "warning", "error", "critical"]
 
 
@@ -373,14 +363,6 @@ async def logs_page(request: Request, box: BoxDep, who: AdminDep) -> HTMLRespons
 async def maintenance_page(request: Request, box: BoxDep, who: AdminDep) -> HTMLResponse:
     """Restart, the diagnostics bundle, the config history with rollback."""
     return await _page(request, box, "maintenance")
-
-
-@router.get("/static/admin/{name}")
-async def static(name: str) -> FileResponse:
-    """The admin pages' script modules and style."""
-    if name not in STATIC:
-        raise HTTPException(404, "no such file")
-    return FileResponse(WEB / "static" / name, media_type=STATIC[name])
 
 
 async def login_needed(request: Request, err: Exception) -> RedirectResponse:

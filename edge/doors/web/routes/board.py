@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.board.ink import InkError
 from edge.core.errors import Door
 from edge.doors.web.deps import BoxDep, MaybeTeacherDep, TeacherDep, answers
-from edge.doors.web.i18n import WEB, page_language, render_page
+from edge.doors.web.i18n import page_language, render_page
 from edge.doors.web.routes.recordings import RECORDING_ID_RE
 
 router = APIRouter()
@@ -45,24 +45,6 @@ async def board_page(request: Request, box: BoxDep, who: MaybeTeacherDep) -> HTM
     language = page_language(request, box)
     page = await render_page("board.html", language, name=box.config.box.name, teacher=who is not None)
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
-
-
-@router.get("/static/board.js")
-async def board_script() -> FileResponse:
-    """The board page's script."""
-    return FileResponse(WEB / "static" / "board.js", media_type="text/javascript")
-
-
-@router.get("/static/board-ink.js")
-async def ink_script() -> FileResponse:
-    """The ink layer the board page and the student page share."""
-    return FileResponse(WEB / "static" / "board-ink.js", media_type="text/javascript")
-
-
-@router.get("/static/board.css")
-async def board_styles() -> FileResponse:
-    """The board page's styles."""
-    return FileResponse(WEB / "static" / "board.css", media_type="text/css")
 
 
 @router.get("/api/board")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import HTMLResponse
 
 from edge.doors.web.deps import BoxDep, MaybeTeacherDep
-from edge.doors.web.i18n import WEB, page_language, render_page
+from edge.doors.web.i18n import page_language, render_page
 
 router = APIRouter()
 
@@ -23,15 +23,3 @@ async def home(request: Request, box: BoxDep, who: MaybeTeacherDep) -> HTMLRespo
         join_url=f"/watch/{lesson.join_code}" if lesson and who else None,
     )
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
-
-
-@router.get("/static/home.js")
-async def home_script() -> FileResponse:
-    """The home page's live updates (an ES module following /api/events)."""
-    return FileResponse(WEB / "static" / "home.js", media_type="text/javascript")
-
-
-@router.get("/static/home.css")
-async def home_style() -> FileResponse:
-    """The home page's style."""
-    return FileResponse(WEB / "static" / "home.css", media_type="text/css")

@@ -10,12 +10,11 @@ marks as a preview, so it never counts as a student, takes no student's place an
 from __future__ import annotations
 
 import io
-import re
 from typing import Annotated, Any
 
 import segno
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.core.errors import (
@@ -28,10 +27,9 @@ from edge.core.errors import (
     ViewerError,
 )
 from edge.doors.web.deps import TEACHER_COOKIE, BoxDep, MaybeTeacherDep, SessionCookie, TeacherDep, answers
-from edge.doors.web.i18n import WEB, page_language, render_page
+from edge.doors.web.i18n import page_language, render_page
 
 MAX_SDP_CHARS = 32 * 1024
-CARD_SCRIPT = re.compile(r"[a-z][a-z0-9-]*\.js")
 QR_BORDER = 4  # modules of quiet zone: what a phone's scanner needs to find the code from afar
 
 router = APIRouter()
@@ -70,27 +68,6 @@ async def panel(request: Request, box: BoxDep, who: MaybeTeacherDep) -> HTMLResp
     language = page_language(request, box)  # the panel's switch, else the box default
     page = await render_page("panel.html", language, name=box.config.box.name, teacher=who is not None)
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
-
-
-@router.get("/static/panel.js")
-async def panel_script() -> FileResponse:
-    """The panel's script (an ES module)."""
-    return FileResponse(WEB / "static" / "panel.js", media_type="text/javascript")
-
-
-@router.get("/static/panel/{name}")
-async def panel_card_script(name: str) -> FileResponse:
-    """The script module of one of the panel's cards (`static/panel/<name>.js`)."""
-    path = WEB / "static" / "panel" / name
-    if not CARD_SCRIPT.fullmatch(name) or not path.is_file():
-        raise HTTPException(404, "no such file")
-    return FileResponse(path, media_type="text/javascript")
-
-
-@router.get("/static/panel.css")
-async def panel_style() -> FileResponse:
-    """The panel's style."""
-    return FileResponse(WEB / "static" / "panel.css", media_type="text/css")
 
 
 @router.post("/api/panel/session", dependencies=[PIN_REFUSED])

@@ -11,11 +11,11 @@ import re
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import HTMLResponse
 
 from edge.box import Box
 from edge.doors.web.deps import BoxDep, TeacherDep
-from edge.doors.web.i18n import WEB, page_language, render_page
+from edge.doors.web.i18n import page_language, render_page
 
 CODE_RE = re.compile(r"^[A-Za-z0-9]{4,16}$")
 RETRY_MS = 5000
@@ -39,18 +39,6 @@ async def watch_page(request: Request, box: BoxDep, join_code: str) -> HTMLRespo
         raise HTTPException(404, "not a join code")
     language = page_language(request, box, student=True)
     return HTMLResponse(await page(box, join_code, language), headers={"Cache-Control": "no-store"})
-
-
-@router.get("/static/watch.js")
-async def watch_script() -> FileResponse:
-    """The student page's player."""
-    return FileResponse(WEB / "static" / "watch.js", media_type="text/javascript")
-
-
-@router.get("/static/watch.css")
-async def watch_style() -> FileResponse:
-    """The student page's style."""
-    return FileResponse(WEB / "static" / "watch.css", media_type="text/css")
 
 
 @router.get("/api/viewers")

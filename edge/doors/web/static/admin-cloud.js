@@ -1,8 +1,7 @@
 // The "Live to cloud" settings page's state section: what publishing to the cloud server does now,
 // the last error in plain words (a refused token says so), and a check of the saved address and token.
 import { _, format, formatNumber, loadMessages } from "/static/i18n.js";
-
-let csrf = "";
+import { adminApi } from "/static/admin-api.js";
 
 const STATES = {
   off: () => _("Not publishing: no live lesson, or publishing to the cloud is off."),
@@ -11,12 +10,6 @@ const STATES = {
   reconnecting: () => _("The lesson is not reaching the cloud server: reconnecting."),
   refused: () => _("The cloud server refused the token: check the token on this page."),
 };
-
-async function call(method, url) {
-  const answer = await fetch(url, { method, headers: { "X-CSRF-Token": csrf }, credentials: "same-origin" });
-  if (answer.status === 401) window.location.assign("/admin/login");
-  return { ok: answer.ok, status: answer.status, data: answer.ok ? await answer.json() : null };
-}
 
 function show(status) {
   const state = document.getElementById("cloud-state");
@@ -28,7 +21,7 @@ function show(status) {
 }
 
 async function refresh() {
-  const answer = await call("GET", "/api/admin/cloud");
+  const answer = await adminApi("GET", "/api/admin/cloud");
   if (answer.ok) show(answer.data);
 }
 
@@ -36,7 +29,7 @@ async function check() {
   const result = document.getElementById("cloud-check-result");
   result.textContent = _("Checking...");
   result.dataset.ok = "";
-  const answer = await call("POST", "/api/admin/cloud/check");
+  const answer = await adminApi("POST", "/api/admin/cloud/check");
   if (!answer.ok) {
     result.textContent = format(_("The check could not run (HTTP {status})."), { status: answer.status });
     return;
@@ -49,8 +42,6 @@ async function check() {
 
 async function main() {
   await loadMessages();
-  const session = await call("GET", "/api/admin/session");
-  if (session.ok && session.data) csrf = session.data.csrf || "";
   document.getElementById("cloud-check").addEventListener("click", check);
   await refresh();
   setInterval(refresh, 2000);

@@ -1,20 +1,10 @@
 // Settings forms generated from the config's JSON schema: titles, descriptions, limits, enums; secrets as
 // password fields that are never filled in. A binding is {element, read(), mark(path)}: `read` gives the
 // value to send, `mark` names each input by its dotted config path so the server's errors land beside it.
+import { el } from "/static/common.js";
 import { _ } from "/static/i18n.js";
 
 let uid = 0;
-
-function el(tag, attributes = {}, ...children) {
-  const element = document.createElement(tag);
-  for (const [key, value] of Object.entries(attributes)) {
-    if (value === false || value === null || value === undefined) continue;
-    if (key === "text") element.textContent = value;
-    else element.setAttribute(key, value === true ? "" : String(value));
-  }
-  element.append(...children.filter(Boolean));
-  return element;
-}
 
 export function resolve(schema, node) {
   let current = node || {};

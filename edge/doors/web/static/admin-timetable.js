@@ -1,27 +1,18 @@
 // The admin timetable page: the sources' status, what tomorrow's lessons still lack, the coming days'
 // lessons, and lessons added by hand (add, remove). Changes carry the session's CSRF token.
 import { _, format, language, loadMessages } from "/static/i18n.js";
+import { adminApi } from "/static/admin-api.js";
+import { byId } from "/static/common.js";
 
 await loadMessages();
 
-const byId = (id) => document.getElementById(id);
 const stamp = new Intl.DateTimeFormat(language, { dateStyle: "short", timeStyle: "short" });
 const STATES = {
   planned: () => _("Planned"), soon: () => _("Starting soon"), due: () => _("Starting"), live: () => _("Live now"),
   ended: () => _("Ended"), missed: () => _("Not held"),
 };
 const SOURCES = { feed: () => _("iCalendar feed"), repo: () => _("File in the courseware"), manual: () => _("Added here") };
-let csrf = "";
 let zone;
-
-async function api(method, url, body) {
-  const headers = { "X-CSRF-Token": csrf };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const answer = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin" });
-  if (answer.status === 401) window.location.assign("/admin/login");
-  const data = (answer.headers.get("Content-Type") || "").includes("json") ? await answer.json() : null;
-  return { ok: answer.ok, status: answer.status, data };
-}
 
 function make(tag, className, text) {
   const node = document.createElement(tag);
@@ -90,7 +81,7 @@ function lessonRow(lesson) {
     const remove = make("button", "danger", _("Remove"));
     remove.type = "button";
     remove.addEventListener("click", async () => {
-      await api("DELETE", `/api/admin/timetable/lessons/${encodeURIComponent(lesson.key.split(":")[1])}`);
+      await adminApi("DELETE", `/api/admin/timetable/lessons/${encodeURIComponent(lesson.key.split(":")[1])}`);
       await load();
     });
     cell.append(remove);
@@ -117,7 +108,7 @@ function renderDays(days) {
 }
 
 async function load() {
-  const answer = await api("GET", "/api/admin/timetable");
+  const answer = await adminApi("GET", "/api/admin/timetable");
   if (!answer.ok) return;
   zone = answer.data.status.time_zone || undefined;
   byId("tt-clock").hidden = answer.data.status.clock_synchronised !== false;
@@ -131,7 +122,7 @@ byId("tt-add").addEventListener("submit", async (event) => {
   const form = new FormData(event.target);
   const body = Object.fromEntries(form.entries());
   body.minutes = Number(body.minutes);
-  const answer = await api("POST", "/api/admin/timetable/lessons", body);
+  const answer = await adminApi("POST", "/api/admin/timetable/lessons", body);
   const status = byId("tt-add-status");
   if (answer.ok) {
     status.textContent = _("Added");
@@ -144,11 +135,9 @@ byId("tt-add").addEventListener("submit", async (event) => {
 });
 
 byId("tt-refresh").addEventListener("click", async () => {
-  const answer = await api("POST", "/api/admin/timetable/refresh");
+  const answer = await adminApi("POST", "/api/admin/timetable/refresh");
   byId("tt-refresh-status").textContent = answer.ok ? _("Asked; the page shows the answer in a moment") : _("Not asked");
   setTimeout(load, 1500);
 });
 
-const sessionAnswer = await api("GET", "/api/admin/session");
-if (sessionAnswer.ok && sessionAnswer.data) csrf = sessionAnswer.data.csrf || "";
 await load();

@@ -1,6 +1,8 @@
 // The admin pages: the dashboard (health, graphs, sync bars), the generated settings forms, PINs, logs and
 // maintenance. They use only the JSON API under /api/admin and update from /api/events when it is there.
 import { _, format, language, loadMessages } from "/static/i18n.js";
+import { adminApi } from "/static/admin-api.js";
+import { el } from "/static/common.js";
 import { lineChart } from "./admin-chart.js";
 import { buildForm, showErrors } from "./admin-form.js";
 
@@ -9,35 +11,6 @@ const numbers = new Intl.NumberFormat(language, { maximumFractionDigits: 1 });
 const clock = new Intl.DateTimeFormat(language, { hour: "2-digit", minute: "2-digit" });
 const clockSeconds = new Intl.DateTimeFormat(language, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 const stamp = new Intl.DateTimeFormat(language, { dateStyle: "short", timeStyle: "medium" });
-let csrf = "";
-
-async function api(method, url, body) {
-  const headers = { "X-CSRF-Token": csrf };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const answer = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin" });
-  if (answer.status === 401) window.location.assign("/admin/login");
-  const data = (answer.headers.get("Content-Type") || "").includes("json") ? await answer.json() : null;
-  return { ok: answer.ok, status: answer.status, data };
-}
-
-async function session() {
-  try {
-    const answer = await api("GET", "/api/admin/session");
-    if (answer.ok && answer.data) csrf = answer.data.csrf || "";
-  } catch (_err) {
-    // no session route (yet): the requests go without a token
-  }
-}
-
-function el(tag, attributes = {}, ...children) {
-  const element = document.createElement(tag);
-  for (const [key, value] of Object.entries(attributes)) {
-    if (key === "text") element.textContent = value;
-    else element.setAttribute(key, String(value));
-  }
-  element.append(...children);
-  return element;
-}
 
 function bytes(count) {
   const units = [_("B"), _("KB"), _("MB"), _("GB"), _("TB")];
@@ -168,7 +141,7 @@ function drawGraphs() {
 async function dashboard() {
   let pending = null;
   const refresh = async () => {
-    const answer = await api("GET", "/api/admin/dashboard");
+    const answer = await adminApi("GET", "/api/admin/dashboard");
     if (answer.ok) {
       showHealth(answer.data.health);
       showSync(answer.data);
@@ -179,7 +152,7 @@ async function dashboard() {
     pending = setTimeout(refresh, 500);
   };
   await refresh();
-  const answer = await api("GET", "/api/admin/history?hours=24");
+  const answer = await adminApi("GET", "/api/admin/history?hours=24");
   if (answer.ok) {
     history.samples = answer.data.samples;
     history.interval = answer.data.interval_s;
@@ -204,7 +177,7 @@ async function dashboard() {
 
 async function datalists(group) {
   if (group !== "devices") return {};
-  const answer = await api("GET", "/api/admin/devices");
+  const answer = await adminApi("GET", "/api/admin/devices");
   if (!answer.ok) return {};
   const lists = {};
   const make = (id, options) => {
@@ -218,7 +191,7 @@ async function datalists(group) {
 }
 
 async function settings(group) {
-  const [schemaAnswer, valuesAnswer] = await Promise.all([api("GET", "/api/admin/settings/schema"), api("GET", `/api/admin/settings/${group}`)]);
+  const [schemaAnswer, valuesAnswer] = await Promise.all([adminApi("GET", "/api/admin/settings/schema"), adminApi("GET", `/api/admin/settings/${group}`)]);
   const lists = await datalists(group);
   const formElement = document.getElementById("settings");
   const fields = document.getElementById("fields");
@@ -234,7 +207,7 @@ async function settings(group) {
     event.preventDefault();
     status.textContent = _("Saving…");
     status.dataset.kind = "";
-    const answer = await api("PUT", `/api/admin/settings/${group}`, { values: form.read() });
+    const answer = await adminApi("PUT", `/api/admin/settings/${group}`, { values: form.read() });
     if (answer.status === 422 && answer.data.errors) {
       const unplaced = showErrors(fields, answer.data.errors);
       status.textContent = [_("Not saved: see the fields marked."), ...unplaced.map((e) => `${e.loc}: ${_(e.msg)}`)].join(" ");
@@ -251,7 +224,7 @@ async function settings(group) {
     const note = saved.restart_needed ? _("Some of these changes take effect after a restart (see Maintenance).") : _("Applied now.");
     status.textContent = `${format(_("Saved as version {version}."), { version: saved.version })} ${note}`;
     status.dataset.kind = "ok";
-    const again = await api("GET", `/api/admin/settings/${group}`);
+    const again = await adminApi("GET", `/api/admin/settings/${group}`);
     if (again.ok) fill(again.data);
   });
   if (group === "devices") deviceTest();
@@ -261,7 +234,7 @@ async function settings(group) {
 function deviceTest() {
   document.getElementById("test-devices").addEventListener("click", async () => {
     const results = document.getElementById("device-results");
-    const devices = await api("GET", "/api/admin/devices");
+    const devices = await adminApi("GET", "/api/admin/devices");
     if (!devices.ok) return;
     const cards = [];
     for (const camera of devices.data.configured.cameras) {
@@ -270,7 +243,7 @@ function deviceTest() {
       cards.push(el("figure", { class: "device-card" }, picture, el("figcaption", { text: componentName(`camera:${camera.name}`) })));
     }
     for (const mic of devices.data.configured.microphones) {
-      const answer = await api("GET", `/api/admin/devices/microphones/${encodeURIComponent(mic.name)}/level`);
+      const answer = await adminApi("GET", `/api/admin/devices/microphones/${encodeURIComponent(mic.name)}/level`);
       const level = answer.ok && typeof answer.data.rms_dbfs === "number" ? answer.data.rms_dbfs : -100;
       const meter = el("meter", { min: -90, max: 0, low: -60, high: -6, optimum: -20, value: level });
       const words = answer.ok ? format(_("{level} dBFS"), { level: numbers.format(level) }) : _("No sound from this microphone.");
@@ -290,7 +263,7 @@ function pins() {
       const input = formElement.querySelector("input");
       const error = formElement.querySelector(".error");
       const status = formElement.querySelector(".status");
-      const answer = await api("POST", "/api/admin/pins", { which, pin: input.value });
+      const answer = await adminApi("POST", "/api/admin/pins", { which, pin: input.value });
       error.textContent = "";
       if (answer.status === 422 && answer.data.errors) {
         error.textContent = answer.data.errors.map((e) => _(e.msg)).join(" ");
@@ -310,7 +283,7 @@ async function logs() {
   const formElement = document.getElementById("log-filter");
   const show = async () => {
     const query = new URLSearchParams({ contains: formElement.contains.value, level: formElement.level.value, limit: "500" });
-    const answer = await api("GET", `/api/admin/logs?${query}`);
+    const answer = await adminApi("GET", `/api/admin/logs?${query}`);
     if (!answer.ok) return;
     const rows = answer.data.map((line) => el("tr", { "data-level": line.level }, el("td", { class: "time", text: stamp.format(new Date(line.at * 1000)) }), el("td", { class: "level", text: line.level }), el("td", { class: "name", text: line.name }), el("td", { class: "message", text: line.message })));
     document.querySelector("#log tbody").replaceChildren(...rows.reverse());
@@ -339,7 +312,7 @@ function noteWords(note) {
 
 async function configHistory() {
   const status = document.getElementById("history-status");
-  const answer = await api("GET", "/api/admin/config/history");
+  const answer = await adminApi("GET", "/api/admin/config/history");
   if (!answer.ok) return;
   const rows = answer.data.map((version, index) => {
     const cell = el("td");
@@ -347,7 +320,7 @@ async function configHistory() {
       const button = el("button", { type: "button", class: "rollback", "data-version": version.version, text: _("Roll back to this version") });
       button.addEventListener("click", async () => {
         if (!window.confirm(format(_("Make version {version} the current settings?"), { version: version.version }))) return;
-        const done = await api("POST", "/api/admin/config/rollback", { version: version.version });
+        const done = await adminApi("POST", "/api/admin/config/rollback", { version: version.version });
         status.textContent = done.ok ? format(_("Version {old} is the current settings again (saved as version {version})."), { old: version.version, version: done.data.version }) : format(_("Not rolled back: {reason}"), { reason: (done.data && done.data.detail) || done.status });
         await configHistory();
       });
@@ -364,7 +337,7 @@ async function maintenance() {
   const status = document.getElementById("restart-status");
   document.getElementById("restart").addEventListener("click", async () => {
     if (!window.confirm(_("Restart the box's software now? A live lesson ends."))) return;
-    const answer = await api("POST", "/api/admin/restart");
+    const answer = await adminApi("POST", "/api/admin/restart");
     if (!answer.ok) {
       status.textContent = format(_("Not restarted: {reason}"), { reason: (answer.data && answer.data.detail) || answer.status });
       return;
@@ -393,6 +366,5 @@ async function maintenance() {
 
 document.querySelector(".side [aria-current]")?.scrollIntoView({ block: "nearest", inline: "center" });
 await loadMessages();
-await session();
 const pages = { dashboard, settings: () => settings(page.dataset.group), pins, logs, maintenance };
 await (pages[page.dataset.page] || (() => {}))();

@@ -2,25 +2,18 @@
 // events (pen, touch, mouse). Strokes are drawn here at once and sent to the box in small batches
 // (POST /api/board/ink), which simplifies them and hands them to students and the recording; the
 // pen's strokes and other boards' come back on /api/events. Every string goes through `_()`.
+import { byId, post } from "/static/common.js";
 import { _, format, loadMessages } from "/static/i18n.js";
 import { InkLayer } from "/static/board-ink.js";
 import { pinScreen } from "/static/panel/pin.js";
 
 await loadMessages();
 
-const el = (id) => document.getElementById(id);
-const JSON_HEADERS = { "Content-Type": "application/json" };
 const SEND_EVERY_MS = 40;
 const WIDTHS = { pen: 0.003, highlighter: 0.02, eraser: 0.03 };
 
-async function post(url, body) {
-  const answer = await fetch(url, { method: "POST", headers: JSON_HEADERS, body: JSON.stringify(body || {}) });
-  const data = await answer.json().catch(() => ({}));
-  return { ok: answer.ok, status: answer.status, data };
-}
-
 function boardScreen() {
-  const ink = new InkLayer(el("ink"));
+  const ink = new InkLayer(byId("ink"));
   const pen = { colour: "#1a1a1a", tool: "pen" };
   const drawing = new Map(); // pointerId -> { id, began }
   let queue = [];
@@ -28,16 +21,16 @@ function boardScreen() {
   let counter = 0;
 
   function showError(text) {
-    el("board-error").textContent = text;
-    el("board-error").hidden = !text;
+    byId("board-error").textContent = text;
+    byId("board-error").hidden = !text;
   }
 
   function showPageNumber(page) {
     const count = page ? page.count : 1;
     const index = page ? page.index : 0;
-    el("page-number").textContent = count > 1 ? format(_("Page {number} of {count}"), { number: index + 1, count }) : "";
-    el("previous").disabled = index <= 0;
-    el("next").disabled = index >= count - 1;
+    byId("page-number").textContent = count > 1 ? format(_("Page {number} of {count}"), { number: index + 1, count }) : "";
+    byId("previous").disabled = index <= 0;
+    byId("next").disabled = index >= count - 1;
   }
   ink.onPage = showPageNumber;
 
@@ -117,7 +110,7 @@ function boardScreen() {
   }
   function choose(tool) {
     pen.tool = tool;
-    el("ink").dataset.tool = tool;
+    byId("ink").dataset.tool = tool;
     for (const other of document.querySelectorAll(".tool")) {
       other.classList.toggle("on", other.dataset.tool === tool);
       other.setAttribute("aria-pressed", String(other.dataset.tool === tool));
@@ -125,16 +118,16 @@ function boardScreen() {
   }
   for (const button of document.querySelectorAll(".tool")) button.addEventListener("click", () => choose(button.dataset.tool));
 
-  el("undo").addEventListener("click", () => queue.push({ op: "undo" }));
-  el("clear").addEventListener("click", () => queue.push({ op: "clear" }));
+  byId("undo").addEventListener("click", () => queue.push({ op: "undo" }));
+  byId("clear").addEventListener("click", () => queue.push({ op: "clear" }));
   async function turn(step) {
     if (!ink.page) return;
     await flush();
     const answer = await post("/api/board/page", { index: ink.page.index + step });
     if (!answer.ok) showError(_("There is no such page"));
   }
-  el("previous").addEventListener("click", () => turn(-1));
-  el("next").addEventListener("click", () => turn(1));
+  byId("previous").addEventListener("click", () => turn(-1));
+  byId("next").addEventListener("click", () => turn(1));
 
   async function resync() {
     const answer = await fetch("/api/board");
@@ -154,5 +147,5 @@ function boardScreen() {
   window.classboxBoard = { ink, events, flush }; // for tests and debugging
 }
 
-if (el("pin-form")) pinScreen();
+if (byId("pin-form")) pinScreen();
 else boardScreen();

@@ -1,20 +1,12 @@
 // The teacher's panel: follows the box on /api/events, starts and stops the lesson, previews what
 // students see (the low layer, a preview the box does not count as a student), answers raised hands,
 // mutes the microphone and opens courseware on the board. Every string goes through `_()`.
+import { byId, post } from "/static/common.js";
 import { _, format, loadMessages } from "/static/i18n.js";
 import { boxEvents } from "/static/panel/events.js";
 import { pinScreen } from "/static/panel/pin.js";
 
 await loadMessages();
-
-const el = (id) => document.getElementById(id);
-const JSON_HEADERS = { "Content-Type": "application/json" };
-
-async function post(url, body) {
-  const answer = await fetch(url, { method: "POST", headers: JSON_HEADERS, body: JSON.stringify(body || {}) });
-  const data = await answer.json().catch(() => ({}));
-  return { ok: answer.ok, status: answer.status, data };
-}
 
 // -- the panel ----------------------------------------------------------------------------------
 
@@ -38,7 +30,7 @@ function elapsedText(seconds) {
 }
 
 function tick() {
-  if (panel.lesson) el("elapsed").textContent = elapsedText((performance.now() - panel.startedAt) / 1000);
+  if (panel.lesson) byId("elapsed").textContent = elapsedText((performance.now() - panel.startedAt) / 1000);
 }
 
 function showLesson(lesson, joinUrl) {
@@ -46,15 +38,15 @@ function showLesson(lesson, joinUrl) {
   panel.lesson = lesson && lesson.state === "live" ? lesson : null;
   const live = Boolean(panel.lesson);
   document.body.dataset.state = live ? "live" : "idle";
-  el("on-air").hidden = !live;
-  el("stop").hidden = !live;
-  el("idle-note").hidden = live;
-  el("start-card").hidden = live;
-  el("live-card").hidden = !live;
-  el("join-card").hidden = !live;
+  byId("on-air").hidden = !live;
+  byId("stop").hidden = !live;
+  byId("idle-note").hidden = live;
+  byId("start-card").hidden = live;
+  byId("live-card").hidden = !live;
+  byId("join-card").hidden = !live;
   if (!live) {
-    el("confirm-stop").open && el("confirm-stop").close();
-    el("qr-dialog").open && el("qr-dialog").close();
+    byId("confirm-stop").open && byId("confirm-stop").close();
+    byId("qr-dialog").open && byId("qr-dialog").close();
     panel.viewers.clear();
     showViewers();
     closePreview();
@@ -62,25 +54,25 @@ function showLesson(lesson, joinUrl) {
   }
   panel.startedAt = performance.now() - (lesson.duration_s || 0) * 1000;
   tick();
-  el("live-title").textContent = lesson.title;
-  el("join-code").textContent = lesson.join_code;
-  el("qr-large-code").textContent = lesson.join_code;
+  byId("live-title").textContent = lesson.title;
+  byId("join-code").textContent = lesson.join_code;
+  byId("qr-large-code").textContent = lesson.join_code;
   if (joinUrl) {
     panel.joinUrl = joinUrl;
-    el("join-link").textContent = joinUrl;
+    byId("join-link").textContent = joinUrl;
   }
   const qr = `/api/panel/qr.svg?code=${encodeURIComponent(lesson.join_code)}`;
-  if (el("qr").getAttribute("src") !== qr) {
-    el("qr").src = qr;
-    el("qr-large").src = qr;
+  if (byId("qr").getAttribute("src") !== qr) {
+    byId("qr").src = qr;
+    byId("qr-large").src = qr;
   }
   if (!wasLive || !panel.preview) openPreview();
 }
 
 function showViewers() {
   const count = panel.viewers.size;
-  el("watching").textContent = count ? format(_("Students watching: {count}"), { count }) : _("No students yet");
-  const hands = el("hands");
+  byId("watching").textContent = count ? format(_("Students watching: {count}"), { count }) : _("No students yet");
+  const hands = byId("hands");
   hands.replaceChildren();
   for (const viewer of panel.viewers.values()) {
     if (!viewer.hand_raised) continue;
@@ -122,7 +114,7 @@ function setHand(viewerId, raised, name) {
 }
 
 function showStatus(lines) {
-  const list = el("status");
+  const list = byId("status");
   list.replaceChildren();
   const shown = lines.length ? lines : [{ level: "ok", text: _("Everything is ready"), key: "ok" }];
   for (const line of shown) {
@@ -136,7 +128,7 @@ function showStatus(lines) {
 
 function showLevel(dbfs) {
   const share = panel.muted ? 0 : Math.min(1, Math.max(0, (dbfs + 60) / 60));
-  const level = el("level");
+  const level = byId("level");
   level.style.inlineSize = `${Math.round(share * 100)}%`;
   level.classList.toggle("loud", !panel.muted && dbfs > -12);
   level.classList.toggle("clipping", !panel.muted && dbfs > -3);
@@ -144,7 +136,7 @@ function showLevel(dbfs) {
 
 function showMuted(muted) {
   panel.muted = Boolean(muted);
-  const mute = el("mute");
+  const mute = byId("mute");
   mute.setAttribute("aria-pressed", String(panel.muted));
   mute.classList.toggle("on", panel.muted);
   mute.textContent = panel.muted ? _("Microphone muted: tap to unmute") : _("Mute microphone");
@@ -167,7 +159,7 @@ function recordingState(recording) {
 
 function showRecordings(recordings) {
   panel.recordings = recordings;
-  const list = el("recordings");
+  const list = byId("recordings");
   list.replaceChildren();
   if (!recordings.length) {
     const item = document.createElement("li");
@@ -246,11 +238,11 @@ function follow() {
 // -- starting and stopping ------------------------------------------------------------------------
 
 async function startLesson() {
-  const start = el("start");
+  const start = byId("start");
   start.disabled = true;
   try {
-    const choice = el("course").selectedOptions[0];
-    const title = el("title").value.trim() || (choice && choice.value ? choice.dataset.title : "");
+    const choice = byId("course").selectedOptions[0];
+    const title = byId("title").value.trim() || (choice && choice.value ? choice.dataset.title : "");
     const answer = await post("/api/lessons", { title });
     if (answer.ok || answer.status === 409) {
       if (answer.ok) showLesson(answer.data.lesson, null);
@@ -264,7 +256,7 @@ async function startLesson() {
 }
 
 async function stopLesson() {
-  el("confirm-stop").close();
+  byId("confirm-stop").close();
   const answer = await post("/api/lessons/current/stop");
   if (answer.ok) showLesson(answer.data.lesson, null);
 }
@@ -291,8 +283,8 @@ async function openPreview() {
   const stream = new MediaStream();
   pc.ontrack = (event) => {
     stream.addTrack(event.track);
-    el("preview").srcObject = stream;
-    el("preview").play().catch(() => {});
+    byId("preview").srcObject = stream;
+    byId("preview").play().catch(() => {});
   };
   pc.onconnectionstatechange = () => {
     if (pc.connectionState === "failed" && panel.preview === preview && panel.lesson) {
@@ -322,7 +314,7 @@ function closePreview() {
     fetch(`/api/panel/preview/${encodeURIComponent(preview.id)}`, { method: "DELETE", keepalive: true }).catch(() => {});
   }
   preview.pc.close();
-  el("preview").srcObject = null;
+  byId("preview").srcObject = null;
 }
 
 // -- courseware and the board ---------------------------------------------------------------------
@@ -337,8 +329,8 @@ async function loadCourseware() {
   const answer = await fetch("/api/courseware").catch(() => null);
   if (!answer || !answer.ok) return;
   const listing = await answer.json();
-  const list = el("items");
-  const select = el("course");
+  const list = byId("items");
+  const select = byId("course");
   const cached = [];
   for (const course of listing.courses || []) {
     for (const item of course.items || []) {
@@ -379,18 +371,18 @@ async function toggleMute() {
 }
 
 function panelScreen() {
-  el("start").addEventListener("click", startLesson);
-  el("stop").addEventListener("click", () => el("confirm-stop").showModal());
-  el("stop-confirm").addEventListener("click", stopLesson);
-  el("stop-cancel").addEventListener("click", () => el("confirm-stop").close());
-  el("qr-open").addEventListener("click", () => el("qr-dialog").showModal());
-  el("qr-close").addEventListener("click", () => el("qr-dialog").close());
-  el("mute").addEventListener("click", toggleMute);
+  byId("start").addEventListener("click", startLesson);
+  byId("stop").addEventListener("click", () => byId("confirm-stop").showModal());
+  byId("stop-confirm").addEventListener("click", stopLesson);
+  byId("stop-cancel").addEventListener("click", () => byId("confirm-stop").close());
+  byId("qr-open").addEventListener("click", () => byId("qr-dialog").showModal());
+  byId("qr-close").addEventListener("click", () => byId("qr-dialog").close());
+  byId("mute").addEventListener("click", toggleMute);
   window.addEventListener("pagehide", closePreview);
   setInterval(tick, 1000);
   follow();
   loadCourseware();
 }
 
-if (el("pin-form")) pinScreen();
+if (byId("pin-form")) pinScreen();
 else panelScreen();

@@ -1,5 +1,6 @@
 // Student page: plays the live lesson over WHEP (recvonly offer -> POST -> answer), shows the
 // lesson's state, and talks to the box over the "lesson" data channel (hand, data saver, events).
+import { byId } from "/static/common.js";
 import { _, format, loadMessages } from "/static/i18n.js";
 import { InkLayer } from "/static/board-ink.js";
 
@@ -25,15 +26,14 @@ const TEXT = {
 
 {
   const config = JSON.parse(document.getElementById("watch-config").textContent);
-  const el = (id) => document.getElementById(id);
-  const video = el("video"), stateEl = el("state"), messageEl = el("message");
-  const handBtn = el("hand"), saverBox = el("data-saver"), soundBtn = el("sound");
+  const video = byId("video"), stateEl = byId("state"), messageEl = byId("message");
+  const handBtn = byId("hand"), saverBox = byId("data-saver"), soundBtn = byId("sound");
   const RETRY_MS = config.retry_ms;
 
   const watch = { pc: null, channel: null, location: null, handRaised: false, ended: false, timer: null };
   window.classboxWatch = watch; // for tests and debugging
   const stage = video.closest(".stage");
-  const ink = new InkLayer(el("board")); // the board's page and ink, live over the video
+  const ink = new InkLayer(byId("board")); // the board's page and ink, live over the video
   watch.ink = ink;
 
   function showState(key, live) {
@@ -69,7 +69,7 @@ const TEXT = {
     if (typeof data.type === "string" && data.type.startsWith("board.")) {
       ink.apply(data);
     } else if (data.type === "welcome" && data.title) {
-      el("title").textContent = data.title;
+      byId("title").textContent = data.title;
       document.title = data.title;
     } else if (data.type === "hand") {
       setHand(Boolean(data.raised));
@@ -139,7 +139,7 @@ const TEXT = {
       showMessage("not_started");
       return retry(RETRY_MS);
     }
-    if (status.title) el("title").textContent = status.title;
+    if (status.title) byId("title").textContent = status.title;
     showState("connecting");
     const url = `/whep/${encodeURIComponent(config.join_code)}`;
     const preflight = await fetch(url, { method: "OPTIONS" }).catch(() => null);

@@ -1,12 +1,12 @@
 // The panel's room card: one button per camera preset (Board, Teacher, Class...) and the board display's
 // power. A device that does not answer says so in the card (and in the status strip); the rest goes on.
+import { api } from "/static/common.js";
 import { _, loadMessages } from "/static/i18n.js";
 import { onBoxEvent } from "/static/panel/events.js";
 
 const card = document.getElementById("room-card");
 const message = document.getElementById("room-message");
 const presets = document.getElementById("presets");
-const JSON_HEADERS = { "Content-Type": "application/json" };
 let busy = false;
 
 function say(text) {
@@ -16,9 +16,7 @@ function say(text) {
 
 async function send(method, url, body) {
   try {
-    const answer = await fetch(url, { method, headers: JSON_HEADERS, body: body === undefined ? undefined : JSON.stringify(body) });
-    const data = await answer.json().catch(() => ({}));
-    return { ok: answer.ok, data };
+    return await api(method, url, body);
   } catch (_err) {
     return { ok: false, data: {} };
   }

@@ -1,11 +1,11 @@
 // The panel's timetable card: today's scheduled lessons with their state, the next lesson's join link
 // ahead of time ("starting in 5 min" before it), and the live scheduled lesson's +5/+10 min and stop early.
+import { byId, post } from "/static/common.js";
 import { _, format, language, loadMessages } from "/static/i18n.js";
 import { onBoxEvent } from "/static/panel/events.js";
 
 await loadMessages();
 
-const el = (id) => document.getElementById(id);
 const state = { data: null, zone: undefined, skew: 0 };
 window.classboxTimetable = state; // for tests and debugging
 
@@ -58,7 +58,7 @@ function lessonItem(lesson) {
 }
 
 function renderList(lessons) {
-  const list = el("tt-lessons");
+  const list = byId("tt-lessons");
   if (!lessons.length) {
     const empty = document.createElement("li");
     empty.className = "empty";
@@ -70,11 +70,11 @@ function renderList(lessons) {
 }
 
 function renderNext(next, live) {
-  el("tt-next").hidden = !next || Boolean(live);
+  byId("tt-next").hidden = !next || Boolean(live);
   if (!next || live) return;
-  el("tt-next-title").textContent = next.title;
-  el("tt-next-link").textContent = next.join_url;
-  el("tt-next-when").textContent = whenText(next);
+  byId("tt-next-title").textContent = next.title;
+  byId("tt-next-link").textContent = next.join_url;
+  byId("tt-next-when").textContent = whenText(next);
 }
 
 function whenText(next) {
@@ -86,37 +86,37 @@ function whenText(next) {
 }
 
 function renderLive(live) {
-  el("tt-live").hidden = !live;
-  if (live) el("tt-live-end").textContent = format(_("{title} ends at {time}"), { title: live.title, time: clockText(live.end) });
+  byId("tt-live").hidden = !live;
+  if (live) byId("tt-live-end").textContent = format(_("{title} ends at {time}"), { title: live.title, time: clockText(live.end) });
 }
 
 function render() {
   const data = state.data;
   if (!data) return;
   const live = data.lessons.find((lesson) => lesson.state === "live");
-  el("tt-clock").hidden = data.clock_synchronised !== false;
+  byId("tt-clock").hidden = data.clock_synchronised !== false;
   renderList(data.lessons);
   renderLive(live);
   renderNext(data.next, live);
 }
 
 async function act(url, body) {
-  const answer = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body || {}) });
-  const error = el("tt-error");
+  const answer = await post(url, body);
+  const error = byId("tt-error");
   error.hidden = answer.ok;
   if (!answer.ok) error.textContent = _("The box did not take that; try again");
   await load();
 }
 
-el("tt-extend-5").addEventListener("click", () => act("/api/timetable/extend", { minutes: 5 }));
-el("tt-extend-10").addEventListener("click", () => act("/api/timetable/extend", { minutes: 10 }));
-el("tt-stop").addEventListener("click", () => act("/api/timetable/stop"));
-el("tt-start").addEventListener("click", () => act("/api/timetable/start", { key: state.data?.next?.key || "" }));
+byId("tt-extend-5").addEventListener("click", () => act("/api/timetable/extend", { minutes: 5 }));
+byId("tt-extend-10").addEventListener("click", () => act("/api/timetable/extend", { minutes: 10 }));
+byId("tt-stop").addEventListener("click", () => act("/api/timetable/stop"));
+byId("tt-start").addEventListener("click", () => act("/api/timetable/start", { key: state.data?.next?.key || "" }));
 
 for (const topic of ["timetable.changed", "timetable.soon", "lesson.started", "lesson.ended"]) {
   onBoxEvent(topic, () => load());
 }
 setInterval(() => {
-  if (state.data?.next) el("tt-next-when").textContent = whenText(state.data.next);
+  if (state.data?.next) byId("tt-next-when").textContent = whenText(state.data.next);
 }, 15000);
 await load();
