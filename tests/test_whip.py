@@ -11,6 +11,7 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from edge.core.config import BoxConfig
+from edge.courseware import service as courseware_service
 from edge.courseware.cache import CoursewareComponent
 from edge.stream import whip
 from edge.stream.whip import DEAD_AFTER_S, Uplink
@@ -58,7 +59,7 @@ async def test_a_cloud_student_gets_the_lesson_through_janus_and_janus_dying_is_
         uplink = uplink_of(live.box)
         await until(lambda: uplink.state == "publishing", 20, "the uplink publishing to Janus")
         assert live.box.join_url(lesson.join_code) == f"https://watch.example.org/{lesson.join_code}"
-        budget = live.box.wan_budget()
+        budget = courseware_service.budget(live.box.courseware)
         assert budget is not None
         live_kbps = config.stream.high.kbps + config.stream.low.kbps + config.stream.audio_kbps
         assert budget.status()["live_reservation_kbps"] == live_kbps
@@ -166,7 +167,7 @@ async def test_a_sync_pull_during_a_published_lesson_stays_under_the_link_minus_
             live_kbps = config.stream.high.kbps + config.stream.audio_kbps
             courseware = live.box.courseware
             assert isinstance(courseware, CoursewareComponent)
-            budget = live.box.wan_budget()
+            budget = courseware_service.budget(live.box.courseware)
             assert budget is not None
             assert budget.status()["rate_kbps"] == 2400 - live_kbps
             # The repository is named only now: the box's first pull is the one during the lesson.

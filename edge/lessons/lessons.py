@@ -22,6 +22,7 @@ from edge.core.config import LessonSection
 from edge.core.db import Headroom, table
 from edge.core.errors import LessonAlreadyLive, NoLiveLesson
 from edge.core.events import EventBus
+from edge.core.ports import LessonView
 from edge.core.texts import N_
 from edge.health.health import Alarms
 from sync.clock import Clock, wall
@@ -188,7 +189,7 @@ class Lessons:
             return lesson
         return replace(lesson, duration_s=round(self._clock().monotonic() - self._live_since, 3))
 
-    def origin(self, lesson: Lesson) -> float:
+    def origin(self, lesson: LessonView) -> float:
         """The monotonic time the live `lesson` started: time zero of its media clock."""
         live = self._live is not None and lesson.id == self._live.id
         return self._live_since if live else self._clock().monotonic()
