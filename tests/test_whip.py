@@ -10,6 +10,7 @@ import httpx
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
+from edge.box import Box
 from edge.core.config import BoxConfig
 from edge.courseware import service as courseware_service
 from edge.courseware.cache import CoursewareComponent
@@ -43,8 +44,8 @@ def published_config(tmp_path: Path, sfu: Sfu, endpoint: str, token: str = TOKEN
     return config
 
 
-def uplink_of(box: object) -> Uplink:
-    uplink = getattr(box, "uplink", None)
+def uplink_of(box: Box) -> Uplink:
+    uplink = box.parts.uplink
     assert isinstance(uplink, Uplink)
     return uplink
 
