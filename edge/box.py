@@ -65,7 +65,7 @@ class Box:
         supervisor: Reports | None = None,
         restart: Callable[[], None] | None = None,
     ) -> None:
-        """`services`, `parts`: what the daemon built (else a kernel of its own, no components)."""
+        """`services`, `parts`: what the daemon built (its config and bus win); else a kernel of its own, no parts."""
         self.services = services or Services(config, bus)
         self.parts = parts or Parts()
         self.bus = self.services.bus
@@ -122,6 +122,8 @@ class Box:
         """The timetable component's last look at the clock (None before one)."""
         return self.services.clock_trust.synchronised
 
+    # The two parts the door answers name directly (`viewers()`, `timetable_missing()`, ...).
+
     @property
     def viewer_hub(self) -> ViewerHubPort | None:
         """The viewer hub, when streaming runs on this box."""
@@ -133,7 +135,7 @@ class Box:
         return self.parts.courseware
 
     @property
-    def _db(self) -> object | None:
+    def _db(self) -> sqlite_utils.Database | None:
         """The state database while the box is open, else None."""
         return self.services.database() if self.services.is_open else None
 
