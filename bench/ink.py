@@ -25,10 +25,10 @@ sys.path.insert(0, str(REPO))  # ahead of bench/ itself: bench/sync.py is not th
 
 from drivers.board import EvdevParser, Recording, load_recording, synthetic_writing  # noqa: E402
 from edge.board.pen import BoardInputComponent  # noqa: E402
-from edge.box import Box  # noqa: E402
 from edge.core.config import BoxConfig  # noqa: E402
 from edge.core.events import EventBus  # noqa: E402
 from edge.media.encoders import VideoLayer, VideoLayerEncoder  # noqa: E402
+from edge.services import Services  # noqa: E402
 
 SECONDS = 60.0
 WIRE_OVERHEAD_BYTES = 12 + 16 + 29 + 8 + 20  # SCTP common header + DATA chunk, DTLS 1.2 AES-GCM record, UDP, IPv4
@@ -53,8 +53,8 @@ async def ink_bytes(events: list[tuple[int, int, int, float]], info: object) -> 
         config = BoxConfig()
         config.box.state_dir = Path(state)
         bus = EventBus()
-        box = Box(config, bus)
-        component = BoardInputComponent(box)
+        services = Services(config, bus)
+        component = BoardInputComponent(services.current_config, bus, services.board)
         parser = EvdevParser(info)  # type: ignore[arg-type]
         messages = payload = 0
         with bus.subscribe("board.", maxsize=1_000_000) as sub:
@@ -66,7 +66,7 @@ async def ink_bytes(events: list[tuple[int, int, int, float]], info: object) -> 
                 text = json.dumps({**item.data, "type": item.topic, "at": item.at})  # what viewers are sent
                 messages += 1
                 payload += len(text.encode())
-        return messages, payload, box.board.raw_points, box.board.sent_points
+        return messages, payload, services.board.raw_points, services.board.sent_points
 
 
 def low_layer_bytes(seconds: float) -> tuple[int, VideoLayer]:

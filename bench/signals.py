@@ -25,12 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drivers.audio import FRAME_SAMPLES, AudioFrame, SyntheticAudioSource  # noqa: E402
 from drivers.camera import CapturingVideoSource, VideoFrame  # noqa: E402
-from edge.box import Box  # noqa: E402
 from edge.core.config import BoxConfig  # noqa: E402
 from edge.core.events import EventBus  # noqa: E402
 from edge.media.capture import CameraComponent, MicrophoneComponent  # noqa: E402
 from edge.media.encoders import AudioEncoder, VideoLayer, VideoLayerEncoder  # noqa: E402
 from edge.media.signals import PERIOD_S, SignalChecks  # noqa: E402
+from edge.services import Services  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
 LAYERS = (
@@ -69,14 +69,14 @@ def noisy_frames(count: int) -> list[np.ndarray]:
 def checks_cpu_per_second(looks: int) -> float:
     """CPU seconds the checks take per second of running (four looks a second)."""
     config = BoxConfig()
-    box = Box(config, EventBus())
-    camera = CameraComponent(box, config.cameras[0])
-    mic = MicrophoneComponent(box, config.microphones[0])
+    services = Services(config, EventBus())
+    camera = CameraComponent(services.bus, config.cameras[0])
+    mic = MicrophoneComponent(services.bus, services.mute, config.microphones[0])
     camera.source = NoisyCamera(noisy_frames(8))
     mic.source = SyntheticAudioSource("room")
     camera.source.start()
     mic.source.start()
-    checks = SignalChecks(box, camera, mic)
+    checks = SignalChecks(services.alarms, services.mute, camera, mic, clock=services.clock.monotonic)
     try:
         while camera.source.latest() is None or mic.source.latest() is None:
             time.sleep(0.01)

@@ -26,9 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from edge.box import Box  # noqa: E402
 from edge.core.config import BoxConfig  # noqa: E402
 from edge.core.events import EventBus  # noqa: E402
-from edge.courseware.cache import CoursewareComponent  # noqa: E402
 from edge.daemon import Supervisor  # noqa: E402
 from edge.doors.web.server import WebDoor  # noqa: E402
+from edge.services import Parts, Services  # noqa: E402
+from edge.wiring import courseware  # noqa: E402
 from sync.chunks import cut  # noqa: E402
 from sync.publish import publish  # noqa: E402
 from sync.pull import Puller  # noqa: E402
@@ -119,11 +120,11 @@ async def bench_serving(work: Path) -> None:
     config.discovery.enabled = False
     config.web.host, config.web.port = "127.0.0.1", free_port()
     bus = EventBus()
-    box = Box(config, bus)
-    box.open()
+    services = Services(config, bus)
+    services.open()
     supervisor = Supervisor(bus)
-    box.attach(supervisor)
-    component = box.courseware = CoursewareComponent(box)
+    component = courseware(services)
+    box = Box(config, bus, services=services, parts=Parts(courseware=component), supervisor=supervisor)
     supervisor.add(component)
     supervisor.add(WebDoor(box))
     await supervisor.start_all()

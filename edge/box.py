@@ -1,8 +1,9 @@
 """`Box`: the one facade every door calls, composing the service layer's concerns.
 
-The daemon wires the components in as typed attributes when it builds them (`camera`, `microphone`,
-`media`, `viewer_hub`, `recorder`, `courseware`); each is None until then, and the operations that
-need one say so in plain words (or answer empty) without it.
+The daemon builds the kernel (`Services`) and the components on it (`Parts`) first and hands both to
+the Box once; a Box built without them (tests, the offline console) makes its own kernel and has no
+components: the operations that need one say so in plain words (or answer empty) without it.
+Components never see the Box: they get their narrow ports from the composition root.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -18,21 +18,17 @@ from typing import Any
 import sqlite_utils
 
 from drivers.ptz import Direction
-from edge.board import export as board_export
 from edge.board import state as board
 from edge.core.config import BoxConfig
-from edge.core.db import Headroom, open_db
 from edge.core.errors import LessonNotFound, NoLiveLesson, NotAllowed
 from edge.core.events import EventBus, Subscription
 from edge.core.logs import LogRing
 from edge.courseware import service as courseware
 from edge.courseware.service import CoursewarePort
 from edge.discovery import service as discovery
-from edge.discovery.service import DiscoveryPort
 from edge.health import dashboard as metrics_history
 from edge.health import health
-from edge.health.dashboard import HistoryPort
-from edge.health.health import Alarms, PublicHealth, Reports
+from edge.health.health import PublicHealth, Reports
 from edge.health.overview import BoxHealth, BoxName
 from edge.health.status import StatusLine, status_lines
 from edge.lessons import links
@@ -44,165 +40,136 @@ from edge.lessons.agenda import (
     ScheduledLesson,
     TimetableStatus,
 )
-from edge.lessons.lessons import Lesson, LessonHook, Lessons
-from edge.lessons.timetable import Timetable, TimetableFeedPort, missing_for
+from edge.lessons.lessons import Lesson
+from edge.lessons.timetable import Timetable, missing_for
 from edge.media import devices
-from edge.media import service as media
-from edge.media.devices import CameraPort, MicrophoneMute, MicrophonePort, NamedCamera
-from edge.media.packets import PacketFanout
-from edge.media.service import MediaPort
 from edge.recording import recordings
-from edge.recording.recordings import RecorderPort
 from edge.room import devices as room
-from edge.room.devices import RoomDevices
+from edge.services import Parts, Services
 from edge.stream import uplink_service as uplink
 from edge.stream import viewers_service as viewers
-from edge.stream.uplink_service import UplinkPort
 from edge.stream.viewers_service import ViewerHubPort, WatchingStudent
 from edge.system import doctor, maintenance
 from edge.system.accounts import AdminAccounts, AdminSession, TeacherAccess, is_panel_address
-from edge.system.certificate import Certificate, ensure_certificate
+from edge.system.certificate import Certificate
 from edge.system.network import Network, Shown, Wanted, require_confirmable
 from edge.system.settings import Group, Settings
-from sync.budget import Budget
 from sync.clock import Clock
 from sync.store import Hold
 
 log = logging.getLogger(__name__)
 
-HEADROOM_FILE = "headroom.reserve"
-MB = 1024 * 1024
-
 
 class Box:
-    """Every operation a door may ask for, over the daemon's components and state."""
+    """Every operation a door may ask for, over the daemon's kernel and components."""
 
-    def __init__(self, config: BoxConfig, bus: EventBus, config_path: Path | None = None) -> None:
-        self.config = config
-        self.bus = bus
-        self.id = config.box.resolved_id()
-        self.clock = Clock()
-        self.started_at = self.clock.wall()
-        self._started_mono = self.clock.monotonic()
-        self._db: sqlite_utils.Database | None = None
-        self._supervisor: Reports | None = None
-        self.headroom = Headroom(config.box.state_dir / HEADROOM_FILE, config.box.reserve_mb * MB)
-        self.settings = Settings(lambda: self.config, config_path, self._take_settings)
-        self.logs = LogRing()  # the daemon hands it the root logger's records
-        self._restart: Callable[[], None] | None = None
+    def __init__(
+        self,
+        config: BoxConfig,
+        bus: EventBus,
+        config_path: Path | None = None,
+        *,
+        services: Services | None = None,
+        parts: Parts | None = None,
+        supervisor: Reports | None = None,
+        restart: Callable[[], None] | None = None,
+    ) -> None:
+        """`services`, `parts`: what the daemon built (its config and bus win); else a kernel of its own, no parts."""
+        self.services = services or Services(config, bus)
+        self.parts = parts or Parts()
+        self.bus = self.services.bus
+        self.id = self.services.id
+        self.started_at = self.services.started_at
+        self._started_mono = self.services.started_mono
+        self._supervisor = supervisor
+        self._restart = restart
         self._reset_pending = False
-        self._alarms = Alarms(bus)
+        self._lessons = self.services.lessons
+        self._board = self.services.board
+        self.settings = Settings(lambda: self.config, config_path, self._take_settings)
         self._teacher = TeacherAccess(lambda: self.config.web)
-        self.accounts = AdminAccounts(
-            config.box.state_dir,
-            clock=lambda: self.clock.monotonic(),
-            idle_s=lambda: self.config.admin.idle_minutes * 60.0,
-        )
-        self.certificate: Certificate | None = None
-        self.lessons = Lessons(
-            lambda: self.db, lambda: self.config.lesson, bus, lambda: self.clock, self._alarms, self.headroom
-        )
-        self.timetable = Timetable(lambda: self.db, lambda: self.config, lambda: self.clock, self.lessons, bus)
-        self._mute = MicrophoneMute(bus)
-        self.lessons.on_stop(self._unmute_after)  # the first stop hook registered runs last
-        # The components, wired in by the daemon as it builds them.
-        self.camera: CameraPort | None = None
-        self.microphone: MicrophonePort | None = None
-        self.media: MediaPort | None = None
-        self.viewer_hub: ViewerHubPort | None = None
-        self.recorder: RecorderPort | None = None
-        self.courseware: CoursewarePort | None = None
-        self.cameras: list[NamedCamera] = []  # every configured camera, for the admin page's device test
-        self.history: HistoryPort | None = None
-        self.timetable_feed: TimetableFeedPort | None = None
-        self.clock_synchronised: bool | None = None  # the timetable component's last look at the clock
-        self.board = board.Board(bus, lambda: self.config.board.simplify)
         self.network = Network(lambda: self.config.console)  # the console's `net`: networkd, undone unless confirmed
-        self.discovery: DiscoveryPort | None = None
-        self.room: RoomDevices | None = None
-        self.uplink: UplinkPort | None = None  # the WHIP publisher to a cloud SFU
+
+    # -- the kernel the doors read ---------------------------------------------------------------
+
+    @property
+    def config(self) -> BoxConfig:
+        """The config now (saving settings replaces it)."""
+        return self.services.config
+
+    @property
+    def clock(self) -> Clock:
+        """The box's clock."""
+        return self.services.clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self.services.clock = clock
+
+    @property
+    def logs(self) -> LogRing:
+        """The recent log lines (the daemon hands it the root logger's records)."""
+        return self.services.logs
+
+    @property
+    def accounts(self) -> AdminAccounts:
+        """The admin accounts."""
+        return self.services.accounts
+
+    @property
+    def certificate(self) -> Certificate | None:
+        """The box's HTTPS certificate (None while HTTPS is off)."""
+        return self.services.certificate
+
+    @property
+    def timetable(self) -> Timetable:
+        """The timetable."""
+        return self.services.timetable
+
+    @property
+    def clock_synchronised(self) -> bool | None:
+        """The timetable component's last look at the clock (None before one)."""
+        return self.services.clock_trust.synchronised
+
+    # The two parts the door answers name directly (`viewers()`, `timetable_missing()`, ...).
+
+    @property
+    def viewer_hub(self) -> ViewerHubPort | None:
+        """The viewer hub, when streaming runs on this box."""
+        return self.parts.viewer_hub
+
+    @property
+    def courseware(self) -> CoursewarePort | None:
+        """The courseware component, when the daemon built one."""
+        return self.parts.courseware
+
+    @property
+    def _db(self) -> sqlite_utils.Database | None:
+        """The state database while the box is open, else None."""
+        return self.services.database() if self.services.is_open else None
+
+    def _database(self) -> sqlite_utils.Database:
+        """The state database (RuntimeError while the box is not open)."""
+        return self.services.database()
 
     # -- composition ---------------------------------------------------------------------------
 
     def open(self) -> None:
         """Open the state database and close out lessons a crash or power cut left live."""
-        self.config.box.state_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = open_db(self.config.box.state_dir / "box.db")
-        except sqlite3.OperationalError:  # booted on a full disk: SQLite cannot even make its WAL index
-            if not self.headroom.release():
-                raise
-            self._db = open_db(self.config.box.state_dir / "box.db")
-        self.lessons.close_out_interrupted()
-        self.timetable.open()
-        self.accounts.open(self._db)
-        self._open_certificate()
-        self.headroom.restore()
-
-    def _open_certificate(self) -> None:
-        if not self.config.web.https_port:
-            return
-        try:
-            self.certificate = ensure_certificate(self.config.box.state_dir, self.config.box.name)
-        except OSError as err:  # HTTPS stays off; the plain HTTP doors still serve
-            log.warning("cannot make the box's HTTPS certificate: %s; HTTPS stays off", err.strerror or err)
+        self.services.open()
 
     def close(self) -> None:
         """Close the database (idempotent); a factory reset asked for wipes the state now."""
-        if self._db is not None:
-            self.lessons.flush()
-            self._db.close()
-            self._db = None
+        self.services.close()
         if self._reset_pending:
             self._reset_pending = False
             maintenance.factory_reset(self.config, self.settings.path)
 
-    def attach(self, supervisor: Reports, restart: Callable[[], None] | None = None) -> None:
-        """Give the box the supervisor whose components it reports on, and the daemon's way to restart."""
-        self._supervisor = supervisor
-        self._restart = restart
-
-    def on_lesson_start(self, hook: LessonHook) -> None:
-        """Run `hook` (awaited, in registration order) when a lesson starts."""
-        self.lessons.on_start(hook)
-
-    def on_lesson_stop(self, hook: LessonHook) -> None:
-        """Run `hook` (awaited, in reverse registration order) when a lesson stops."""
-        self.lessons.on_stop(hook)
-
-    @property
-    def db(self) -> sqlite_utils.Database:
-        """The state database."""
-        if self._db is None:
-            raise RuntimeError("the box is not open")
-        return self._db
-
-    # -- a full disk ----------------------------------------------------------------------------
-
-    async def tend_disk(self) -> bool:
-        """Write what a full disk held back and make the database reserve again once there is room; True when held."""
-        return await self.lessons.tend_disk()
-
-    def disk_full(self) -> None:
-        """A writer hit a full disk: give the databases the reserve kept for them."""
-        self.headroom.release()
-
     # -- alarms and health ----------------------------------------------------------------------
-
-    def raise_alarm(self, name: str, message: str, **params: object) -> None:
-        """Say something the teacher and the technician must know, in plain words, until it is cleared.
-
-        With `params`, `message` is a `%(name)s` template (the event carries it and the values for translation).
-        """
-        self._alarms.raise_alarm(name, message, **params)
-
-    def clear_alarm(self, name: str) -> None:
-        """The condition behind an alarm is over."""
-        self._alarms.clear_alarm(name)
 
     def alarms(self) -> dict[str, str]:
         """The alarms raised now, by name."""
-        return self._alarms.now()
+        return self.services.alarms.now()
 
     def health(self) -> BoxHealth:
         """Overall status and each component's health, for /healthz and the console."""
@@ -229,19 +196,15 @@ class Box:
     @property
     def microphone_muted(self) -> bool:
         """True while the teacher has muted the microphone: viewers and the recording get silence."""
-        return self._mute.muted
+        return self.services.mute.muted
 
     def set_microphone_muted(self, muted: bool) -> None:
         """Mute or unmute the lesson's microphone (the audio goes on, as silence); publishes `microphone.muted`."""
-        self._mute.set(muted)
+        self.services.mute.set(muted)
 
     def microphone_state(self) -> dict[str, Any]:
         """The lesson's microphone: muted or not, and its level now (RMS dBFS; None without a microphone)."""
-        return self._mute.state(self.microphone)
-
-    async def _unmute_after(self, lesson: Lesson) -> None:
-        """The next lesson starts audible: a forgotten mute never records a whole lesson silent."""
-        self._mute.set(False)
+        return self.services.mute.state(self.parts.microphone)
 
     # -- teacher credential ---------------------------------------------------------------------
 
@@ -315,36 +278,28 @@ class Box:
 
     def current_lesson(self) -> Lesson | None:
         """The live lesson, if any, with the alarms the panel must show."""
-        return self.lessons.current()
+        return self._lessons.current()
 
     def lesson_by_code(self, join_code: str) -> Lesson | None:
         """The lesson a join code belongs to (any state)."""
-        return self.lessons.by_code(join_code)
-
-    def get_lesson(self, lesson_id: str) -> Lesson | None:
-        """A lesson by id."""
-        return self.lessons.get(lesson_id)
+        return self._lessons.by_code(join_code)
 
     def recent_lessons(self, limit: int = 50) -> list[Lesson]:
         """The most recent lessons, newest first."""
-        return self.lessons.recent(limit)
-
-    def lesson_origin(self, lesson: Lesson) -> float:
-        """The monotonic time the live `lesson` started: time zero of its media clock."""
-        return self.lessons.origin(lesson)
+        return self._lessons.recent(limit)
 
     def join_url(self, join_code: str, seen_as: str | None = None) -> str:
         """The link students open for `join_code`, one their devices reach (`seen_as`: the host a page used)."""
-        cloud = uplink.player_url(self.uplink, self.config.uplink, join_code)
+        cloud = uplink.player_url(self.parts.uplink, self.config.uplink, join_code)
         return cloud or links.join_url(self.config.web, join_code, seen_as)
 
     async def start_lesson(self, title: str | None, by: str) -> Lesson:
         """Go live; raise LessonAlreadyLive if a lesson is live."""
-        return await self.lessons.start(title, by)
+        return await self._lessons.start(title, by)
 
     async def stop_lesson(self, by: str) -> Lesson:
         """End the live lesson; raise NoLiveLesson if there is none."""
-        return await self.lessons.stop(by)
+        return await self._lessons.stop(by)
 
     # -- the timetable --------------------------------------------------------------------------
 
@@ -408,12 +363,8 @@ class Box:
 
     def refresh_timetable(self) -> None:
         """Ask the feed and the repository file for the timetable now (nothing while the component is down)."""
-        if self.timetable_feed is not None:
-            self.timetable_feed.refresh_now()
-
-    def records(self, lesson: Lesson) -> bool:
-        """Whether `lesson` is recorded (a scheduled lesson may be streamed only)."""
-        return self.timetable.records(lesson)
+        if self.parts.timetable_feed is not None:
+            self.parts.timetable_feed.refresh_now()
 
     # -- live viewers ---------------------------------------------------------------------------
 
@@ -444,7 +395,7 @@ class Box:
         self, join_code: str, offer: str, *, name: str = "", data_saver: bool = False
     ) -> tuple[str, str]:
         """(viewer id, SDP answer) for a student's offer; LessonNotFound, LessonFull, StreamUnavailable or BadOffer."""
-        lesson = self.lessons.by_code(join_code)
+        lesson = self._lessons.by_code(join_code)
         if lesson is not None and not self.timetable.streams(lesson):
             raise LessonNotFound("this lesson is recorded only: it is not streamed live")
         hub = viewers.running(self.viewer_hub)
@@ -458,10 +409,6 @@ class Box:
     def streaming(self) -> bool:
         """True when live streaming runs on this box (students can join a live lesson)."""
         return self.viewer_hub is not None
-
-    def packets(self) -> PacketFanout | None:
-        """The live media's shared packets (what viewers and the recorder read), once media is wired in."""
-        return media.fanout(self.media)
 
     # -- the status strip and the board ----------------------------------------------------------
 
@@ -479,32 +426,23 @@ class Box:
 
     async def open_on_board(self, course: str, path: str) -> dict[str, Any]:
         """Show a courseware item of the cache on the board (`board.open`); NotInStore, StoreClosed while restarting."""
-        return await board.open_item(self.courseware, self.bus, course, path, self.board)
+        return await board.open_item(self.courseware, self.bus, course, path, self._board)
 
     def board_state(self) -> dict[str, Any]:
         """The board now: the page on show and its strokes, current to `seq` (what a late joiner gets)."""
-        return self.board.snapshot()
+        return self._board.snapshot()
 
     def board_ink(self, ops: Any) -> int:
         """Apply a batch of ink operations from the board page, all or none (InkError says why)."""
-        return self.board.apply(ops)
+        return self._board.apply(ops)
 
     def turn_board_page(self, index: int) -> dict[str, Any]:
         """Show page `index` of the item on the board (InkError when it has no such page)."""
-        return self.board.turn(index).to_json()
+        return self._board.turn(index).to_json()
 
     async def board_pdf(self, recording_id: str) -> bytes:
         """A finished recording's board as PDF pages (its ink log replayed); RecordingNotFound without one."""
-        ink, _ = self.recording_file(recording_id, "ink")
-        return await board_export.export(ink, lambda page: board.page_picture(self.courseware, page))
-
-    async def save_board_pdf(self, recording_id: str) -> Path | None:
-        """Write `board.pdf` beside a finished recording (to upload with it); None when it has no ink log."""
-        recording = recordings.ready(self.db, recording_id)
-        if not recording.ink_path:
-            return None
-        data = await self.board_pdf(recording_id)
-        return await asyncio.to_thread(board_export.save, Path(recording.dir), data)
+        return await recordings.board_pdf(self._database(), self.courseware, recording_id)
 
     async def board_page_png(self, course: str, path: str, index: int) -> bytes:
         """Page `index` of a cached PDF rendered on the box (PNG); NotInStore, StoreClosed while restarting."""
@@ -514,19 +452,19 @@ class Box:
 
     def recordings(self) -> dict[str, Any]:
         """Every recording, newest first, with its upload state, and the recorder's storage figures."""
-        return recordings.listing(self.db, self.recorder)
+        return recordings.listing(self._database(), self.parts.recorder)
 
     def recording_file(self, recording_id: str, kind: str) -> tuple[Path, str]:
         """(path, download name) of a finished recording's `video` (MP4), `ink` log or HLS `playlist`."""
-        return recordings.file(recordings.ready(self.db, recording_id), kind)
+        return recordings.file(recordings.ready(self._database(), recording_id), kind)
 
     def recording_parts(self, recording_id: str) -> tuple[list[Path], str]:
         """A finished recording's video as files to send one after another (an MP4, or its segments), and its name."""
-        return recordings.parts(recordings.ready(self.db, recording_id))
+        return recordings.parts(recordings.ready(self._database(), recording_id))
 
     def recording_segment(self, recording_id: str, name: str) -> Path:
         """One segment file of a recording kept as segments (what its HLS playlist names)."""
-        return recordings.segment(recordings.ready(self.db, recording_id), name)
+        return recordings.segment(recordings.ready(self._database(), recording_id), name)
 
     # -- courseware -----------------------------------------------------------------------------
 
@@ -558,25 +496,21 @@ class Box:
         """Let go of a hold (idempotent; also while the courseware component restarts)."""
         await courseware.release(self.courseware, hold)
 
-    def wan_budget(self) -> Budget | None:
-        """The WAN budget the courseware component owns now (None while it is not running: no limit)."""
-        return courseware.budget(self.courseware)
-
     # -- live to cloud (the WHIP uplink) --------------------------------------------------------
 
     def uplink_status(self) -> dict[str, Any]:
         """Publishing to the cloud server: mode, state, the error in plain words, bitrate, reconnects."""
-        return uplink.status(self.uplink, self.config.uplink)
+        return uplink.status(self.parts.uplink, self.config.uplink)
 
     async def check_uplink(self) -> str:
         """Try the configured WHIP endpoint and token now: '' when it works, else why not."""
-        return await uplink.check(self.uplink, self.config.uplink)
+        return await uplink.check(self.parts.uplink, self.config.uplink)
 
     # -- settings and maintenance (the admin page) ----------------------------------------------
 
     def _take_settings(self, config: BoxConfig, changed: list[str]) -> None:
         """Run on `config` (just saved) and hand the parts that can take them the new settings at once."""
-        self.config = config
+        self.services.config = config
         logging.getLogger().setLevel(config.logging.level.upper())
         if self.courseware is not None:
             self.courseware.apply_settings()
@@ -635,50 +569,46 @@ class Box:
 
     def lan_boxes(self) -> dict[str, Any]:
         """The other boxes seen on the LAN now (id, name, room, version, addresses, admin link)."""
-        return discovery.lan_boxes(self.discovery)
-
-    def peer_urls(self) -> list[str]:
-        """Base URLs of the LAN's courseware peers seen now."""
-        return discovery.peer_urls(self.discovery)
+        return discovery.lan_boxes(self.parts.discovery)
 
     # -- the room: the PTZ camera's presets and the board display ---------------------------------
 
     def room_state(self) -> dict[str, Any]:
         """The panel's room card: the camera's preset buttons, the display's power, what did not answer."""
-        return room.state(self.room)
+        return room.state(self.parts.room)
 
     async def recall_preset(self, name: str) -> None:
         """Point the camera at the preset named `name` (RoomDeviceError in plain words)."""
-        await room.camera_room(self.room).recall(name)
+        await room.camera_room(self.parts.room).recall(name)
 
     async def store_preset(self, name: str) -> None:
         """Store where the camera points now as the preset named `name`."""
-        await room.camera_room(self.room).store(name)
+        await room.camera_room(self.parts.room).store(name)
 
     async def nudge_camera(self, pan: Direction, tilt: Direction, zoom: Direction) -> None:
         """Move the camera a little (-1, 0 or 1 on each axis)."""
-        await room.camera_room(self.room).nudge(pan, tilt, zoom)
+        await room.camera_room(self.parts.room).nudge(pan, tilt, zoom)
 
     async def camera_home(self) -> None:
         """Send the camera to its home position."""
-        await room.camera_room(self.room).home()
+        await room.camera_room(self.parts.room).home()
 
     async def board_power(self, on: bool) -> str:
         """Switch the board display on (to the board's input) or off; its power then."""
-        return await room.display_room(self.room).board_power(on)
+        return await room.display_room(self.parts.room).board_power(on)
 
     async def display_status(self) -> dict[str, Any]:
         """Ask the display how it is: its power and input."""
-        status = await room.display_room(self.room).display_status()
+        status = await room.display_room(self.parts.room).display_status()
         return {"power": status.power, "input": status.input}
 
     # -- the dashboard and the device test --------------------------------------------------------
 
     async def metrics_history(self, hours: float) -> list[dict[str, Any]]:
         """The dashboard's samples of the last `hours`, oldest first ([] while the history is not running)."""
-        if self.history is None or not self.history.running:
+        if self.parts.history is None or not self.parts.history.running:
             return []
-        return await self.history.since(self.clock.wall() - hours * 3600.0)
+        return await self.parts.history.since(self.clock.wall() - hours * 3600.0)
 
     def dashboard(self) -> dict[str, Any]:
         """Health, the upload queue, the last courseware pull and the month's data against the cap."""
@@ -695,12 +625,12 @@ class Box:
             "health": report.to_json(),
             "uploads": uploads,
             "courseware": pull,
-            "budget": metrics_history.budget(self.wan_budget()),
+            "budget": metrics_history.budget(courseware.budget(self.courseware)),
         }
 
     async def camera_snapshot(self, name: str) -> bytes:
         """The newest picture of the configured camera `name`, as JPEG (DeviceNotFound)."""
-        return await devices.snapshot(self.cameras, name)
+        return await devices.snapshot(list(self.parts.cameras), name)
 
     def microphone_level(self, name: str) -> dict[str, Any]:
         """The configured microphone `name`'s level now (dBFS) and status (DeviceNotFound)."""

@@ -172,10 +172,10 @@ def _report(err: ConfigError) -> int:
 
 
 def _serve(config: BoxConfig, fault: str | None = None, config_note: str = "", path: Path | None = None) -> int:
-    from edge.daemon import Daemon, standard_components  # the whole daemon: media, WebRTC, the web doors
+    from edge.daemon import Daemon  # the whole daemon: media, WebRTC, the web doors
 
     setup_logging(config.logging.level)
-    daemon = Daemon(config, [standard_components], fault=fault, config_note=config_note, config_path=path)
+    daemon = Daemon(config, fault=fault, config_note=config_note, config_path=path)
     asyncio.run(daemon.run())
     return EXIT_RESTART if daemon.restart_requested else 0
 

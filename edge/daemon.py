@@ -12,29 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.board.pen import BoardInputComponent
 from edge.box import Box
-from edge.core.component import Component, Health
+from edge.core.component import Component, ComponentHealth, Health
 from edge.core.config import BoxConfig
 from edge.core.events import EventBus
 from edge.core.logs import redact
 from edge.core.notify import Notifier, watchdog_interval
-from edge.courseware.cache import CoursewareComponent
-from edge.discovery.lan import Discovery
 from edge.doors.console.door import ConsoleDoor
 from edge.doors.web.server import WebDoor
-from edge.health.health import ComponentHealth
-from edge.health.history import MetricsHistory
-from edge.lessons.timetable_feed import TimetableComponent
-from edge.media.capture import camera_components, microphone_components
-from edge.media.live import LessonMedia
-from edge.media.signals import SignalChecks
-from edge.recording.recorder import Recorder
-from edge.recording.uploads import Uploads
-from edge.room.devices import RoomDevices
-from edge.stream.viewers import ViewerHub
-from edge.stream.whip import Uplink
-from edge.system.clock import ClockWatch
+from edge.services import Parts, Services
+from edge.wiring import standard_components
 
 log = logging.getLogger(__name__)
 
@@ -190,16 +177,23 @@ class DaemonReport(Component):
         return {"notify_dropped": self._notifier.dropped}
 
 
-ComponentFactory = Callable[[Box], list[Component]]
+PartsFactory = Callable[[Services], Parts]  # the components built on the kernel, in start order
+DoorsFactory = Callable[[Box], list[Component]]  # the doors, built on the box and started last
+
+
+def standard_doors(box: Box) -> list[Component]:
+    """The web door and the console door."""
+    return [WebDoor(box), ConsoleDoor(box)]
 
 
 class Daemon:
-    """The whole box: config -> bus -> box -> supervised components -> doors."""
+    """The whole box: config -> bus -> kernel -> supervised components -> box -> doors."""
 
     def __init__(
         self,
         config: BoxConfig,
-        factories: list[ComponentFactory],
+        parts: PartsFactory = standard_components,
+        doors: DoorsFactory = standard_doors,
         notifier: Notifier | None = None,
         fault: str | None = None,
         config_note: str = "",
@@ -207,15 +201,24 @@ class Daemon:
     ) -> None:
         self.config = config
         self.bus = EventBus()
-        self.box = Box(config, self.bus, config_path)
+        self.services = Services(config, self.bus)
         self.supervisor = Supervisor(self.bus, fault)
         self.notifier = notifier or Notifier()
-        self._factories = factories
+        self._parts, self._doors = parts, doors
+        self._config_path = config_path
+        self._box: Box | None = None
         self._report = DaemonReport(self.notifier, config_note)
         self._ready_sent = False
         self.restart_requested = False
         self._stop = asyncio.Event()
         self._stopped: asyncio.Future[None] | None = None
+
+    @property
+    def box(self) -> Box:
+        """The doors' box (built as the daemon starts, once its components exist)."""
+        if self._box is None:
+            raise RuntimeError("the box is built as the daemon starts")
+        return self._box
 
     def request_stop(self) -> None:
         """Ask the daemon to shut down (signal handlers call this)."""
@@ -247,13 +250,21 @@ class Daemon:
 
     async def _start(self) -> None:
         self.notifier.status("starting")
-        logging.getLogger().addHandler(self.box.logs)
-        self.box.open()
-        self.box.attach(self.supervisor, self.request_restart)
+        logging.getLogger().addHandler(self.services.logs)
+        self.services.open()
+        parts = self._parts(self.services)
+        self._box = box = Box(
+            self.config,
+            self.bus,
+            self._config_path,
+            services=self.services,
+            parts=parts,
+            supervisor=self.supervisor,
+            restart=self.request_restart,
+        )
         self.supervisor.add(self._report)
-        for factory in self._factories:
-            for component in factory(self.box):
-                self.supervisor.add(component)
+        for component in [*parts.components, *self._doors(box)]:
+            self.supervisor.add(component)
         await self.supervisor.start_all()
         self._ready_sent = self.notifier.ready(self.status_line())
         log.info("classbox ready: %s", self.status_line())
@@ -267,9 +278,12 @@ class Daemon:
         try:
             self.notifier.stopping()
             await self.supervisor.stop_all()
-            self.box.close()
+            if self._box is not None:
+                self._box.close()  # the kernel's database, and a factory reset asked for
+            else:
+                self.services.close()
             self.notifier.close()
-            logging.getLogger().removeHandler(self.box.logs)
+            logging.getLogger().removeHandler(self.services.logs)
         finally:
             self._stopped.set_result(None)
 
@@ -298,27 +312,3 @@ class Daemon:
             elif status != last_status and self.notifier.status(status):
                 last_status = status  # a dropped STATUS= goes again on the next tick
             await asyncio.sleep(period)
-
-
-def standard_components(box: Box) -> list[Component]:
-    """The box's components in start order (the clock, devices, media, sync, then the doors), wired into `box`."""
-    cameras, microphones = camera_components(box), microphone_components(box)  # first: media reads their sources
-    camera, microphone = (cameras[0] if cameras else None), (microphones[0] if microphones else None)
-    box.camera, box.microphone = camera, microphone  # the lesson's picture and its sound
-    # Built in this order: stop hooks run in reverse (the uplink's DELETE before the encoders stop).
-    box.media = LessonMedia(box)
-    box.viewer_hub = hub = ViewerHub(box)
-    box.uplink = uplink = Uplink(box, hub.packetizer)  # the viewers' packetizer: each packet is split once
-    box.recorder = Recorder(box)
-    box.discovery = discovery = Discovery(box)  # before courseware: its LAN peers browse on discovery's zeroconf
-    box.courseware = CoursewareComponent(box)
-    box.cameras = list(cameras)
-    box.room = RoomDevices(lambda: box.config, box.bus, box.raise_alarm, box.clear_alarm)
-    box.history = history = MetricsHistory(box)
-    box.timetable_feed = timetable = TimetableComponent(box)
-    # The recorder after media: its lesson hooks run after the encoders start and before they stop.
-    media: list[Component] = [box.media, hub, uplink, box.recorder, SignalChecks(box, camera, microphone)]
-    sync: list[Component] = [box.room, discovery, box.courseware, timetable, Uploads(box)]
-    devices = [ClockWatch(box), *cameras, *microphones]
-    doors: list[Component] = [WebDoor(box), ConsoleDoor(box)]
-    return [*devices, *media, BoardInputComponent(box), *sync, history, *doors]

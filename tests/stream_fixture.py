@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import itertools
 import json
@@ -24,12 +25,14 @@ from edge.box import Box
 from edge.core.component import Component
 from edge.core.config import BoxConfig, VideoLayerConfig
 from edge.core.events import EventBus
-from edge.daemon import Daemon, standard_components
+from edge.daemon import Daemon
 from edge.doors.web.app import create_app
 from edge.lessons.lessons import Lesson
 from edge.media.live import LessonMedia
+from edge.services import Parts, Services
 from edge.stream.ice_restart import close_peer
 from edge.stream.viewers import Viewer, ViewerHub
+from edge.wiring import standard_components
 from tests.helpers import free_port
 
 # The daemon builds its FastAPI app on the loop; the first build (pydantic schemas) can take longer
@@ -92,7 +95,7 @@ class LiveBox:
 
     @property
     def media(self) -> LessonMedia:
-        media = self.box.media
+        media = self.box.parts.media
         assert isinstance(media, LessonMedia)
         return media
 
@@ -110,9 +113,9 @@ class LiveBox:
         return self.hub.viewer(player.location.rsplit("/", 1)[1])
 
 
-def devices(box: Box) -> list[Component]:
+def devices(config: BoxConfig) -> list[Component]:
     """The first camera and microphone as synthetic driver sources."""
-    cam, mic = box.config.cameras[0], box.config.microphones[0]
+    cam, mic = config.cameras[0], config.microphones[0]
     return [
         SourceDevice(f"camera:{cam.name}", SyntheticVideoSource(cam.name, cam.width, cam.height, cam.fps)),
         SourceDevice(f"mic:{mic.name}", SyntheticAudioSource(mic.name, mic.channels, mic.tone_hz)),
@@ -123,14 +126,14 @@ def devices(box: Box) -> list[Component]:
 async def live_box(config: BoxConfig, with_devices: bool = True) -> AsyncIterator[LiveBox]:
     """Run a daemon in this loop until the block ends."""
 
-    def components(box: Box) -> list[Component]:
-        standard = standard_components(box)
-        names = {component.name for component in standard}
+    def components(services: Services) -> Parts:
+        standard = standard_components(services)
+        names = {component.name for component in standard.components}
         # Capture's own camera/mic components take precedence once standard_components has them.
-        extra = [d for d in devices(box) if d.name not in names] if with_devices else []
-        return [*extra, *standard]
+        extra = [d for d in devices(services.config) if d.name not in names] if with_devices else []
+        return dataclasses.replace(standard, components=(*extra, *standard.components))
 
-    daemon = Daemon(config, [components])
+    daemon = Daemon(config, components)
     task = asyncio.create_task(daemon.run(), name="test:daemon")
     try:
         while (web := daemon.supervisor.get("web")) is None or web.health().status != "ok":

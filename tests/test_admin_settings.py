@@ -11,11 +11,12 @@ import httpx
 import pytest
 
 import edge.stream.viewers  # noqa: F401 (imported here, not on a test's loop: it loads aiortc)
+from edge import wiring
 from edge.box import Box
 from edge.core.config import BoxConfig, IceServer, load_config, save_config
 from edge.core.events import EventBus
 from edge.doors.web.app import create_app
-from edge.health.history import HistoryStore, MetricsHistory, Sample, cpu_percent, cpu_times
+from edge.health.history import HistoryStore, Sample, cpu_percent, cpu_times
 from edge.system.settings import GROUP_BY_NAME, SettingsRefused
 
 
@@ -116,7 +117,7 @@ def test_cpu_use_is_measured_between_two_readings() -> None:
 
 
 async def test_the_sampler_stores_what_it_measures(box: Box) -> None:
-    history = MetricsHistory(box)
+    history = wiring.history(box.services, box.viewers, box.courseware)
     await history.start()
     try:
         sample = await history.sample()

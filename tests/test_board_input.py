@@ -21,6 +21,7 @@ from drivers.board import (
     synthetic_writing,
 )
 from drivers.errors import DeviceSpecError
+from edge import wiring
 from edge.board.pen import BoardInputComponent
 from edge.box import Box
 from edge.core.config import BoxConfig
@@ -134,7 +135,7 @@ async def test_the_component_draws_the_synthetic_writing_on_the_board(tmp_path: 
     config.board.source = "synthetic"
     bus = EventBus()
     box = Box(config, bus)
-    component = BoardInputComponent(box)
+    component = BoardInputComponent(box.services.current_config, bus, box.services.board)
     with bus.subscribe("board.") as sub:
         await component.start()
         task = asyncio.create_task(component.run(), name="test:board-input")
@@ -168,7 +169,6 @@ async def test_a_finished_recordings_board_is_exported_and_queued_for_upload_bes
     import pypdfium2  # type: ignore[import-untyped]
 
     from edge.recording.catalogue import Catalogue
-    from edge.recording.uploads import Uploads
     from sync.push import file_sha256
 
     config = BoxConfig()
@@ -177,7 +177,7 @@ async def test_a_finished_recordings_board_is_exported_and_queued_for_upload_bes
     bus = EventBus()
     box = Box(config, bus)
     await asyncio.to_thread(box.open)  # SQLite set-up: off the loop on a busy machine
-    uploads = Uploads(box)
+    uploads = wiring.uploads(box.services)
     try:
         folder = tmp_path / "recording"
         folder.mkdir()
@@ -189,7 +189,7 @@ async def test_a_finished_recordings_board_is_exported_and_queued_for_upload_bes
         ink.write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"torn')
         video = folder / "lesson.mp4"
         video.write_bytes(b"\0" * 1000)
-        catalogue = Catalogue(box.db)
+        catalogue = Catalogue(box.services.database())
         catalogue.begin("r1", "l1", "Fractions", 0.0, folder)
         recording = catalogue.update(
             "r1", state="ready", path=str(video), sha256=file_sha256(video), ink_path=str(ink), ink_sha256="x"

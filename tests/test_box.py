@@ -55,9 +55,9 @@ async def test_failing_hook_degrades_but_never_blocks_a_lesson(box: Box) -> None
     async def fine(lesson: Lesson) -> None:
         seen.append(lesson.state)
 
-    box.on_lesson_start(broken)
-    box.on_lesson_start(fine)
-    box.on_lesson_stop(fine)
+    box.services.lessons.on_start(broken)
+    box.services.lessons.on_start(fine)
+    box.services.lessons.on_stop(fine)
     await box.start_lesson(None, "panel")
     await box.stop_lesson("panel")
     assert seen == ["live", "ended"]

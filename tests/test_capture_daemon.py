@@ -64,7 +64,7 @@ async def _drain(subscription: Subscription) -> list[Event]:
 
 
 async def test_synthetic_devices_start_with_metrics_and_levels(box: Box) -> None:
-    components = capture_components(box)
+    components = capture_components(box.config, box.bus, box.services.mute)
     assert [c.name for c in components] == ["camera:teacher", "mic:room"]
     camera, mic = components
     assert isinstance(camera, CameraComponent)
@@ -98,7 +98,7 @@ async def test_several_cameras_each_named_with_its_own_source(box: Box, tmp_path
         CameraConfig(name="board", source="opencv", device=str(clip), width=320, height=240, fps=15),
     ]
     box.config.microphones = []
-    cameras = capture_components(box)
+    cameras = capture_components(box.config, box.bus, box.services.mute)
     assert [c.name for c in cameras] == ["camera:teacher", "camera:board"]
     for camera in cameras:
         await camera.start()
@@ -118,7 +118,7 @@ async def test_camera_health_red_on_the_slate_and_green_when_frames_return(box: 
     rtsp = RtspCamera(await asyncio.to_thread(make_clip, tmp_path))
     await asyncio.to_thread(rtsp.start)
     config = CameraConfig(name="ip", source="opencv", device=rtsp.url, width=320, height=240, fps=15)
-    camera = CameraComponent(box, config, loss_timeout_s=0.5, backoff_first_s=0.1, backoff_max_s=0.3)
+    camera = CameraComponent(box.bus, config, loss_timeout_s=0.5, backoff_first_s=0.1, backoff_max_s=0.3)
     try:
         with box.bus.subscribe("device.status") as changes:
             await camera.start()
@@ -139,7 +139,7 @@ async def test_camera_health_red_on_the_slate_and_green_when_frames_return(box: 
 
 async def test_a_missing_microphone_is_down_not_fatal(box: Box, alsa_home: Path) -> None:
     config = MicrophoneConfig(name="desk", source="pyaudio", device="no such mic")
-    mic = MicrophoneComponent(box, config, loss_timeout_s=0.2, backoff_first_s=0.1)
+    mic = MicrophoneComponent(box.bus, box.services.mute, config, loss_timeout_s=0.2, backoff_first_s=0.1)
     await mic.start()  # returns at once: PortAudio is opened in the driver's thread
     try:
         await _until(lambda: (mic.refresh(), mic.health().status == "down")[1], within=5)

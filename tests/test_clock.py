@@ -97,7 +97,7 @@ async def test_a_lesson_lasts_as_long_as_it_was_live_across_a_step(
     clock.mono += 12
     ended = await box.stop_lesson("panel")
     assert ended.to_json()["duration_s"] == 20.0
-    stored = box.get_lesson(lesson.id)
+    stored = box.services.lessons.get(lesson.id)
     assert stored is not None
     assert stored.to_json()["duration_s"] == 20.0
     assert ended.started_at == lesson.started_at  # the wall times stay labels
@@ -110,7 +110,7 @@ async def test_the_clock_component_reports_a_step_on_the_bus_and_in_health(
     box, clock = stepping_box
     synchronised = False
     box.clock = Clock(clock.wall, clock.monotonic, lambda: synchronised)
-    watch = ClockWatch(box, check_s=0.01)
+    watch = ClockWatch(box.services.current_clock, box.bus, check_s=0.01)
     events = box.bus.subscribe("clock.")
     await watch.start()
     assert (watch.health().status, watch.health().detail) == ("degraded", NOT_SET)
@@ -197,8 +197,8 @@ async def test_a_clock_far_ahead_refuses_pulls_keeps_serving_and_health_says_why
         await cw.pull_once()
         assert cw.last_error == ""
         served = (await client.get("/courseware/art/exercise.txt")).content
-        box = cw._box
-        box.clock = Clock(lambda: time.time() + 400 * DAY, time.monotonic, lambda: False)  # NTP got it wrong
+        wrong = Clock(lambda: time.time() + 400 * DAY, time.monotonic, lambda: False)  # NTP got it wrong
+        cw._clock = lambda: wrong
         await cw.pull_once()
         assert "metadata expired as of" in cw.last_error
         assert cw.health().status == "degraded"

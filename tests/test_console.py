@@ -371,7 +371,7 @@ async def test_lesson_schedule_shows_today_the_next_join_link_and_what_tomorrow_
     box.clock = Clock(lambda: now, lambda: now, lambda: True)
     box.add_timetable_lesson("Fractions", dt.datetime(2027, 1, 4, 9, 0, tzinfo=zone), 45)
     box.add_timetable_lesson("Geometry", dt.datetime(2027, 1, 5, 10, 0, tzinfo=zone), 45, course="maths-7")
-    box.attach(NoComponents(), lambda: None)  # inside the daemon: the lesson commands answer
+    box = in_daemon(box, lambda: None)  # inside the daemon: the lesson commands answer
     terminal, task = await _session(box)
     terminal.type(PIN.encode() + b"\r")
     await terminal.expect(PROMPT)
@@ -410,9 +410,16 @@ class NoComponents:
         return {}
 
 
+def in_daemon(box: Box, restart: Callable[[], None]) -> Box:
+    """`box`'s kernel as the daemon hands it to its Box: with a supervisor's reports and a way to restart."""
+    return Box(
+        box.config, box.bus, box.settings.path, services=box.services, supervisor=NoComponents(), restart=restart
+    )
+
+
 async def test_inside_the_daemon_the_wipe_waits_until_everything_has_stopped(box: Box) -> None:
     restarts: list[str] = []
-    box.attach(NoComponents(), lambda: restarts.append("restart"))
+    box = in_daemon(box, lambda: restarts.append("restart"))
     kept = box.config.box.state_dir / "box.db"
     box.factory_reset("console")
     assert restarts == ["restart"]

@@ -20,14 +20,15 @@ import httpx
 import pytest
 from aiohttp import web
 
+from edge import wiring
 from edge.box import Box
 from edge.core.config import BoxConfig
 from edge.core.events import EventBus
 from edge.courseware.cache import CoursewareComponent
 from edge.daemon import Supervisor
-from edge.discovery.lan import Discovery
 from edge.doors.web.app import create_app
 from edge.doors.web.server import WebDoor
+from edge.services import Parts, Services
 from sync.chunks import ItemIndex
 from sync.errors import TrustError
 from sync.publish import publish
@@ -84,15 +85,16 @@ async def running_box(
     `fault` and `backoff_s` go to the supervisor (its fault drill makes that component fail once).
     """
     bus = EventBus()
-    box = Box(config, bus)
-    box.open()
+    services = Services(config, bus)
+    services.open()
     supervisor = Supervisor(bus, fault, backoff_s)
-    box.attach(supervisor)
-    if config.discovery.enabled:
-        box.discovery = Discovery(box)
-        supervisor.add(box.discovery)
-    component = box.courseware = CoursewareComponent(box)
+    lan = wiring.discovery(services) if config.discovery.enabled else None
+    if lan is not None:
+        supervisor.add(lan)
+    component = wiring.courseware(services, lan)
     supervisor.add(component)
+    parts = Parts(discovery=lan, courseware=component)
+    box = Box(config, bus, services=services, parts=parts, supervisor=supervisor)
     app = await asyncio.to_thread(create_app, box)  # first imports of the doors are slow: not on the loop
     if config.discovery.enabled or http:  # a peer must really answer HTTP on loopback
         supervisor.add(WebDoor(box, app))

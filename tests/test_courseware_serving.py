@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 
+from edge import wiring
 from edge.box import Box
 from edge.core.events import EventBus
-from edge.courseware.cache import CoursewareComponent
 from sync.chunks import ItemIndex
 from sync.publish import publish
 from tests.helpers import free_port
@@ -154,7 +154,7 @@ async def test_stopping_the_component_while_a_pull_is_asked_for_ends_its_loop(tm
     config = box_config(tmp_path / "box", "", tmp_path / "root.json")  # no repository: the loop only waits
     box = Box(config, EventBus())
     box.open()
-    cw = CoursewareComponent(box)
+    cw = wiring.courseware(box.services)
     await cw.start()
     loop = asyncio.create_task(cw.run(), name="test:courseware-run")
     try:

@@ -19,7 +19,7 @@ from playwright.async_api import Browser, expect
 from zeroconf import ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from edge import __version__
+from edge import __version__, wiring
 from edge.box import Box
 from edge.core.config import BoxConfig
 from edge.core.events import EventBus
@@ -84,8 +84,7 @@ async def advertised(config: BoxConfig, addresses: Callable[[], list[str]] | Non
     """A box's discovery component started (its other parts are not needed to advertise)."""
     box = Box(config, EventBus())
     await asyncio.to_thread(box.open)  # makes the HTTPS certificate
-    discovery = Discovery(box, addresses)
-    box.discovery = discovery
+    discovery = wiring.discovery(box.services, addresses=addresses)
     try:
         await discovery.start()
         yield discovery

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, expect
 
-from edge.core.component import Status
+from edge.core.component import ComponentHealth, Components, Status
 from edge.core.config import BoxConfig
-from edge.health.health import ComponentHealth, Components
 from edge.system.doctor import MB, Facts, findings
 from tests.helpers import REPO, DaemonProcess
 from tests.test_admin import SCREENSHOTS, admin

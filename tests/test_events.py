@@ -113,7 +113,9 @@ async def test_anyone_sees_only_lesson_state_and_title_while_the_teacher_sees_th
                 student.send("hand", raised=True)
                 await until(lambda: private.of("hand.raised"), what="the raised hand on the teacher's stream")
                 await until(lambda: private.of("audio.level"), what="the microphone level")
-                live.box.raise_alarm("drill.microphone-silent", N_("Microphone is silent: is it muted?"))
+                live.box.services.alarms.raise_alarm(
+                    "drill.microphone-silent", N_("Microphone is silent: is it muted?")
+                )
                 await until(
                     lambda: any(a["name"] == "drill.microphone-silent" for a in private.of("alarm.raised")),
                     what="the alarm",

@@ -50,7 +50,7 @@ async def test_stop_and_start_answer_when_sqlite_cannot_commit_and_are_written_o
     async def hook(lesson: Lesson) -> None:
         stopped.append(lesson)
 
-    box.on_lesson_stop(hook)
+    box.services.lessons.on_stop(hook)
     try:
         await box.start_lesson("Maths", "panel")
         fill(disk)
@@ -61,12 +61,12 @@ async def test_stop_and_start_answer_when_sqlite_cannot_commit_and_are_written_o
         nxt = await box.start_lesson("History", "panel")
         assert box.current_lesson() is not None
         assert box.lesson_by_code(nxt.join_code) == nxt
-        assert box.get_lesson(ended.id) == ended
+        assert box.services.lessons.get(ended.id) == ended
         assert "Disk full" in box.health()["alarms"]["lesson-state"]
         assert stored_states(disk) == {"Maths": "live"}  # the disk really refused the writes
 
         unfill(disk)
-        assert await box.tend_disk()
+        assert await box.services.disk.tend()
         assert stored_states(disk) == {"Maths": "ended", "History": "live"}
         assert box.health()["alarms"] == {}
     finally:
@@ -76,17 +76,17 @@ async def test_stop_and_start_answer_when_sqlite_cannot_commit_and_are_written_o
 async def test_the_reserve_is_released_for_the_database_and_made_again_when_room_comes_back(disk: Path) -> None:
     box = open_box(disk, reserve_mb=1)
     try:
-        assert box.headroom.held
+        assert box.services.headroom.held
         await box.start_lesson("Maths", "panel")
         filler = fill(disk)
         await box.stop_lesson("panel")
-        assert not box.headroom.held  # given to the database: the stop was written at once
+        assert not box.services.headroom.held  # given to the database: the stop was written at once
         assert stored_states(disk) == {"Maths": "ended"}
         assert box.health()["alarms"] == {}
-        assert not await box.tend_disk()  # still full: the reserve is not taken back
+        assert not await box.services.disk.tend()  # still full: the reserve is not taken back
         filler.unlink()
-        assert await box.tend_disk()
-        assert box.headroom.path.stat().st_size == 1024 * 1024
+        assert await box.services.disk.tend()
+        assert box.services.headroom.path.stat().st_size == 1024 * 1024
     finally:
         box.close()
 
@@ -121,7 +121,7 @@ async def test_a_box_booting_on_a_full_disk_opens_with_its_reserve_and_closes_ou
     fill(disk)
     box = open_box(disk, reserve_mb=1)
     try:
-        assert not box.headroom.held
+        assert not box.services.headroom.held
         assert box.current_lesson() is None
         assert stored_states(disk) == {"Maths": "interrupted"}
         assert await box.start_lesson("History", "panel") != cut

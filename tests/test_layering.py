@@ -208,3 +208,62 @@ def test_the_arrow_check_sees_a_kernel_reaching_up_a_concern_reaching_a_door_and
         "a cycle between packages: box <-> devtools <-> doors <-> media <-> stream",
         "a cycle between packages: core <-> lessons",
     ]
+# The composition root and the command line build the Box; the doors call it. Nothing else sees it:
+# components get their narrow ports (edge/core/ports.py) from the composition root instead.
+BOX_IMPORTERS = {"edge/daemon.py", "edge/cli.py", "edge/demo.py", "edge/firstboot.py"}
+
+
+def _imports_module(path: Path, module: str) -> bool:
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(alias.name == module for alias in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            parent, _, name = module.rpartition(".")
+            if node.module == module or (node.module == parent and any(a.name == name for a in node.names)):
+                return True
+    return False
+
+
+def test_only_the_composition_root_and_the_doors_import_the_box() -> None:
+    offenders = [
+        str(path.relative_to(REPO))
+        for path in sorted((REPO / "edge").rglob("*.py"))
+        if _imports_module(path, "edge.box")
+        and str(path.relative_to(REPO)) not in BOX_IMPORTERS
+        and not str(path.relative_to(REPO)).startswith("edge/doors/")
+    ]
+    assert offenders == []
+
+
+def test_the_kernel_imports_no_concern() -> None:
+    """edge/core imports drivers, sync, third-party modules and other edge.core modules only."""
+    offenders = {
+        str(path.relative_to(REPO)): sorted(
+            name
+            for name in _edge_modules(path)
+            if not (name == "edge.core" or name.startswith("edge.core.") or name == "edge")
+        )
+        for path in sorted((REPO / "edge" / "core").rglob("*.py"))
+    }
+    assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def _edge_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names if alias.name.split(".")[0] == "edge"}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.startswith("edge"):
+            names |= {node.module} if node.module != "edge" else {f"edge.{alias.name}" for alias in node.names}
+    return names
+
+
+def test_the_box_check_sees_both_import_forms(tmp_path: Path) -> None:
+    plain, named = tmp_path / "plain.py", tmp_path / "named.py"
+    plain.write_text("import edge.box\n")
+    named.write_text("from edge import box\n")
+    assert _imports_module(plain, "edge.box")
+    assert _imports_module(named, "edge.box")
+    assert not _imports_module(named, "edge.boxes")

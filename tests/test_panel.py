@@ -282,7 +282,7 @@ async def test_a_browser_elsewhere_shows_the_pin_once_and_sees_the_signal_checks
     config.web.teacher_pin_hash = PIN_HASH
     async with live_box(config, with_devices=False) as live:
         # Raised as the signal check would (the box's own check sees the synthetic tone and would clear its own).
-        live.box.raise_alarm("drill.microphone-silent", N_("Microphone is silent: is it muted?"))
+        live.box.services.alarms.raise_alarm("drill.microphone-silent", N_("Microphone is silent: is it muted?"))
         context = await browser.new_context(viewport={"width": 800, "height": 480}, has_touch=True)
         try:
             page = await context.new_page()
@@ -306,7 +306,7 @@ async def test_a_browser_elsewhere_shows_the_pin_once_and_sees_the_signal_checks
             other = await context.new_page()  # the same browser session: no second PIN
             await other.goto(f"{live.base}/panel")
             await other.wait_for_selector("#start")
-            live.box.clear_alarm("drill.microphone-silent")
+            live.box.services.alarms.clear_alarm("drill.microphone-silent")
             await other.wait_for_selector('#status li[data-key="drill.microphone-silent"]', state="detached")
             await other.tap("#start")
             await until(lambda: live.box.current_lesson() is not None, what="the lesson started with the session")

@@ -54,7 +54,7 @@ async def test_lesson_is_recorded_in_segments_and_joined_to_mp4(tmp_path: Path) 
         box = live.box
         events = box.bus.subscribe("recording.")
         lesson = await live.start_lesson("Fractions")
-        recorder = box.recorder
+        recorder = box.parts.recorder
         assert isinstance(recorder, Recorder)
         await next_event(events, "recording.segment")
         await next_event(events, "recording.segment")
@@ -64,8 +64,8 @@ async def test_lesson_is_recorded_in_segments_and_joined_to_mp4(tmp_path: Path) 
         await box.stop_lesson("panel")
         finished = await next_event(events, "recording.finished")
 
-        recording = Catalogue(box.db).require(lesson.id)
-        segments = Catalogue(box.db).segments(lesson.id)
+        recording = Catalogue(box.services.database()).require(lesson.id)
+        segments = Catalogue(box.services.database()).segments(lesson.id)
     assert finished.data["recording"]["id"] == lesson.id
     assert recording.state == "ready"
     assert not recording.interrupted
@@ -95,7 +95,7 @@ async def test_recorder_restarted_mid_lesson_carries_on_into_the_same_recording(
         box = live.box
         events = box.bus.subscribe("recording.")
         lesson = await live.start_lesson("Geometry")
-        recorder = box.recorder
+        recorder = box.parts.recorder
         assert isinstance(recorder, Recorder)
         await next_event(events, "recording.segment")
         await recorder.stop()  # what the supervisor does before a restart
@@ -105,8 +105,8 @@ async def test_recorder_restarted_mid_lesson_carries_on_into_the_same_recording(
         await next_event(events, "recording.segment")
         await box.stop_lesson("panel")
         await next_event(events, "recording.finished")
-        recording = Catalogue(box.db).require(lesson.id)
-        seqs = [s.seq for s in Catalogue(box.db).segments(lesson.id)]
+        recording = Catalogue(box.services.database()).require(lesson.id)
+        seqs = [s.seq for s in Catalogue(box.services.database()).segments(lesson.id)]
     assert recording.state == "ready"
     assert seqs == list(range(1, len(seqs) + 1))
     assert len(seqs) >= 3

@@ -39,7 +39,7 @@ async def test_recording_plays_in_chromium_from_the_download_route(tmp_path: Pat
             await next_event(events, "recording.segment")
         await live.box.stop_lesson("panel")
         await next_event(events, "recording.finished")
-        recording = Catalogue(live.box.db).require(lesson.id)
+        recording = Catalogue(live.box.services.database()).require(lesson.id)
         async with chromium() as browser:
             page = await browser.new_page()
             await page.goto(live.base + "/healthz")  # same origin as the recording

@@ -11,13 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from edge import wiring
 from edge.box import Box
 from edge.core.config import BoxConfig
 from edge.core.events import EventBus
 from edge.doors.web.app import create_app
 from edge.recording.catalogue import Catalogue, Recording
 from edge.recording.storage import DiskPolicy
-from edge.recording.uploads import Uploads
 from sync.push import file_sha256
 from tests.tus_fixture import TusServer, require_tus_server, sha256_of
 
@@ -43,7 +43,7 @@ async def tus(tmp_path: Path) -> AsyncIterator[TusServer]:
 
 def finished_recording(box: Box, name: str, size: int, started_at: float, uploaded: bool = False) -> Recording:
     """A ready recording with a real MP4-named file and ink log on disk."""
-    catalogue = Catalogue(box.db)
+    catalogue = Catalogue(box.services.database())
     directory = box.config.box.state_dir / "recordings" / name
     directory.mkdir(parents=True)
     video, ink = directory / "lesson.mp4", directory / "ink.jsonl"
@@ -64,7 +64,7 @@ async def test_disk_policy_deletes_only_confirmed_recordings_oldest_first(box: B
     finished_recording(box, "unsent", 1000, 200.0)
     finished_recording(box, "newer-sent", 1000, 300.0, uploaded=True)
     root = box.config.box.state_dir / "recordings"
-    policy = DiskPolicy(lambda: Catalogue(box.db), root, quota_bytes=2200, min_free_bytes=0)
+    policy = DiskPolicy(lambda: Catalogue(box.services.database()), root, quota_bytes=2200, min_free_bytes=0)
 
     report = await policy.enforce()
 
@@ -72,7 +72,7 @@ async def test_disk_policy_deletes_only_confirmed_recordings_oldest_first(box: B
     assert not report.low
     assert not (root / "oldest-sent").exists()
     assert (root / "unsent" / "lesson.mp4").exists()
-    assert Catalogue(box.db).require("oldest-sent").state == "deleted"
+    assert Catalogue(box.services.database()).require("oldest-sent").state == "deleted"
 
     policy.quota_bytes = 500
     report = await policy.enforce()
@@ -81,13 +81,15 @@ async def test_disk_policy_deletes_only_confirmed_recordings_oldest_first(box: B
     assert "1 recordings" in report.detail
     assert "not uploaded yet" in report.detail
     assert (root / "unsent" / "lesson.mp4").exists()
-    assert Catalogue(box.db).require("unsent").state == "ready"
+    assert Catalogue(box.services.database()).require("unsent").state == "ready"
 
 
 async def test_disk_policy_free_space_floor_raises_the_alarm(box: Box) -> None:
     finished_recording(box, "unsent", 1000, 100.0)
     root = box.config.box.state_dir / "recordings"
-    policy = DiskPolicy(lambda: Catalogue(box.db), root, 10**9, min_free_bytes=10**6, free_bytes=lambda _: 10**5)
+    policy = DiskPolicy(
+        lambda: Catalogue(box.services.database()), root, 10**9, min_free_bytes=10**6, free_bytes=lambda _: 10**5
+    )
     report = await policy.enforce()
     assert report.low
     assert report.deleted == []
@@ -139,7 +141,7 @@ async def test_uploads_component_delivers_recording_and_ink_then_confirms(box: B
     box.config.upload.chunk_size_kb = 64
     events = box.bus.subscribe("upload.")
     uploaded = box.bus.subscribe("recording.uploaded")
-    uploads = Uploads(box)
+    uploads = wiring.uploads(box.services)
     await uploads.start()
     runner = asyncio.create_task(uploads.run(), name="test:uploads")
     try:
@@ -149,7 +151,7 @@ async def test_uploads_component_delivers_recording_and_ink_then_confirms(box: B
         await asyncio.gather(runner, return_exceptions=True)
         await uploads.stop()
     assert event.data["recording"] == "abc123"
-    done = Catalogue(box.db).require("abc123")
+    done = Catalogue(box.services.database()).require("abc123")
     assert done.upload_state == "uploaded"
     assert done.uploaded_bytes == recording.size
     stored = {sha256_of(path) for path in tus.uploads()}
@@ -168,11 +170,9 @@ async def test_uploads_component_delivers_recording_and_ink_then_confirms(box: B
 
 
 async def test_recorder_raises_the_low_disk_alarm_and_keeps_unsent_recordings(box: Box) -> None:
-    from edge.recording.recorder import Recorder
-
     unsent = finished_recording(box, "unsent", 1000, 100.0)
     alarms = box.bus.subscribe("storage.")
-    recorder = Recorder(box, free_bytes=lambda _: 10 * 1024 * 1024)  # 10 MB free, the floor is 500 MB
+    recorder = wiring.recorder(box.services, free_bytes=lambda _: 10 * 1024 * 1024)  # 10 MB free, the floor is 500 MB
     await recorder.start()
     await recorder.stop()
     health = recorder.health()
@@ -184,12 +184,12 @@ async def test_recorder_raises_the_low_disk_alarm_and_keeps_unsent_recordings(bo
     event = await asyncio.wait_for(alarms.get(), 1)
     assert event.topic == "storage.low"
     assert await asyncio.to_thread(Path(unsent.path or "").exists)
-    assert Catalogue(box.db).require("unsent").state == "ready"
+    assert Catalogue(box.services.database()).require("unsent").state == "ready"
 
 
 def kept_as_segments(box: Box, name: str, sizes: list[int]) -> tuple[Recording, list[bytes]]:
     """A ready recording that is its segments plus an HLS playlist (the disk had no room to join them)."""
-    catalogue = Catalogue(box.db)
+    catalogue = Catalogue(box.services.database())
     directory = box.config.box.state_dir / "recordings" / name
     directory.mkdir(parents=True)
     parts = [os.urandom(size) for size in sizes]

@@ -16,6 +16,7 @@ import pytest
 
 from drivers.audio import FRAME_SAMPLES, SyntheticAudioSource
 from drivers.camera import CapturingVideoSource, SyntheticVideoSource
+from edge import wiring
 from edge.box import Box
 from edge.core.config import BoxConfig, CameraConfig, MicrophoneConfig
 from edge.core.events import EventBus
@@ -242,8 +243,8 @@ async def box(tmp_path: Path) -> AsyncIterator[Box]:
 
 @pytest.fixture
 async def devices(box: Box) -> AsyncIterator[tuple[CameraComponent, MicrophoneComponent]]:
-    camera = CameraComponent(box, box.config.cameras[0])
-    mic = MicrophoneComponent(box, box.config.microphones[0])
+    camera = CameraComponent(box.bus, box.config.cameras[0])
+    mic = MicrophoneComponent(box.bus, box.services.mute, box.config.microphones[0])
     yield camera, mic
     await asyncio.to_thread(camera.source.stop)
     await asyncio.to_thread(mic.source.stop)
@@ -269,7 +270,7 @@ async def test_a_silent_microphone_raises_then_mute_waives_it_and_sound_clears_i
 ) -> None:
     camera, mic = devices
     _install(camera, mic, SteadyCamera(i420(scene()), 10, 10, noise=2), -80)
-    checks = SignalChecks(box, camera, mic, QUICK)
+    checks = wiring.signal_checks(box.services, camera, mic, QUICK)
     await checks.start()
     with box.bus.subscribe("alarm.") as alarms:
         await _run_checks(checks, lambda: MICROPHONE_SILENT in box.alarms())
@@ -303,7 +304,7 @@ async def test_a_black_camera_raises_black_only_and_a_picture_clears_it(
     camera, mic = devices
     source = SteadyCamera(i420(18), 10, 10, noise=2)
     _install(camera, mic, source, -20)
-    checks = SignalChecks(box, camera, mic, QUICK)
+    checks = wiring.signal_checks(box.services, camera, mic, QUICK)
     await checks.start()
     await _run_checks(checks, lambda: PICTURE_BLACK in box.alarms())
     assert box.alarms() == {PICTURE_BLACK: "The picture is black: is the lens cap on?"}
@@ -324,7 +325,7 @@ async def test_a_frozen_picture_and_a_no_signal_card(
     camera, mic = devices
     source = SteadyCamera(i420(scene()), 10, 10)  # the same frame, again and again
     _install(camera, mic, source, -20)
-    checks = SignalChecks(box, camera, mic, QUICK)
+    checks = wiring.signal_checks(box.services, camera, mic, QUICK)
     await checks.start()
     await _run_checks(checks, lambda: PICTURE_FROZEN in box.alarms())
     assert box.alarms() == {PICTURE_FROZEN: "The picture is frozen"}
@@ -340,7 +341,7 @@ async def test_a_slow_camera_raises_low_fps_with_its_numbers(
     camera, mic = devices
     source = SteadyCamera(i420(scene()), fps=30, rate=5)
     _install(camera, mic, source, -20)
-    checks = SignalChecks(box, camera, mic, RATE_ONLY)
+    checks = wiring.signal_checks(box.services, camera, mic, RATE_ONLY)
     await checks.start()
     with box.bus.subscribe("alarm.raised") as alarms:
         await _run_checks(checks, lambda: LOW_FPS in box.alarms())
@@ -448,8 +449,8 @@ def _clip(path: Path) -> Path:
 async def test_a_file_camera_frozen_then_no_signal_then_moving(box: Box, tmp_path: Path) -> None:
     path = await asyncio.to_thread(_clip, tmp_path / "clip.mp4")
     config = CameraConfig(source="opencv", device=str(path), width=W, height=H, fps=10)
-    camera = CameraComponent(box, config, loss_timeout_s=5.0)
-    checks = SignalChecks(box, camera, None, QUICK)
+    camera = CameraComponent(box.bus, config, loss_timeout_s=5.0)
+    checks = wiring.signal_checks(box.services, camera, None, QUICK)
     seen: list[str] = []
     camera.source.start()
     try:
@@ -478,12 +479,12 @@ async def test_the_recording_logs_alarms_from_before_and_during_it_and_the_mutes
     config.stream.keyframe_interval_s = 1.0
     async with live_box(config) as live:
         box = live.box
-        box.raise_alarm("test.before", "Raised before the lesson")
+        box.services.alarms.raise_alarm("test.before", "Raised before the lesson")
         with box.bus.subscribe("recording.") as recording:
             lesson = await live.start_lesson("Signals")
             box.set_microphone_muted(True)
-            box.raise_alarm("test.during", "Raised during the lesson")
-            box.clear_alarm("test.during")
+            box.services.alarms.raise_alarm("test.during", "Raised during the lesson")
+            box.services.alarms.clear_alarm("test.during")
             box.set_microphone_muted(False)
             while (await asyncio.wait_for(recording.get(), 20)).topic != "recording.segment":
                 pass
@@ -509,7 +510,7 @@ async def test_the_recording_logs_alarms_from_before_and_during_it_and_the_mutes
 
 
 async def test_the_level_meter_says_dbfs_and_mute_ten_times_a_second(box: Box) -> None:
-    mic = MicrophoneComponent(box, box.config.microphones[0])
+    mic = MicrophoneComponent(box.bus, box.services.mute, box.config.microphones[0])
     with box.bus.subscribe("audio.level") as levels:
         await mic.start()
         try:

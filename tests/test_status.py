@@ -6,10 +6,10 @@ import datetime as dt
 from pathlib import Path
 
 from edge.box import Box
+from edge.core.component import ComponentHealth, Components
 from edge.core.config import BoxConfig
 from edge.core.events import EventBus
 from edge.core.texts import N_
-from edge.health.health import ComponentHealth, Components
 from edge.health.status import StatusLine, status_lines
 
 TODAY = dt.date(2026, 3, 10)
@@ -89,9 +89,9 @@ def test_the_box_gives_its_status_lines_from_its_own_alarms(tmp_path: Path) -> N
     box.open()
     try:
         assert box.status_lines() == []
-        box.raise_alarm("signal.picture-black", N_("The picture is black: is the lens cap on?"))
+        box.services.alarms.raise_alarm("signal.picture-black", N_("The picture is black: is the lens cap on?"))
         assert [line.text() for line in box.status_lines()] == ["The picture is black: is the lens cap on?"]
-        box.clear_alarm("signal.picture-black")
+        box.services.alarms.clear_alarm("signal.picture-black")
         assert box.status_lines() == []
     finally:
         box.close()

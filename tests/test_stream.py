@@ -330,7 +330,7 @@ async def test_recorder_and_viewers_share_the_same_packets(tmp_path: Path, monke
         finally:
             events.close()
             await player.close(client)
-        recorder = live.box.recorder
+        recorder = live.box.parts.recorder
         assert isinstance(recorder, Recorder)
         segments = closed_segments(recorder.root / lesson.id)
         recorded = await asyncio.to_thread(recorded_frames, segments)

@@ -13,12 +13,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from edge import wiring
 from edge.box import Box
 from edge.core.config import BoxConfig
 from edge.core.errors import LessonNotFound, NoScheduledLesson, TimetableRefused
 from edge.core.events import EventBus
 from edge.lessons import calendar as ical
-from edge.lessons.timetable_feed import CLOCK_ALARM, CLOCK_UNSYNCED, TimetableComponent, pull_now
+from edge.lessons.timetable_feed import CLOCK_ALARM, CLOCK_UNSYNCED, pull_now
 from sync.budget import Budget, Window
 from sync.clock import Clock
 from tests.stream_fixture import until
@@ -162,7 +163,7 @@ async def test_lessons_start_and_stop_at_their_times_and_back_to_back_lessons_do
     art = box.current_lesson()
     assert art is not None
     assert art.title == "Art"
-    ended = box.get_lesson(maths.id)
+    ended = box.services.lessons.get(maths.id)
     assert ended is not None
     assert ended.state == "ended"
     assert ended.ended_at is not None
@@ -238,7 +239,7 @@ async def test_a_box_that_boots_in_the_middle_of_a_lesson_starts_it_at_once(tmp_
         assert resumed is not None
         assert resumed.title == "Maths"
         assert resumed.id != cut.id
-        interrupted = again.get_lesson(cut.id)
+        interrupted = again.services.lessons.get(cut.id)
         assert interrupted is not None
         assert interrupted.state == "interrupted"
     finally:
@@ -274,7 +275,7 @@ async def test_a_stream_only_lesson_is_not_recorded(box: Box, fake: FakeClock) -
     await box.timetable.tick()
     live = box.current_lesson()
     assert live is not None
-    assert box.records(live) is False
+    assert box.services.timetable.records(live) is False
 
 
 async def test_a_record_only_lesson_takes_no_students(box: Box, fake: FakeClock) -> None:
@@ -283,7 +284,7 @@ async def test_a_record_only_lesson_takes_no_students(box: Box, fake: FakeClock)
     await box.timetable.tick()
     live = box.current_lesson()
     assert live is not None
-    assert box.records(live) is True
+    assert box.services.timetable.records(live) is True
     with pytest.raises(LessonNotFound, match="recorded only"):
         await box.open_viewer(live.join_code, "v=0")
 
@@ -310,7 +311,7 @@ def test_tomorrows_courses_are_the_ones_ahead(box: Box, fake: FakeClock) -> None
 async def test_an_unsynchronised_clock_with_lessons_coming_is_an_alarm_in_health(box: Box, fake: FakeClock) -> None:
     box.add_timetable_lesson("Science", dt.datetime(2027, 1, 4, 11, 0), 40)
     fake.synchronised = False
-    component = TimetableComponent(box, tick_s=0.01)
+    component = wiring.timetable(box.services, tick_s=0.01)
     await component.start()
     runner = asyncio.create_task(component.run(), name="test:timetable")
     try:

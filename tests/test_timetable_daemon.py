@@ -20,6 +20,7 @@ from playwright.async_api import Browser, BrowserContext, Page
 
 from edge.box import Box
 from edge.core.config import BoxConfig
+from edge.courseware import service as courseware_service
 from sync.clock import Clock
 from sync.publish import publish
 from tests.helpers import free_port, http_json
@@ -148,7 +149,7 @@ async def test_a_recurring_feed_starts_and_stops_lessons_and_survives_a_bad_feed
             recorded = recording_of(box, lesson_id)
             assert recorded["duration_s"] > 1.0
             assert not recorded["interrupted"]
-        first, second = box.get_lesson(maths.id), box.get_lesson(art.id)
+        first, second = box.services.lessons.get(maths.id), box.services.lessons.get(art.id)
         assert first is not None
         assert second is not None
         assert first.ended_at is not None
@@ -157,7 +158,7 @@ async def test_a_recurring_feed_starts_and_stops_lessons_and_survives_a_bad_feed
         box.refresh_timetable()
         await until(lambda: 304 in feed.answers, 10, "a conditional request answered 304")
         assert feed.asked_since[-1] == "Mon, 04 Jan 2027 06:00:00 GMT"
-        budget = box.wan_budget()
+        budget = courseware_service.budget(box.courseware)
         assert budget is not None
         assert budget.used_bytes >= len(BACK_TO_BACK), "the feed's bytes went through the WAN budget"
 
@@ -193,7 +194,7 @@ async def test_a_restart_in_the_middle_of_a_lesson_resumes_it_from_the_stored_ti
         again = live.box.current_lesson()
         assert again is not None
         assert again.id != before.id
-        cut = live.box.get_lesson(before.id)
+        cut = live.box.services.lessons.get(before.id)
         assert cut is not None
         assert cut.state == "interrupted"
 

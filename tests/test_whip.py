@@ -10,7 +10,9 @@ import httpx
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
+from edge.box import Box
 from edge.core.config import BoxConfig
+from edge.courseware import service as courseware_service
 from edge.courseware.cache import CoursewareComponent
 from edge.stream import whip
 from edge.stream.whip import DEAD_AFTER_S, Uplink
@@ -42,8 +44,8 @@ def published_config(tmp_path: Path, sfu: Sfu, endpoint: str, token: str = TOKEN
     return config
 
 
-def uplink_of(box: object) -> Uplink:
-    uplink = getattr(box, "uplink", None)
+def uplink_of(box: Box) -> Uplink:
+    uplink = box.parts.uplink
     assert isinstance(uplink, Uplink)
     return uplink
 
@@ -58,7 +60,7 @@ async def test_a_cloud_student_gets_the_lesson_through_janus_and_janus_dying_is_
         uplink = uplink_of(live.box)
         await until(lambda: uplink.state == "publishing", 20, "the uplink publishing to Janus")
         assert live.box.join_url(lesson.join_code) == f"https://watch.example.org/{lesson.join_code}"
-        budget = live.box.wan_budget()
+        budget = courseware_service.budget(live.box.courseware)
         assert budget is not None
         live_kbps = config.stream.high.kbps + config.stream.low.kbps + config.stream.audio_kbps
         assert budget.status()["live_reservation_kbps"] == live_kbps
@@ -166,7 +168,7 @@ async def test_a_sync_pull_during_a_published_lesson_stays_under_the_link_minus_
             live_kbps = config.stream.high.kbps + config.stream.audio_kbps
             courseware = live.box.courseware
             assert isinstance(courseware, CoursewareComponent)
-            budget = live.box.wan_budget()
+            budget = courseware_service.budget(live.box.courseware)
             assert budget is not None
             assert budget.status()["rate_kbps"] == 2400 - live_kbps
             # The repository is named only now: the box's first pull is the one during the lesson.

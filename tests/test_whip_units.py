@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from edge.box import Box
+from edge.core.component import ComponentHealth, Components
 from edge.core.config import BoxConfig, parse_config
 from edge.core.errors import ConfigError
 from edge.core.events import EventBus
-from edge.health.health import ComponentHealth, Components
 from edge.health.status import status_lines
 from edge.stream.ice_restart import IceOffer, offer_sdpfrag, parse_sdpfrag
 from edge.stream.uplink_service import player_url

@@ -1,4 +1,4 @@
-"""The `board-input` component: the board's pen and touch (drivers/board.py) drawn through `box.board`.
+"""The `board-input` component: the board's pen and touch (drivers/board.py) drawn on the board's state.
 
 It also publishes the board as it is when a lesson starts, so the recording's ink log begins with it.
 
@@ -17,8 +17,10 @@ import logging
 from drivers.board import BoardInput, Contact, Mapping, open_board_input
 from drivers.errors import DriverError
 from edge.board.ink import InkError, Point, new_stroke
-from edge.box import Box
+from edge.board.state import Board
 from edge.core.component import Component
+from edge.core.events import EventBus
+from edge.core.ports import ConfigSource
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +35,9 @@ class BoardInputComponent(Component):
 
     name = "board-input"
 
-    def __init__(self, box: Box) -> None:
+    def __init__(self, config: ConfigSource, bus: EventBus, board: Board) -> None:
         super().__init__()
-        self._box = box
+        self._config, self._bus, self._board = config, bus, board
         self.input: BoardInput | None = None
         self._queue: asyncio.Queue[Contact] = asyncio.Queue(QUEUE_CONTACTS)
         self._strokes: dict[str, tuple[str, float]] = {}  # contact -> (stroke id, its first sample's time)
@@ -43,7 +45,7 @@ class BoardInputComponent(Component):
         self.dropped = 0
 
     async def start(self) -> None:
-        cfg = self._box.config.board
+        cfg = self._config().board
         mapping = Mapping(cfg.rotation, (cfg.area_left, cfg.area_top, cfg.area_right, cfg.area_bottom))
         try:
             self.input = open_board_input(cfg.source, cfg.device, mapping)
@@ -75,9 +77,9 @@ class BoardInputComponent(Component):
 
     async def _announce_at_lesson_start(self) -> None:
         """Each lesson's recording begins with the board as it is (its ink log is read back for the export)."""
-        with self._box.bus.subscribe("lesson.started") as started:
+        with self._bus.subscribe("lesson.started") as started:
             async for _ in started:
-                self._box.board.announce()
+                self._board.announce()
 
     async def _draw_contacts(self) -> None:
         while True:
@@ -91,7 +93,7 @@ class BoardInputComponent(Component):
 
     def draw(self, contact: Contact) -> None:
         """One contact onto the board: begin, add to or end its stroke."""
-        board = self._box.board
+        board = self._board
         if contact.kind == "down":
             stroke_id = f"e{next(self._ids)}"
             tool = "eraser" if contact.tool == "eraser" else "pen"
@@ -126,7 +128,7 @@ class BoardInputComponent(Component):
             await asyncio.to_thread(board_input.close)
         for stroke_id, _ in self._strokes.values():
             with contextlib.suppress(InkError):
-                self._box.board.end(stroke_id)
+                self._board.end(stroke_id)
         self._strokes.clear()
 
 

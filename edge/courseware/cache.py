@@ -2,7 +2,7 @@
 
 `CoursewareComponent` (component name `courseware`) opens `<state_dir>/courseware.db`, pulls from
 `courseware.repo_url` every `pull_interval_s` (or when asked), and while a lesson is live reserves
-`budget.live_lesson_kbps` of the WAN link for it. The daemon wires it in as `box.courseware`;
+`budget.live_lesson_kbps` of the WAN link for it. The daemon hands it to the box as its courseware;
 doors reach it through the service layer's courseware operations.
 A refused repository (bad signature, expired, rolled back, corrupt) is logged and reported in health;
 the box keeps serving what it has.
@@ -18,11 +18,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-from edge.box import Box
 from edge.core.component import Component
+from edge.core.config import BoxConfig
 from edge.core.logs import redact
-from edge.lessons.lessons import Lesson
-from edge.system.doctor import LAST_PULL_KEY
+from edge.core.ports import ClockSource, ConfigSource, LessonHooks, LessonView
+from edge.courseware.service import LAST_PULL_KEY
+from edge.discovery import service as discovery
+from edge.discovery.service import DiscoveryPort
 from sync.budget import Budget, Window
 from sync.chunks import ManifestError
 from sync.errors import BudgetExhausted, StoreClosed, SyncError, TrustError
@@ -58,9 +60,9 @@ def _problems(report: PullReport) -> str:
     return redact(f"{len(report.refused)} chunk(s) or item(s) not updated; first: {report.refused[0]}")
 
 
-def windows_of(box: Box) -> list[Window]:
+def windows_of(config: BoxConfig) -> list[Window]:
     """The configured budget windows."""
-    return [Window(w.start, w.end, w.kbps) for w in box.config.budget.windows]
+    return [Window(w.start, w.end, w.kbps) for w in config.budget.windows]
 
 
 class CoursewareComponent(Component):
@@ -68,9 +70,12 @@ class CoursewareComponent(Component):
 
     name = "courseware"
 
-    def __init__(self, box: Box) -> None:
+    def __init__(
+        self, config: ConfigSource, clock: ClockSource, lessons: LessonHooks, lan: DiscoveryPort | None = None
+    ) -> None:
+        """`lan`: the discovery component whose zeroconf finds the LAN's courseware peers (None: no peers)."""
         super().__init__()
-        self._box = box
+        self._config, self._clock, self._lan = config, clock, lan
         self.store: Store | None = None
         self.budget: Budget | None = None
         self.last_report: PullReport | None = None
@@ -80,26 +85,26 @@ class CoursewareComponent(Component):
         self._wake = asyncio.Event()
         self._touched: dict[tuple[str, str], float] = {}
         self._pull_lock = asyncio.Lock()
-        box.on_lesson_start(self._lesson_started)
-        box.on_lesson_stop(self._lesson_stopped)
+        lessons.on_start(self._lesson_started)
+        lessons.on_stop(self._lesson_stopped)
 
     @property
     def state_dir(self) -> Path:
         """Where the store, the TUF cache and the data counter live."""
-        return self._box.config.box.state_dir
+        return self._config().box.state_dir
 
     def trusted_root_path(self) -> Path:
         """The root metadata file the box trusts."""
-        configured = self._box.config.courseware.trusted_root
+        configured = self._config().courseware.trusted_root
         return Path(configured) if configured else self.state_dir / ROOT_FILE
 
     async def start(self) -> None:
-        cfg = self._box.config
+        cfg = self._config()
         quota = cfg.courseware.quota_mb * 1024 * 1024
         self.store = await asyncio.to_thread(Store, self.state_dir / "courseware.db", quota)
         self.budget = Budget(
             self.state_dir / "wan-budget.json",
-            windows_of(self._box),
+            windows_of(self._config()),
             cfg.budget.monthly_cap_mb * 1_000_000,
             link_kbps=cfg.budget.link_kbps,
         )
@@ -108,8 +113,8 @@ class CoursewareComponent(Component):
     @property
     def peers(self) -> PeerDirectory | None:
         """The LAN's courseware peers, as the discovery component sees them (None without discovery)."""
-        discovery = self._box.discovery
-        return discovery.peers if discovery is not None else None
+        lan = self._lan
+        return lan.peers if lan is not None else None
 
     async def run(self) -> None:
         if self.peers is not None:
@@ -117,12 +122,12 @@ class CoursewareComponent(Component):
         asked = False
         while True:
             self.apply_settings()
-            if self._box.config.courseware.repo_url and (asked or not self.paused):
+            if self._config().courseware.repo_url and (asked or not self.paused):
                 await self.pull_once()
             # asyncio.timeout, not wait_for: in 3.11 wait_for loses a cancel that races a wake-up (a pull asked
             # for while the daemon stops), and the supervisor would wait for this task forever.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._box.config.courseware.pull_interval_s):
+                async with asyncio.timeout(self._config().courseware.pull_interval_s):
                     await self._wake.wait()
             asked = self._wake.is_set()  # `sync now` pulls also while paused
             self._wake.clear()
@@ -136,10 +141,10 @@ class CoursewareComponent(Component):
 
     def apply_settings(self) -> None:
         """Take the budget and quota settings from the config again (the admin page changed them)."""
-        cfg = self._box.config
+        cfg = self._config()
         if self.budget is not None:
             self.budget.configure(
-                windows_of(self._box), cfg.budget.monthly_cap_mb * 1_000_000, cfg.budget.link_kbps or None
+                windows_of(self._config()), cfg.budget.monthly_cap_mb * 1_000_000, cfg.budget.link_kbps or None
             )
         if self.store is not None:
             self.store.quota_bytes = cfg.courseware.quota_mb * 1024 * 1024
@@ -153,10 +158,10 @@ class CoursewareComponent(Component):
 
     async def pull_once(self) -> PullReport | None:
         """Pull now (one at a time); log and report a refused or unreachable repository in words."""
-        store, cfg = self._require(), self._box.config.courseware
+        store, cfg = self._require(), self._config().courseware
         async with self._pull_lock:
             root = self.trusted_root_path()
-            self.last_attempt_at = self._box.clock.wall()
+            self.last_attempt_at = self._clock().wall()
             verdict = "failed"
             try:
                 trusted = await asyncio.to_thread(root.read_bytes)
@@ -168,7 +173,7 @@ class CoursewareComponent(Component):
                     budget=self.budget,
                     peers=self._peer_urls,
                     concurrency=cfg.concurrency,
-                    now=self._box.clock.utcnow,
+                    now=self._clock().utcnow,
                 )
                 self.last_report = await puller.pull()
                 self.last_error = _problems(self.last_report)
@@ -180,14 +185,14 @@ class CoursewareComponent(Component):
             if self.last_error:
                 log.error("courseware pull %s: %s (serving what the box has)", verdict, self.last_error)
             else:  # the doctor reads how fresh the courseware is from the store, also with the daemon down
-                await asyncio.to_thread(store.set_meta, LAST_PULL_KEY, f"{self._box.clock.wall():.3f}")
+                await asyncio.to_thread(store.set_meta, LAST_PULL_KEY, f"{self._clock().wall():.3f}")
             self._report_health()
             return self.last_report
 
     def _peer_urls(self) -> list[str]:
-        if not self._box.config.courseware.lan_peers:
+        if not self._config().courseware.lan_peers:
             return []
-        return self._box.peer_urls()
+        return discovery.peer_urls(self._lan)
 
     def _report_health(self) -> None:
         store = self._require()
@@ -205,11 +210,11 @@ class CoursewareComponent(Component):
         else:
             self.set_health("ok", f"version {report.version if report else '-'}", **metrics)
 
-    async def _lesson_started(self, lesson: Lesson) -> None:
+    async def _lesson_started(self, lesson: LessonView) -> None:
         if self.budget is not None:
-            self.budget.set_live_reservation(self._box.config.budget.live_lesson_kbps)
+            self.budget.set_live_reservation(self._config().budget.live_lesson_kbps)
 
-    async def _lesson_stopped(self, lesson: Lesson) -> None:
+    async def _lesson_stopped(self, lesson: LessonView) -> None:
         if self.budget is not None:
             self.budget.set_live_reservation(0)
 

@@ -12,6 +12,7 @@ from sync.pull import PullReport
 from sync.store import Hold, Store
 
 NOT_RUNNING = "the courseware cache is not running (starting or restarting)"
+LAST_PULL_KEY = "last_pull_ok_at"  # the courseware store's meta key for the last pull that succeeded
 
 
 class CoursewarePort(Protocol):

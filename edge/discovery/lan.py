@@ -23,8 +23,8 @@ from zeroconf import InterfaceChoice
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from edge import __version__
-from edge.box import Box
 from edge.core.component import Component
+from edge.core.ports import ConfigSource, HttpsFingerprint
 from sync.peers import PeerDirectory, ServiceWatch, lan_addresses, service_url
 
 log = logging.getLogger(__name__)
@@ -83,10 +83,16 @@ class Discovery(Component):
 
     name = "discovery"
 
-    def __init__(self, box: Box, addresses: Callable[[], list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        config: ConfigSource,
+        box_id: str,
+        https_fingerprint: HttpsFingerprint,
+        addresses: Callable[[], list[str]] | None = None,
+    ) -> None:
         """`addresses`: where the box says it is (default: the configured interfaces, else every LAN address)."""
         super().__init__()
-        self._box = box
+        self._config, self._id, self._https_fingerprint = config, box_id, https_fingerprint
         self._host_addresses = addresses
         self.zeroconf: AsyncZeroconf | None = None
         self.peers: PeerDirectory | None = None
@@ -98,14 +104,14 @@ class Discovery(Component):
     # -- life -----------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if not self._box.config.discovery.enabled:
+        if not self._config().discovery.enabled:
             self.set_health("ok", "off")
             return
         await self._open()
 
     async def _open(self) -> bool:
         """Make the zeroconf instance, advertise, browse; a failure leaves discovery off until the next try."""
-        cfg = self._box.config
+        cfg = self._config()
         interfaces = self._interfaces()
         self.addresses = self._current_addresses()
         absent = sorted(set(interfaces) - host_addresses())
@@ -113,7 +119,7 @@ class Discovery(Component):
             return self._unavailable(f"no interface has the address {', '.join(absent)}")
         try:
             self.zeroconf = AsyncZeroconf(interfaces=interfaces or InterfaceChoice.All)
-            self.peers = PeerDirectory(self.zeroconf, self._box.id, cfg.web.port, self.addresses)
+            self.peers = PeerDirectory(self.zeroconf, self._id, cfg.web.port, self.addresses)
             await asyncio.gather(self._advertise(), self.peers.start())
             self._watch.start(self.zeroconf)
         except (OSError, ZeroconfError) as err:
@@ -129,7 +135,7 @@ class Discovery(Component):
         return False
 
     async def run(self) -> None:
-        if not self._box.config.discovery.enabled:
+        if not self._config().discovery.enabled:
             return
         while True:
             await asyncio.sleep(ADDRESS_CHECK_S)
@@ -152,7 +158,7 @@ class Discovery(Component):
     # -- what the box advertises --------------------------------------------------------------------
 
     def _interfaces(self) -> list[str]:
-        cfg = self._box.config
+        cfg = self._config()
         interfaces = list(cfg.discovery.interfaces)
         if not interfaces and cfg.web.host not in ("0.0.0.0", "::", ""):
             interfaces = [cfg.web.host]  # advertise only where the web door listens
@@ -164,10 +170,10 @@ class Discovery(Component):
         return self._interfaces() or sorted(lan_addresses())
 
     def _properties(self) -> dict[str, str]:
-        box = self._box.config.box
+        box = self._config().box
         return {
             "product": PRODUCT,
-            "id": self._box.id,
+            "id": self._id,
             "name": _cut(box.name, TXT_VALUE_BYTES),
             "room": _cut(box.room, TXT_VALUE_BYTES),
             "version": __version__,
@@ -175,11 +181,11 @@ class Discovery(Component):
         }
 
     def _service_infos(self) -> list[AsyncServiceInfo]:
-        web = self._box.config.web
+        web = self._config().web
         ports = [(HTTP_TYPE, web.port)]
-        if web.https_port and self._box.https_fingerprint() is not None:
+        if web.https_port and self._https_fingerprint() is not None:
             ports.append((HTTPS_TYPE, web.https_port))
-        instance = instance_name(self._box.config.box.name, self._box.id)
+        instance = instance_name(self._config().box.name, self._id)
         packed = [socket.inet_aton(a) for a in self.addresses if ":" not in a]
         return [
             AsyncServiceInfo(
@@ -188,7 +194,7 @@ class Discovery(Component):
                 addresses=packed,
                 port=port,
                 properties=self._properties(),
-                server=f"{self._box.id}.local.",
+                server=f"{self._id}.local.",
             )
             for kind, port in ports
         ]
@@ -233,7 +239,7 @@ class Discovery(Component):
         props = info.properties
         box_id = _text(props, "id")
         addresses = info.parsed_addresses()
-        if _text(props, "product") != PRODUCT or not box_id or box_id == self._box.id or not addresses or not info.port:
+        if _text(props, "product") != PRODUCT or not box_id or box_id == self._id or not addresses or not info.port:
             return None
         scheme = "https" if service_type == HTTPS_TYPE else "http"
         path = _text(props, "path") or ADMIN_PATH

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from edge.health.health import Components
+from edge.core.component import Components
 from sync.budget import Budget
 from sync.pull import PullReport
 from sync.store import Store

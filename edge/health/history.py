@@ -12,18 +12,27 @@ import asyncio
 import logging
 import shutil
 import sqlite3
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from edge.box import Box
 from edge.core.component import Component
+from edge.core.events import EventBus
+from edge.core.ports import BudgetSource, ClockSource, ConfigSource
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "metrics.db"
 PROC_STAT = Path("/proc/stat")
 PROC_MEMINFO = Path("/proc/meminfo")
+class Watching(Protocol):
+    """What the history reads of a student watching (edge.stream.viewers_service.WatchingStudent)."""
+
+    @property
+    def estimate_kbps(self) -> float | None: ...
+
+
 SERIES = ("cpu_pct", "mem_pct", "disk_pct", "link_kbps", "viewer_kbps", "sync_kbps", "viewers")
 
 
@@ -127,9 +136,19 @@ class MetricsHistory(Component):
 
     name = "history"
 
-    def __init__(self, box: Box) -> None:
+    def __init__(
+        self,
+        *,
+        config: ConfigSource,
+        bus: EventBus,
+        clock: ClockSource,
+        viewers: Callable[[], Sequence[Watching]],
+        wan_budget: BudgetSource,
+    ) -> None:
+        """`viewers`: the students watching now (their bitrates); `wan_budget`: the link's use and rate."""
         super().__init__()
-        self._box = box
+        self._config, self._bus, self._clock = config, bus, clock
+        self._viewers, self._wan_budget = viewers, wan_budget
         self.store: HistoryStore | None = None
         self._cpu: tuple[int, int] | None = None
         self._synced: int | None = None
@@ -137,22 +156,22 @@ class MetricsHistory(Component):
 
     async def start(self) -> None:
         """Open the history database and take the first CPU and data-used readings."""
-        path = self._box.config.box.state_dir / DB_NAME
+        path = self._config().box.state_dir / DB_NAME
         self.store = await asyncio.to_thread(HistoryStore, path)
         self._cpu = await asyncio.to_thread(cpu_times)
         self._synced = self._sync_bytes()
-        self._sampled_at = self._box.clock.monotonic()
+        self._sampled_at = self._clock().monotonic()
         self.set_health("ok", "", history_samples_taken=0)
 
     async def run(self) -> None:
         """Take a sample every `metrics.interval_s` until cancelled."""
         taken = 0
         while True:
-            await asyncio.sleep(self._box.config.metrics.interval_s)
+            await asyncio.sleep(self._config().metrics.interval_s)
             sample = await self.sample()
             taken += 1
             self.set_health("ok", "", history_samples_taken=taken)
-            self._box.bus.publish("metrics.sample", **asdict(sample))
+            self._bus.publish("metrics.sample", **asdict(sample))
 
     async def stop(self) -> None:
         """Close the history database (idempotent)."""
@@ -165,15 +184,15 @@ class MetricsHistory(Component):
         store = self._require()
         cpu = await asyncio.to_thread(cpu_times)
         mem = await asyncio.to_thread(memory_percent)
-        disk = await asyncio.to_thread(disk_percent, self._box.config.box.state_dir)
-        now = self._box.clock.monotonic()
+        disk = await asyncio.to_thread(disk_percent, self._config().box.state_dir)
+        now = self._clock().monotonic()
         synced = self._sync_bytes()
         elapsed = max(now - self._sampled_at, 1e-3)
         moved = max(synced - self._synced, 0) if synced is not None and self._synced is not None else 0
-        viewers = self._box.viewers()
+        viewers = self._viewers()
         estimates = [v.estimate_kbps for v in viewers if v.estimate_kbps]
         sample = Sample(
-            at=self._box.clock.wall(),
+            at=self._clock().wall(),
             cpu_pct=cpu_percent(self._cpu, cpu),
             mem_pct=mem,
             disk_pct=disk,
@@ -183,7 +202,7 @@ class MetricsHistory(Component):
             viewers=len(viewers),
         )
         self._cpu, self._synced, self._sampled_at = cpu, synced, now
-        await asyncio.to_thread(store.add, sample, self._box.config.metrics.keep_days * 86_400.0)
+        await asyncio.to_thread(store.add, sample, self._config().metrics.keep_days * 86_400.0)
         return sample
 
     @property
@@ -201,7 +220,7 @@ class MetricsHistory(Component):
         return self.store
 
     def _budget_status(self) -> dict[str, Any] | None:
-        budget = self._box.wan_budget()
+        budget = self._wan_budget()
         return budget.status() if budget is not None else None
 
     def _sync_bytes(self) -> int | None:

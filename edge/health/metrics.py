@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from edge.box import Box
+from edge.health.overview import BoxHealth
 from edge.media.signals import CHECKS
 
 STATUSES = ("starting", "ok", "degraded", "down", "stopped")
@@ -19,10 +20,18 @@ def _metric_name(*parts: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_]", "_", "_".join(("classbox", *parts))).lower()
 
 
+class HealthSource(Protocol):
+    """What the metrics read at scrape time (edge.box.Box, which the web door hands over)."""
+
+    def health(self) -> BoxHealth: ...
+    @property
+    def microphone_muted(self) -> bool: ...
+
+
 class BoxCollector(Collector):
     """Turns `Box.health()` into metric families: component status, restarts, numeric details."""
 
-    def __init__(self, box: Box) -> None:
+    def __init__(self, box: HealthSource) -> None:
         self._box = box
 
     def collect(self) -> Iterator[Metric]:
@@ -73,7 +82,7 @@ class BoxCollector(Collector):
         yield uptime
 
 
-def make_registry(box: Box) -> CollectorRegistry:
+def make_registry(box: HealthSource) -> CollectorRegistry:
     """A registry of this box's own (never the process-global one)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(BoxCollector(box))

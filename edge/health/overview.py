@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import SkipValidation, field_serializer
 
 from edge.core.answer import Answer
-from edge.health.health import Components
+from edge.core.component import Components
 from edge.lessons.lessons import Lesson
 
 

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge.core.component import Components
 from edge.core.texts import N_
-from edge.health.health import Components
 
 # Words the sync layer uses for a fetch that never reached the other end (sync.errors.failure_reason).
 OFFLINE_WORDS = ("DNS", "connection refused", "connection reset", "unreachable", "timed out")

@@ -22,8 +22,8 @@ from edge.core.config import LessonSection
 from edge.core.db import Headroom, table
 from edge.core.errors import LessonAlreadyLive, NoLiveLesson
 from edge.core.events import EventBus
+from edge.core.ports import AlarmBoard, LessonView
 from edge.core.texts import N_
-from edge.health.health import Alarms
 from sync.clock import Clock, wall
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class Lessons:
         settings: Callable[[], LessonSection],
         bus: EventBus,
         clock: Callable[[], Clock],
-        alarms: Alarms,
+        alarms: AlarmBoard,
         headroom: Headroom,
     ) -> None:
         # Read per use: the box's clock and config may be replaced while it runs (tests step the clock).
@@ -188,7 +188,7 @@ class Lessons:
             return lesson
         return replace(lesson, duration_s=round(self._clock().monotonic() - self._live_since, 3))
 
-    def origin(self, lesson: Lesson) -> float:
+    def origin(self, lesson: LessonView) -> float:
         """The monotonic time the live `lesson` started: time zero of its media clock."""
         live = self._live is not None and lesson.id == self._live.id
         return self._live_since if live else self._clock().monotonic()

@@ -31,6 +31,7 @@ from edge.core.config import BoxConfig
 from edge.core.db import table
 from edge.core.errors import LessonAlreadyLive, NoLiveLesson, NoScheduledLesson, TimetableRefused
 from edge.core.events import EventBus
+from edge.core.ports import LessonView
 from edge.lessons import calendar
 from edge.lessons.agenda import DayLesson, Extension, SourceStatus
 from edge.lessons.calendar import MODES, Slot
@@ -325,7 +326,7 @@ class Timetable:
             if self._lessons.by_code(code) is None and not list(runs.rows_where("join_code = ?", [code])):
                 return code
 
-    def slot_of(self, lesson: Lesson | None) -> Slot | None:
+    def slot_of(self, lesson: LessonView | None) -> Slot | None:
         """The scheduled lesson `lesson` went live for, or None."""
         if lesson is None:
             return None
@@ -333,12 +334,12 @@ class Timetable:
         key = rows[0]["key"] if rows else ""
         return next((s for s in self.slots() if s.key == key), None)
 
-    def records(self, lesson: Lesson) -> bool:
+    def records(self, lesson: LessonView) -> bool:
         """False for a scheduled lesson that is streamed only."""
         slot = self.slot_of(lesson)
         return slot is None or slot.mode != "stream"
 
-    def streams(self, lesson: Lesson) -> bool:
+    def streams(self, lesson: LessonView) -> bool:
         """False for a scheduled lesson that is recorded only (students cannot join it live)."""
         slot = self.slot_of(lesson)
         return slot is None or slot.mode != "record"

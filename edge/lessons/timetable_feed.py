@@ -4,8 +4,8 @@ Three loops under one owner:
 - sources: the iCalendar feed (`timetable.feed_url`, conditional GET with ETag/If-Modified-Since,
   through the WAN budget, at most `max_feed_kb`) and the repository file (`timetable.repo_item`, read
   from the verified courseware cache) every `refresh_s` or when asked; a refused or unreachable source
-  keeps the last good timetable (`Box.timetable` stores it);
-- schedule: `Box.timetable.tick()` twice a second (auto start/stop, back-to-back, boot mid-lesson),
+  keeps the last good timetable (`Timetable` stores it);
+- schedule: `Timetable.tick()` twice a second (auto start/stop, back-to-back, boot mid-lesson),
   and whether the clock can be trusted (an alarm while it is not synchronised and lessons are coming);
 - prefetch: the courses of lessons in the next `prefetch_days` are pinned and, when something is not
   here yet, pulled: at once in the most generous budget window (the night's), otherwise only when
@@ -22,12 +22,14 @@ from pathlib import Path
 
 import aiohttp
 
-from edge.box import Box
 from edge.core.component import Component
 from edge.core.errors import TimetableRefused
+from edge.core.events import EventBus
 from edge.core.logs import redact
+from edge.core.ports import AlarmBoard, ClockSource, ClockVerdict, ConfigSource
 from edge.core.texts import N_
 from edge.courseware import service as courseware
+from edge.courseware.service import CoursewarePort
 from edge.lessons.timetable import Timetable, missing_for
 from sync.budget import Budget, Window
 from sync.errors import BudgetExhausted, NotInStore, StoreClosed, failure_reason
@@ -49,9 +51,23 @@ class TimetableComponent(Component):
 
     name = "timetable"
 
-    def __init__(self, box: Box, tick_s: float = TICK_S, prefetch_s: float = PREFETCH_S) -> None:
+    def __init__(
+        self,
+        *,
+        config: ConfigSource,
+        bus: EventBus,
+        clock: ClockSource,
+        timetable: Timetable,
+        alarms: AlarmBoard,
+        clock_trust: ClockVerdict,
+        courseware: CoursewarePort | None,
+        tick_s: float = TICK_S,
+        prefetch_s: float = PREFETCH_S,
+    ) -> None:
+        """`clock_trust`: where it notes its look at the clock; `courseware`: the cache it reads and fetches into."""
         super().__init__()
-        self._box = box
+        self._config, self._bus, self._clock, self._timetable = config, bus, clock, timetable
+        self._alarms, self._trust, self._courseware = alarms, clock_trust, courseware
         self._tick_s, self._prefetch_s = tick_s, prefetch_s
         self._wake = asyncio.Event()
         self._last_clock_check = -CLOCK_CHECK_S
@@ -61,7 +77,7 @@ class TimetableComponent(Component):
 
     @property
     def _tt(self) -> Timetable:
-        return self._box.timetable
+        return self._timetable
 
     def refresh_now(self) -> None:
         """Read the sources at once."""
@@ -82,13 +98,13 @@ class TimetableComponent(Component):
         while True:
             await self.refresh()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._box.config.timetable.refresh_s):
+                async with asyncio.timeout(self._config().timetable.refresh_s):
                     await self._wake.wait()
             self._wake.clear()
 
     async def refresh(self) -> None:
         """Ask every configured source once; forget the ones no longer configured."""
-        cfg = self._box.config.timetable
+        cfg = self._config().timetable
         if cfg.feed_url:
             await self._refresh_feed(cfg.feed_url)
         else:
@@ -120,7 +136,7 @@ class TimetableComponent(Component):
 
     async def _fetch(self, url: str) -> tuple[bytes | None, dict[str, str]]:
         """The feed's text and validators, or None when unchanged (304); TimetableRefused in plain words."""
-        limit = self._box.config.timetable.max_feed_kb * 1024
+        limit = self._config().timetable.max_feed_kb * 1024
         if url.startswith("file://"):
             return await asyncio.to_thread(_read_file, Path(url.removeprefix("file://")), limit), {}
         etag, modified = self._tt.validators("feed")
@@ -132,7 +148,7 @@ class TimetableComponent(Component):
                     return None, {}
                 if r.status != 200:
                     raise TimetableRefused(f"the feed answered HTTP {r.status}")
-                raw = await _read_metered(r, limit, self._box.wan_budget())
+                raw = await _read_metered(r, limit, courseware.budget(self._courseware))
                 return raw, {"etag": r.headers.get("ETag", ""), "last_modified": r.headers.get("Last-Modified", "")}
         except (aiohttp.ClientError, TimeoutError) as err:
             raise TimetableRefused(f"the feed is unreachable: {redact(failure_reason(err))}") from err
@@ -156,9 +172,9 @@ class TimetableComponent(Component):
     async def _read_item(self, item: str) -> bytes:
         """The verified bytes of a courseware item; NotInStore, StoreClosed, TimetableRefused when too large."""
         course, path = item.split("/", 1)
-        cw = courseware.running(self._box.courseware)
+        cw = courseware.running(self._courseware)
         hold = await cw.open(course, path)
-        limit = self._box.config.timetable.max_feed_kb * 1024
+        limit = self._config().timetable.max_feed_kb * 1024
         if hold.item.size > limit:
             await cw.release(hold)
             raise TimetableRefused(f"the timetable is {hold.item.size // 1024} KB, more than {limit // 1024} KB")
@@ -180,22 +196,22 @@ class TimetableComponent(Component):
             await asyncio.sleep(self._tick_s)
 
     async def _check_clock(self) -> None:
-        now = self._box.clock.monotonic()
+        now = self._clock().monotonic()
         if now - self._last_clock_check < CLOCK_CHECK_S:
             return
         self._last_clock_check = now
-        synchronised = await asyncio.to_thread(self._box.clock.synchronised)
-        self._box.clock_synchronised = synchronised
+        synchronised = await asyncio.to_thread(self._clock().synchronised)
+        self._trust.synchronised = synchronised
         if not synchronised and self._tt.slots():
-            self._box.raise_alarm(CLOCK_ALARM, CLOCK_UNSYNCED)
+            self._alarms.raise_alarm(CLOCK_ALARM, CLOCK_UNSYNCED)
         else:
-            self._box.clear_alarm(CLOCK_ALARM)
+            self._alarms.clear_alarm(CLOCK_ALARM)
         self._report()
 
     # -- courseware ahead -----------------------------------------------------------------------
 
     async def _prefetch_loop(self) -> None:
-        with self._box.bus.subscribe("timetable.changed") as changes:
+        with self._bus.subscribe("timetable.changed") as changes:
             while True:
                 try:
                     await self.prefetch()
@@ -207,10 +223,10 @@ class TimetableComponent(Component):
 
     async def prefetch(self) -> list[str]:
         """Pin the courses of the coming lessons; ask for a pull when some are not here. The courses missing."""
-        cw = self._box.courseware
+        cw = self._courseware
         if cw is None or cw.store is None:
             return []
-        now = self._box.clock.wall()
+        now = self._clock().wall()
         ahead = self._tt.courses_ahead()
         for course, until in ahead.items():
             await cw.pin(course, until - now + 3600.0, reason="timetable")
@@ -219,17 +235,17 @@ class TimetableComponent(Component):
         lessons = [{"title": c, "start": self._tt.first_lesson_of(c) or now, "course": c} for c in ahead]
         missing = [entry["course"] for entry in missing_for(lessons, listing["courses"])]
         if missing and self._pull_wanted(missing, now):
-            self._last_pull_ask, self._asked_for = self._box.clock.monotonic(), set(missing)
+            self._last_pull_ask, self._asked_for = self._clock().monotonic(), set(missing)
             log.info("timetable: fetching courseware ahead for %s", ", ".join(sorted(missing)))
             cw.pull_now()
         return missing
 
     def _pull_wanted(self, missing: list[str], now: float) -> bool:
-        recently = self._box.clock.monotonic() - self._last_pull_ask < PULL_ASK_EVERY_S
+        recently = self._clock().monotonic() - self._last_pull_ask < PULL_ASK_EVERY_S
         if recently and set(missing) <= self._asked_for:
             return False  # asked for these a little while ago: the pull is on its way or waits for the budget
         first = min((self._tt.first_lesson_of(c) or now) for c in missing)
-        return pull_now(self._box.wan_budget(), self._box.clock.now(), first - now)
+        return pull_now(courseware.budget(self._courseware), self._clock().now(), first - now)
 
     # -- health ---------------------------------------------------------------------------------
 
@@ -237,10 +253,10 @@ class TimetableComponent(Component):
         status = self._tt.status()
         errors = [f"{name}: {s.error}" for name, s in status.items() if s.error]
         today = self._tt.day()
-        metrics = {"lessons_today": len(today), "clock_synchronised": self._box.clock_synchronised}
+        metrics = {"lessons_today": len(today), "clock_synchronised": self._trust.synchronised}
         if errors:
             self.set_health("degraded", redact("; ".join(errors)), **metrics)
-        elif self._box.clock_synchronised is False and today:
+        elif self._trust.synchronised is False and today:
             self.set_health("degraded", CLOCK_UNSYNCED, **metrics)
         else:
             self.set_health("ok", f"{len(today)} lesson(s) today", **metrics)

@@ -3,8 +3,8 @@
 `camera:<name>` and `mic:<name>` own their driver source (started with the daemon, stopped with
 it) and mirror its health into /healthz; microphones publish `audio.level` (RMS and peak dBFS, and
 whether the teacher muted it) on the bus at 10 Hz.
-The media pipeline reads frames from `box.camera.source` and `box.microphone.source`: the daemon
-wires in the first configured camera as the lesson's picture, the first microphone as its sound.
+The media pipeline reads frames from the lesson camera's and microphone's `source`: the daemon
+hands it the first configured camera as the lesson's picture, the first microphone as its sound.
 A missing device never stops the daemon: its component reports "down" while the driver sends a
 slate (or silence) and retries.
 """
@@ -21,10 +21,11 @@ from drivers.camera import (
     open_video_source,
 )
 from drivers.capture import CaptureStats
-from edge.box import Box
 from edge.core.component import Component
-from edge.core.config import CameraConfig, MicrophoneConfig
+from edge.core.config import BoxConfig, CameraConfig, MicrophoneConfig
+from edge.core.events import EventBus
 from edge.core.logs import redact
+from edge.core.ports import MuteState
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,9 @@ def _metrics(stats: CaptureStats) -> dict[str, Any]:
 class _CaptureComponent(Component):
     """Starts/stops a driver source and keeps the component's health in step with the source's stats."""
 
-    def __init__(self, box: Box, kind: str) -> None:
+    def __init__(self, bus: EventBus, kind: str) -> None:
         super().__init__()
-        self._box = box
+        self._bus = bus
         self._kind = kind
         self._last_status = ""
 
@@ -72,17 +73,15 @@ class _CaptureComponent(Component):
         if stats.status != self._last_status:
             if stats.status == "down" or self._last_status == "down":
                 log.warning("%s is %s%s", self.name, stats.status, f": {detail}" if detail else "")
-            self._box.bus.publish(
-                "device.status", device=self.name, kind=self._kind, status=stats.status, detail=detail
-            )
+            self._bus.publish("device.status", device=self.name, kind=self._kind, status=stats.status, detail=detail)
             self._last_status = stats.status
 
 
 class CameraComponent(_CaptureComponent):
     """One configured camera (`camera:<name>`); `source` is the VideoSource consumers read from."""
 
-    def __init__(self, box: Box, config: CameraConfig, **timing: Any) -> None:
-        super().__init__(box, "camera")
+    def __init__(self, bus: EventBus, config: CameraConfig, **timing: Any) -> None:
+        super().__init__(bus, "camera")
         self.name = f"camera:{config.name}"
         self.config = config
         self.source: CapturingVideoSource = open_video_source(
@@ -107,9 +106,15 @@ class MicrophoneComponent(_CaptureComponent):
     """One configured microphone (`mic:<name>`); `source` is the AudioSource consumers read from."""
 
     def __init__(
-        self, box: Box, config: MicrophoneConfig, level_period_s: float = LEVEL_PERIOD_S, **timing: Any
+        self,
+        bus: EventBus,
+        mute: MuteState,
+        config: MicrophoneConfig,
+        level_period_s: float = LEVEL_PERIOD_S,
+        **timing: Any,
     ) -> None:
-        super().__init__(box, "microphone")
+        super().__init__(bus, "microphone")
+        self._mute = mute
         self.name = f"mic:{config.name}"
         self.config = config
         self.source: CapturingAudioSource = open_audio_source(
@@ -138,12 +143,12 @@ class MicrophoneComponent(_CaptureComponent):
         due = loop.time()
         while True:
             rms, peak = self.source.level()
-            self._box.bus.publish(
+            self._bus.publish(
                 "audio.level",
                 mic=self.config.name,
                 rms_dbfs=round(rms, 2),
                 peak_dbfs=round(peak, 2),
-                muted=self._box.microphone_muted,
+                muted=self._mute.muted,
             )
             due = max(due + self._level_period_s, loop.time())  # after a stall, carry on from now
             await asyncio.sleep(due - loop.time())
@@ -160,16 +165,16 @@ class MicrophoneComponent(_CaptureComponent):
         return {"rms_dbfs": round(rms, 2), "peak_dbfs": round(peak, 2)}
 
 
-def camera_components(box: Box) -> list[CameraComponent]:
+def camera_components(config: BoxConfig, bus: EventBus) -> list[CameraComponent]:
     """A component per configured camera, in config order."""
-    return [CameraComponent(box, cfg) for cfg in box.config.cameras]
+    return [CameraComponent(bus, cfg) for cfg in config.cameras]
 
 
-def microphone_components(box: Box) -> list[MicrophoneComponent]:
+def microphone_components(config: BoxConfig, bus: EventBus, mute: MuteState) -> list[MicrophoneComponent]:
     """A component per configured microphone, in config order."""
-    return [MicrophoneComponent(box, cfg) for cfg in box.config.microphones]
+    return [MicrophoneComponent(bus, mute, cfg) for cfg in config.microphones]
 
 
-def capture_components(box: Box) -> list[Component]:
+def capture_components(config: BoxConfig, bus: EventBus, mute: MuteState) -> list[Component]:
     """A component per configured camera, then per microphone, in config order."""
-    return [*camera_components(box), *microphone_components(box)]
+    return [*camera_components(config, bus), *microphone_components(config, bus, mute)]

@@ -9,11 +9,11 @@ from typing import Any, Protocol
 from drivers.audio import list_microphones, probe_audio_device
 from drivers.camera import VideoSource, frame_jpeg, list_cameras, parse_video_device, probe_video_device
 from drivers.errors import DriverError
+from edge.core.component import Components
 from edge.core.config import BoxConfig
 from edge.core.errors import DeviceNotFound
 from edge.core.events import EventBus
 from edge.core.logs import redact
-from edge.health.health import Components
 from edge.media.encoders import AudioFeed, VideoFeed
 
 log = logging.getLogger(__name__)

@@ -10,19 +10,19 @@ import asyncio
 import logging
 from typing import Any
 
-from edge.box import Box
 from edge.core.component import Component
-from edge.core.config import VideoLayerConfig
-from edge.lessons.lessons import Lesson
+from edge.core.config import BoxConfig, VideoLayerConfig
+from edge.core.ports import ConfigSource, LessonHooks, LessonView, LiveLesson, MuteState
+from edge.media.devices import CameraPort, MicrophonePort
 from edge.media.encoders import AudioEncoder, AudioFeed, VideoFeed, VideoLayer, VideoLayerEncoder
 from edge.media.packets import PacketFanout
 
 log = logging.getLogger(__name__)
 
 
-def video_layers(box: Box) -> list[VideoLayer]:
+def video_layers(config: BoxConfig) -> list[VideoLayer]:
     """The configured layers, best first."""
-    stream = box.config.stream
+    stream = config.stream
     lowest = [_layer("lowest", stream.lowest)] if stream.lowest.enabled else []
     return [_layer("high", stream.high), _layer("low", stream.low), *lowest]
 
@@ -36,20 +36,34 @@ class LessonMedia(Component):
 
     name = "media"
 
-    def __init__(self, box: Box, keyframe_min_gap_s: float = 0.3) -> None:
+    def __init__(
+        self,
+        config: ConfigSource,
+        lessons: LessonHooks,
+        live: LiveLesson,
+        mute: MuteState,
+        camera: CameraPort | None,
+        microphone: MicrophonePort | None,
+        keyframe_min_gap_s: float = 0.3,
+    ) -> None:
+        """`camera`, `microphone`: the lesson's picture and sound (None: a slate, silence)."""
         super().__init__()
-        self._box = box
+        self._config = config
+        self._live = live
+        self._mute = mute
+        self._camera_part = camera
+        self._microphone_part = microphone
         self.fanout = PacketFanout()
         self._keyframe_min_gap_s = keyframe_min_gap_s
         self._video: dict[str, VideoLayerEncoder] = {}
         self._audio: AudioEncoder | None = None
         self._lock = asyncio.Lock()
-        box.on_lesson_start(self._lesson_started)
-        box.on_lesson_stop(self._lesson_stopped)
+        lessons.on_start(self._lesson_started)
+        lessons.on_stop(self._lesson_stopped)
 
     async def start(self) -> None:
         self.fanout.bind(asyncio.get_running_loop(), self.request_keyframe)
-        current = self._box.current_lesson()
+        current = self._live.current()
         if current is not None:  # restarted by the supervisor in the middle of a lesson
             await self._start_encoders(current)
         self._report()
@@ -79,33 +93,34 @@ class LessonMedia(Component):
         return self._video.get(layer)
 
     def _camera(self) -> VideoFeed | None:
-        camera = self._box.camera
+        camera = self._camera_part
         return camera.source if camera is not None else None
 
     def _microphone(self) -> AudioFeed | None:
-        microphone = self._box.microphone
+        microphone = self._microphone_part
         return microphone.source if microphone is not None else None
 
-    async def _lesson_started(self, lesson: Lesson) -> None:
+    async def _lesson_started(self, lesson: LessonView) -> None:
         await self._start_encoders(lesson)
 
-    async def _lesson_stopped(self, lesson: Lesson) -> None:
+    async def _lesson_stopped(self, lesson: LessonView) -> None:
         await self._stop_encoders()
         self.fanout.close()
 
-    async def _start_encoders(self, lesson: Lesson) -> None:
+    async def _start_encoders(self, lesson: LessonView) -> None:
         async with self._lock:
             if self._video:
                 return
-            stream = self._box.config.stream
+            config = self._config()
+            stream = config.stream
             publish = self.fanout.publish_threadsafe
-            origin = self._box.lesson_origin(lesson)  # the monotonic clock, as the capture stamps
-            for layer in video_layers(self._box):
+            origin = self._live.origin(lesson)  # the monotonic clock, as the capture stamps
+            for layer in video_layers(config):
                 self._video[layer.name] = VideoLayerEncoder(
                     layer, self._camera, publish, origin, stream.keyframe_interval_s, self._keyframe_min_gap_s
                 )
             self._audio = AudioEncoder(
-                self._microphone, publish, origin, stream.audio_kbps, muted=lambda: self._box.microphone_muted
+                self._microphone, publish, origin, stream.audio_kbps, muted=lambda: self._mute.muted
             )
             for encoder in [*self._video.values(), self._audio]:
                 # Off the loop: Thread.start waits for the new thread to run, which takes a while on a busy box.

@@ -157,3 +157,9 @@ class PacketFanout:
     def subscribers(self) -> int:
         """How many subscriptions are open."""
         return len(self._subscriptions)
+
+
+# The packet source port: the media's shared packets once the media component exists (what viewers,
+# the uplink and the recorder read). It lives here, not in edge/core/ports.py: its value is this
+# module's PacketFanout, whose surface (subscriptions, keyframe routing) is too wide to mirror in core.
+PacketSource = Callable[[], PacketFanout | None]

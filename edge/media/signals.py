@@ -5,7 +5,7 @@ of luma and chroma, no copy of the frame, no resize) and at every microphone fra
 since the last look, and decides:
 
 - `signal.microphone-silent`: the sound stayed below -60 dBFS (RMS over each look) for 10 s; it
-  clears once it is above -55 dBFS for 2 s. A muted microphone (`Box.set_microphone_muted`) is not
+  clears once it is above -55 dBFS for 2 s. A muted microphone (the teacher's mute) is not
   "silent": the mute is the teacher's choice and the panel shows it; a microphone that is down is
   its own component's problem.
 - `signal.picture-black`: the mean luma is at most 30 (of 255) and at most 2 % of the points are
@@ -39,10 +39,11 @@ import numpy as np
 
 from drivers.audio import FLOOR_DBFS, AudioFrame, CapturingAudioSource, dbfs
 from drivers.camera import VideoFrame
-from edge.box import Box
 from edge.core.component import Component
+from edge.core.ports import AlarmBoard, MuteState
 from edge.core.texts import N_
 from edge.media.capture import CameraComponent, MicrophoneComponent
+from sync.clock import monotonic
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,8 @@ class SignalChecks(Component):
 
     def __init__(
         self,
-        box: Box,
+        alarms: AlarmBoard,
+        mute: MuteState,
         camera: CameraComponent | None,
         microphone: MicrophoneComponent | None,
         timings: Timings = Timings(),
@@ -222,11 +224,12 @@ class SignalChecks(Component):
         clock: Callable[[], float] | None = None,
     ) -> None:
         super().__init__()
-        self._box = box
+        self._alarms = alarms
+        self._mute = mute
         self._camera = camera
         self._microphone = microphone
         self._period_s = period_s
-        self._clock = clock or box.clock.monotonic
+        self._clock = clock or monotonic
         clear = timings.clear_after_s
         self._checks = {
             MICROPHONE_SILENT: Hysteresis(timings.silent_after_s, clear),
@@ -272,7 +275,7 @@ class SignalChecks(Component):
     def _check_sound(self, now: float) -> None:
         check = self._checks[MICROPHONE_SILENT]
         level = self._sound.level() if self._sound else None
-        if self._microphone is None or self._box.microphone_muted or self._microphone.source.stats().status == "down":
+        if self._microphone is None or self._mute.muted or self._microphone.source.stats().status == "down":
             self._waive(MICROPHONE_SILENT)
             return
         if level is None:
@@ -321,22 +324,22 @@ class SignalChecks(Component):
     def _waive(self, name: str) -> None:
         """The check cannot be judged now (or does not apply): off at once."""
         self._checks[name].reset()
-        self._box.clear_alarm(name)
+        self._alarms.clear_alarm(name)
 
     def _set(self, name: str, on: bool, **params: Any) -> None:
-        if on and name not in self._box.alarms():
-            self._box.raise_alarm(name, MESSAGES[name], **params)
+        if on and name not in self._alarms.now():
+            self._alarms.raise_alarm(name, MESSAGES[name], **params)
         elif not on:
-            self._box.clear_alarm(name)
+            self._alarms.clear_alarm(name)
 
     def states(self) -> dict[str, bool]:
         """Each check by its short name (`microphone-silent`, ...): True while its alarm is raised."""
         return {name.removeprefix("signal."): check.on for name, check in self._checks.items()}
 
     def _report(self) -> None:
-        alarms = self._box.alarms()
+        alarms = self._alarms.now()
         raised = [alarms[name] for name in CHECKS if name in alarms]
         detail = "; ".join(raised) if raised else "sound and picture look fine"
-        if self._box.microphone_muted:
+        if self._mute.muted:
             detail = f"microphone muted; {detail}"
         self.set_health("ok", detail, checks=self.states(), level_dbfs=round(self._level, 1), camera_fps=self._fps)

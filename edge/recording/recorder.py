@@ -25,12 +25,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edge.box import Box
 from edge.core.component import Component
-from edge.core.events import Subscription
+from edge.core.events import EventBus, Subscription
+from edge.core.ports import (
+    AlarmBoard,
+    ClockSource,
+    ConfigSource,
+    DatabaseSource,
+    DiskRoom,
+    LessonHooks,
+    LessonLookup,
+    LessonView,
+    LiveLesson,
+    MuteState,
+    RecordsPolicy,
+)
 from edge.core.texts import N_
-from edge.lessons.lessons import Lesson
-from edge.media.packets import AUDIO_LAYER, PacketFanout, PacketSubscription
+from edge.media.packets import AUDIO_LAYER, PacketFanout, PacketSource, PacketSubscription
 from edge.recording.catalogue import Catalogue, Recording, Segment
 from edge.recording.segments import (
     FINAL_NAME,
@@ -113,9 +124,28 @@ class Recorder(Component):
 
     name = "recorder"
 
-    def __init__(self, box: Box, storage_check_s: float = 30.0, free_bytes: Callable[[Path], int] = disk_free) -> None:
+    def __init__(  # every port the recorder uses, each named (edge/wiring.py hands them over)
+        self,
+        *,
+        config: ConfigSource,
+        bus: EventBus,
+        clock: ClockSource,
+        db: DatabaseSource,
+        lessons: LessonHooks,
+        live: LiveLesson,
+        lookup: LessonLookup,
+        records: RecordsPolicy,
+        alarms: AlarmBoard,
+        disk: DiskRoom,
+        packets: PacketSource,
+        mute: MuteState,
+        storage_check_s: float = 30.0,
+        free_bytes: Callable[[Path], int] = disk_free,
+    ) -> None:
         super().__init__()
-        self._box = box
+        self._config, self._bus, self._clock, self._db = config, bus, clock, db
+        self._live, self._lookup, self._records = live, lookup, records
+        self._alarms, self._disk, self._packets, self._mute = alarms, disk, packets, mute
         self._session: RecordingSession | None = None
         self._to_finalise: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
         self._storage_check_s = storage_check_s
@@ -124,7 +154,7 @@ class Recorder(Component):
         self._disk_full = False
         self._free_bytes = free_bytes
         self._joining = asyncio.Lock()
-        cfg = box.config.recording
+        cfg = config().recording
         self.policy = DiskPolicy(
             lambda: self.catalogue,
             self.root,
@@ -132,30 +162,30 @@ class Recorder(Component):
             cfg.min_free_mb * MB,
             free_bytes,
         )
-        box.on_lesson_start(self._lesson_started)
-        box.on_lesson_stop(self._lesson_stopped)
+        lessons.on_start(self._lesson_started)
+        lessons.on_stop(self._lesson_stopped)
 
     @property
     def root(self) -> Path:
         """Where recordings live."""
-        return self._box.config.box.state_dir / "recordings"
+        return self._config().box.state_dir / "recordings"
 
     @property
     def catalogue(self) -> Catalogue:
         """The recordings catalogue."""
-        return Catalogue(self._box.db)
+        return Catalogue(self._db())
 
     # -- component ------------------------------------------------------------------------------
 
     async def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        current = self._box.current_lesson()
+        current = self._live.current()
         for recording in self.catalogue.unfinished():
             if current is None or recording.lesson_id != current.id:
-                lesson = self._box.get_lesson(recording.lesson_id)
+                lesson = self._lookup.get(recording.lesson_id)
                 cut = lesson is None or lesson.state != "ended"  # else only the finalising was cut short
                 self._to_finalise.put_nowait((recording.id, cut))
-        if current is not None and self._box.config.recording.enabled:
+        if current is not None and self._config().recording.enabled:
             await self._lesson_started(current)  # the supervisor restarted us mid-lesson: carry on
         await self._check_storage()
 
@@ -172,24 +202,24 @@ class Recorder(Component):
     # -- lessons --------------------------------------------------------------------------------
 
     def _fanout(self) -> PacketFanout | None:
-        return self._box.packets()
+        return self._packets()
 
     async def _room_to_record(self) -> bool:
         """True when the disk has room for a new recording (and the database reserve is held)."""
-        room = await self._box.tend_disk()
+        room = await self._disk.tend()
         room = room and await asyncio.to_thread(self._free_bytes, self.root) >= RESUME_FREE_BYTES
         self._disk_full = not room
         return room
 
-    async def _lesson_started(self, lesson: Lesson) -> None:
-        if not self._box.config.recording.enabled or self._session is not None:
+    async def _lesson_started(self, lesson: LessonView) -> None:
+        if not self._config().recording.enabled or self._session is not None:
             return
-        if not self._box.records(lesson):
+        if not self._records.records(lesson):
             log.info("lesson %s is streamed only (its timetable says so): not recorded", lesson.id)
             return
         if not await self._room_to_record():
             log.error("lesson %s is not recorded: the disk is full", lesson.id)
-            self._box.raise_alarm(RECORDING_ALARM, DISK_FULL_START)
+            self._alarms.raise_alarm(RECORDING_ALARM, DISK_FULL_START)
             self._report()
             return
         directory = self.root / lesson.id
@@ -197,25 +227,25 @@ class Recorder(Component):
         existing = self.catalogue.segments(recording.id)
         writer = SegmentWriter(
             directory,
-            self._box.config.recording.segment_seconds,
+            self._config().recording.segment_seconds,
             self._segment_closed_threadsafe(recording.id),
             on_failed=self._threadsafe(self._writer_failed, recording.id),
-            audio_channels=self._box.config.microphones[0].channels if self._box.config.microphones else 1,
+            audio_channels=self._config().microphones[0].channels if self._config().microphones else 1,
             first_seq=_next_seq(directory, existing),
         )
-        self._session = RecordingSession(recording, writer, self._box.lesson_origin(lesson))
-        self._session.start(self._fanout(), self._box.bus.subscribe(""))
+        self._session = RecordingSession(recording, writer, self._live.origin(lesson))
+        self._session.start(self._fanout(), self._bus.subscribe(""))
         origin = {"lesson": lesson.to_json(), "media_origin": lesson.started_at}  # pts 0, labelled in wall time
         self._put_event(self._session, "recording.started", origin)
-        for name, message in self._box.alarms().items():  # raised before the lesson: true from its first second
+        for name, message in self._alarms.now().items():  # raised before the lesson: true from its first second
             self._put_event(self._session, "alarm.raised", {"name": name, "message": message, "before_start": True})
-        if self._box.microphone_muted:
+        if self._mute.muted:
             self._put_event(self._session, "microphone.muted", {"muted": True, "before_start": True})
         log.info("recording lesson %s into %s", lesson.id, directory)
         self._report()
 
-    async def _lesson_stopped(self, lesson: Lesson) -> None:
-        self._box.clear_alarm(RECORDING_ALARM)
+    async def _lesson_stopped(self, lesson: LessonView) -> None:
+        self._alarms.clear_alarm(RECORDING_ALARM)
         session, self._session = self._session, None
         if session is None:
             self._report()
@@ -228,7 +258,7 @@ class Recorder(Component):
         self._report()
 
     def _put_event(self, session: RecordingSession, topic: str, data: dict[str, object]) -> None:
-        clock = self._box.clock
+        clock = self._clock()
         session.writer.put_event(clock.monotonic() - session.origin, clock.wall(), topic, data)
 
     def _threadsafe(self, callback: Callable[[str], None], recording_id: str) -> Callable[[], None]:
@@ -247,8 +277,8 @@ class Recorder(Component):
         session.detach()
         if session.writer.disk_full:
             self._disk_full = True
-            self._box.disk_full()
-            self._box.raise_alarm(RECORDING_ALARM, DISK_FULL_LIVE)
+            self._disk.full()
+            self._alarms.raise_alarm(RECORDING_ALARM, DISK_FULL_LIVE)
         self._report()
 
     def _segment_closed_threadsafe(self, recording_id: str) -> Any:
@@ -262,16 +292,16 @@ class Recorder(Component):
 
     def _segment_closed(self, recording_id: str, segment: ClosedSegment) -> None:
         row = Segment(recording_id, segment.seq, str(segment.path), segment.size, segment.sha256, segment.duration_s)
-        row = Segment(**{**row.__dict__, "closed_at": self._box.clock.wall()})
+        row = Segment(**{**row.__dict__, "closed_at": self._clock().wall()})
         try:
             self.catalogue.add_segment(row)
         except sqlite3.OperationalError:  # the disk filled before the writer noticed: the reserve is for this
-            self._box.disk_full()
+            self._disk.full()
             try:
                 self.catalogue.add_segment(row)
             except sqlite3.OperationalError as err:  # the segment is on disk: finalising reads the files
                 log.warning("segment %d of %s not catalogued: %s", segment.seq, recording_id, err)
-        self._box.bus.publish("recording.segment", recording=recording_id, seq=segment.seq, size=segment.size)
+        self._bus.publish("recording.segment", recording=recording_id, seq=segment.seq, size=segment.size)
 
     # -- finalising -----------------------------------------------------------------------------
 
@@ -307,12 +337,12 @@ class Recorder(Component):
         done = await self._join(recording, segments) if await self._room_to_join(segments) else None
         if done is None:
             done = await self._keep_segments(recording, segments)
-        self._box.bus.publish("recording.finished", recording=done.to_json())
+        self._bus.publish("recording.finished", recording=done.to_json())
         return done
 
     async def _room_to_join(self, segments: list[Path]) -> bool:
         """True when the disk can take a joined copy of `segments` and still keep the database reserve."""
-        if not await self._box.tend_disk():
+        if not await self._disk.tend():
             return False
         needed = await asyncio.to_thread(_total_size, segments) + RESUME_FREE_BYTES
         return await asyncio.to_thread(self._free_bytes, self.root) >= needed
@@ -364,7 +394,7 @@ class Recorder(Component):
         )
 
     def _ended(self, recording: Recording, duration: float) -> float:
-        lesson = self._box.get_lesson(recording.lesson_id)
+        lesson = self._lookup.get(recording.lesson_id)
         return (lesson.ended_at if lesson else None) or recording.started_at + duration
 
     async def _join_kept(self) -> None:
@@ -383,7 +413,7 @@ class Recorder(Component):
                     self.catalogue.update(recording.id, error="joining failed; kept as segments")
                     continue
                 if done is not None:
-                    self._box.bus.publish("recording.finished", recording=done.to_json())
+                    self._bus.publish("recording.finished", recording=done.to_json())
 
     async def _catalogue_segments(self, recording_id: str, segments: list[Path]) -> None:
         known = {s.seq for s in self.catalogue.segments(recording_id)}
@@ -396,7 +426,7 @@ class Recorder(Component):
     # -- storage --------------------------------------------------------------------------------
 
     async def _storage_watch(self) -> None:
-        with self._box.bus.subscribe("recording.uploaded") as uploaded:
+        with self._bus.subscribe("recording.uploaded") as uploaded:
             while True:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can lose the cancel that stops this task.
                 with contextlib.suppress(TimeoutError):
@@ -405,15 +435,15 @@ class Recorder(Component):
                 await self._check_storage()
 
     async def _check_storage(self) -> None:
-        await self._box.tend_disk()  # lesson states a full disk held back; the database reserve once there is room
+        await self._disk.tend()  # lesson states a full disk held back; the database reserve once there is room
         if self._disk_full and self._session is None:
             await self._room_to_record()  # room came back: the next lesson records again
         await self._join_kept()
         self._storage = await self.policy.enforce()
         if self._storage.low and not self._alarm:
-            self._box.bus.publish("storage.low", detail=self._storage.detail, unsent=self._storage.unsent)
+            self._bus.publish("storage.low", detail=self._storage.detail, unsent=self._storage.unsent)
         elif self._alarm and not self._storage.low:
-            self._box.bus.publish("storage.ok", detail=self._storage.detail)
+            self._bus.publish("storage.ok", detail=self._storage.detail)
         self._alarm = self._storage.low
         self._report()
 
@@ -444,7 +474,7 @@ class Recorder(Component):
             self.set_health("ok", "recording" if self._session else storage.detail, **metrics)
 
     def _disk_full_detail(self) -> str:
-        alarm = self._box.alarms().get(RECORDING_ALARM)
+        alarm = self._alarms.now().get(RECORDING_ALARM)
         if alarm:
             return alarm
         return DISK_FULL_NEXT

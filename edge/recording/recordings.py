@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, Protocol
 
 import sqlite_utils
 
+from edge.board import export as board_export
+from edge.board import state as board
 from edge.core.component import Health
 from edge.core.errors import RecordingNotFound, RecordingNotReady
+from edge.courseware.service import CoursewarePort
 from edge.recording.catalogue import Catalogue, Recording
 from edge.recording.segments import SEGMENT_RE, closed_segments
 
@@ -73,3 +77,18 @@ def segment(recording: Recording, name: str) -> Path:
     if not recording.segmented or not SEGMENT_RE.match(name) or not path.is_file():
         raise RecordingNotFound("no such segment")
     return path
+
+
+async def board_pdf(db: sqlite_utils.Database, cw: CoursewarePort | None, recording_id: str) -> bytes:
+    """A finished recording's board as PDF pages (its ink log replayed); RecordingNotFound without one."""
+    ink, _ = file(ready(db, recording_id), "ink")
+    return await board_export.export(ink, lambda page: board.page_picture(cw, page))
+
+
+async def save_board_pdf(db: sqlite_utils.Database, cw: CoursewarePort | None, recording_id: str) -> Path | None:
+    """Write `board.pdf` beside a finished recording (to upload with it); None when it has no ink log."""
+    recording = ready(db, recording_id)
+    if not recording.ink_path:
+        return None
+    data = await board_pdf(db, cw, recording_id)
+    return await asyncio.to_thread(board_export.save, Path(recording.dir), data)

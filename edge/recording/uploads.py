@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from edge.board.export import BOARD_PDF
-from edge.box import Box
 from edge.core.component import Component
+from edge.core.events import EventBus
+from edge.core.ports import BudgetSource, ConfigSource, DatabaseSource
 from edge.recording.catalogue import Catalogue, Recording
 from sync.push import Budget, Outbox, OutboxItem, file_sha256
 
@@ -27,20 +29,20 @@ KINDS = ("recording", "ink", "board")
 class SharedBudget:
     """The WAN budget the courseware component owns, looked up per chunk (it may restart)."""
 
-    def __init__(self, box: Box) -> None:
-        self._box = box
+    def __init__(self, budget: BudgetSource) -> None:
+        self._budget = budget
 
     async def take(self, nbytes: int) -> None:
         """Take from the box's WAN budget; no budget running means no limit."""
-        budget = self._box.wan_budget()
+        budget = self._budget()
         if budget is not None:
             await budget.take(nbytes)
 
 
-def upload_metadata(box: Box, recording: Recording) -> dict[str, str]:
+def upload_metadata(box_id: str, recording: Recording) -> dict[str, str]:
     """What the server learns about a recording (tus Upload-Metadata)."""
     return {
-        "box": box.id,
+        "box": box_id,
         "lesson": recording.lesson_id,
         "recording": recording.id,
         "title": recording.title,
@@ -55,25 +57,38 @@ class Uploads(Component):
 
     name = "uploads"
 
-    def __init__(self, box: Box, budget: Budget | None = None, retry_first_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        *,
+        config: ConfigSource,
+        bus: EventBus,
+        db: DatabaseSource,
+        box_id: str,
+        wan_budget: BudgetSource,
+        save_board_pdf: Callable[[str], Awaitable[Path | None]],
+        budget: Budget | None = None,
+        retry_first_s: float = 2.0,
+    ) -> None:
+        """`save_board_pdf`: writes a recording's board beside it; `budget`: else the WAN budget as it is now."""
         super().__init__()
-        self._box = box
-        self._budget = budget if budget is not None else SharedBudget(box)
+        self._config, self._bus, self._db, self._box_id = config, bus, db, box_id
+        self._save_board_pdf = save_board_pdf
+        self._budget = budget if budget is not None else SharedBudget(wan_budget)
         self._retry_first_s = retry_first_s
         self.outbox: Outbox | None = None
 
     @property
     def catalogue(self) -> Catalogue:
         """The recordings catalogue."""
-        return Catalogue(self._box.db)
+        return Catalogue(self._db())
 
     async def start(self) -> None:
-        cfg = self._box.config.upload
+        cfg = self._config().upload
         if not cfg.tus_url:
             self.set_health("ok", "uploads off (upload.tus_url is not set)")
             return
         self.outbox = Outbox(
-            self._box.config.box.state_dir / "outbox.db",
+            self._config().box.state_dir / "outbox.db",
             cfg.tus_url,
             chunk_size=cfg.chunk_size_kb * 1024,
             token=cfg.token,
@@ -89,7 +104,7 @@ class Uploads(Component):
         if self.outbox is None:
             await asyncio.Event().wait()
             return
-        with self._box.bus.subscribe("recording.") as finished:
+        with self._bus.subscribe("recording.") as finished:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.outbox.run(), name="uploads:outbox")
                 group.create_task(self._queue_finished(finished), name="uploads:queue")
@@ -110,7 +125,7 @@ class Uploads(Component):
     async def _export_board(self, recording: Recording) -> None:
         """The lesson's board as `board.pdf` beside the recording, uploaded with it (a failure only logs)."""
         try:
-            await self._box.save_board_pdf(recording.id)
+            await self._save_board_pdf(recording.id)
         except Exception:
             log.exception("the board of recording %s could not be exported", recording.id)
 
@@ -118,7 +133,7 @@ class Uploads(Component):
         """Put a finished recording and its ink log in the outbox (idempotent)."""
         if self.outbox is None or recording.upload_state in ("uploaded",) or recording.segmented:
             return  # a recording kept as segments (no room to join) is queued once the recorder has joined it
-        meta = upload_metadata(self._box, recording)
+        meta = upload_metadata(self._box_id, recording)
         files = [("recording", recording.path, recording.sha256), ("ink", recording.ink_path, recording.ink_sha256)]
         board = Path(recording.dir) / BOARD_PDF
         if board.is_file():
@@ -132,7 +147,7 @@ class Uploads(Component):
         self._report()
 
     def _on_outbox(self, event: str, item: OutboxItem) -> None:
-        bus = self._box.bus
+        bus = self._bus
         data = {"recording": item.ref, "kind": item.kind, "offset": item.offset, "size": item.size}
         if event == "progress":
             bus.publish("upload.progress", **data)
@@ -154,7 +169,7 @@ class Uploads(Component):
         if items and all(i.state == "done" for i in items):
             self.catalogue.update(recording_id, upload_state="uploaded", uploaded_at=time.time(), upload_error="")
             log.info("recording %s is on the server", recording_id)
-            self._box.bus.publish("recording.uploaded", recording=recording_id)
+            self._bus.publish("recording.uploaded", recording=recording_id)
 
     def _report(self, retrying: OutboxItem | None = None) -> None:
         if self.outbox is None:

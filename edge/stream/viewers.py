@@ -27,12 +27,12 @@ from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationEr
 from aiortc.rtcdatachannel import RTCDataChannel
 from aiortc.rtcrtpsender import RTCRtpSender
 
-from edge.box import Box
 from edge.core.component import Component
 from edge.core.errors import BadOffer, LessonFull, LessonNotFound, StreamUnavailable, ViewerError
-from edge.lessons.lessons import Lesson
+from edge.core.events import EventBus
+from edge.core.ports import BoardMessages, ConfigSource, LessonHooks, LessonLookup, LessonView, LiveLesson
 from edge.media.live import video_layers
-from edge.media.packets import AUDIO_LAYER, PacketFanout
+from edge.media.packets import AUDIO_LAYER, PacketFanout, PacketSource
 from edge.stream.bwe import (
     PROBE_OUTCOMES,
     PROBE_PACE_S,
@@ -172,10 +172,22 @@ class ViewerHub(Component):
 
     name = "stream"
 
-    def __init__(self, box: Box, fanout: PacketFanout | None = None, monitor_interval_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        config: ConfigSource,
+        bus: EventBus,
+        lessons: LessonHooks,
+        live: LiveLesson,
+        lookup: LessonLookup,
+        packets: PacketSource,
+        board: BoardMessages,
+        monitor_interval_s: float = 1.0,
+    ) -> None:
+        """`board`: what a late joiner is sent of the board; `packets`: the media's shared packets."""
         super().__init__()
-        self._box = box
-        self._fanout = fanout
+        self._config, self._bus, self._live, self._lookup = config, bus, live, lookup
+        self._packets, self._board = packets, board
         self.monitor_interval_s = monitor_interval_s
         self._viewers: dict[str, Viewer] = {}
         self.ended_grace_s = 0.3
@@ -187,7 +199,7 @@ class ViewerHub(Component):
         self.packetizer = SharedPacketizer()  # shared with the uplink: each packet is split once
         self._probing = asyncio.Event()  # some viewer probes: the pacer runs
         self.joined = 0
-        box.on_lesson_stop(self._lesson_stopped)
+        lessons.on_stop(self._lesson_stopped)
 
     # -- component ------------------------------------------------------------------------------
 
@@ -226,7 +238,7 @@ class ViewerHub(Component):
 
     async def _forward_lesson_events(self) -> None:
         """Board ink and other lesson events on the bus go to every viewer's data channel."""
-        with self._box.bus.subscribe(FORWARDED_TOPICS) as events:
+        with self._bus.subscribe(FORWARDED_TOPICS) as events:
             async for event in events:
                 try:
                     text = json.dumps({**event.data, "type": event.topic, "at": event.at})
@@ -243,18 +255,16 @@ class ViewerHub(Component):
 
     def fanout(self) -> PacketFanout:
         """The shared packets (the media component's fan-out)."""
-        if self._fanout is not None:
-            return self._fanout
-        fanout = self._box.packets()
+        fanout = self._packets()
         if fanout is None:
             raise StreamUnavailable("the live stream is not running on this box right now")
         return fanout
 
-    def live_lesson(self, join_code: str) -> Lesson:
+    def live_lesson(self, join_code: str) -> LessonView:
         """The live lesson with this code; raise LessonNotFound otherwise."""
-        lesson = self._box.current_lesson()
+        lesson = self._live.current()
         if lesson is None or lesson.join_code != join_code.lower():
-            known = self._box.lesson_by_code(join_code)
+            known = self._lookup.by_code(join_code)
             if known is not None and known.state != "live":
                 raise LessonNotFound("this lesson has ended")
             raise LessonNotFound("no live lesson has this code (it may not have started yet)")
@@ -268,10 +278,10 @@ class ViewerHub(Component):
         Raise LessonNotFound, LessonFull, StreamUnavailable or BadOffer.
         """
         lesson = self.live_lesson(join_code)
-        uplink = self._box.config.uplink
+        uplink = self._config().uplink
         if not preview and uplink.mode == "cloud" and uplink.publishes():
             raise StreamUnavailable("this lesson is watched through the cloud server: open the join link again")
-        if not preview and self.count >= self._box.config.lesson.max_viewers:
+        if not preview and self.count >= self._config().lesson.max_viewers:
             raise LessonFull(f"this lesson already has {self.count} viewers, the most this box serves")
         check_offer(offer_sdp)
         try:
@@ -298,7 +308,7 @@ class ViewerHub(Component):
             return viewer, answer
         self.joined += 1
         log.info("viewer %s joined lesson %s (%d watching)", viewer.id, lesson.id, self.count)
-        self._box.bus.publish("viewer.joined", viewer=viewer.report().to_json(), watching=self.count)
+        self._bus.publish("viewer.joined", viewer=viewer.report().to_json(), watching=self.count)
         self._report()
         return viewer, answer
 
@@ -309,14 +319,14 @@ class ViewerHub(Component):
     def _probes_up(self, offer_sdp: str) -> bool:
         """True when the box can find this viewer's layer itself: transport feedback and RTX (for probes) offered."""
         offer = offer_sdp.lower()
-        return self._box.config.stream.adaptive_layers and TRANSPORT_CC_URI in offer_sdp and "rtx/90000" in offer
+        return self._config().stream.adaptive_layers and TRANSPORT_CC_URI in offer_sdp and "rtx/90000" in offer
 
-    def _new_viewer(self, lesson: Lesson, name: str, data_saver: bool, probes_up: bool = False) -> Viewer:
+    def _new_viewer(self, lesson: LessonView, name: str, data_saver: bool, probes_up: bool = False) -> Viewer:
         """A viewer on the high layer, or on the lowest one when it can probe its way up (a weak link never floods)."""
         fanout = self.fanout()
         policy = self._policy()
         layer = policy.ladder[1] if probes_up else self._start_layer(data_saver)
-        stream = self._box.config.stream
+        stream = self._config().stream
         relay = RTCIceTransportPolicy.RELAY if stream.relay_only else RTCIceTransportPolicy.ALL
         viewer_id = uuid.uuid4().hex[:16]
         servers = rtc_ice_servers(stream.ice_servers, viewer_id)  # the viewer's own minted TURN credentials
@@ -351,11 +361,11 @@ class ViewerHub(Component):
 
     def _policy(self) -> LayerPolicy:
         """A viewer's layer policy over the configured layers, ordered by bitrate."""
-        layers = sorted(video_layers(self._box), key=lambda layer: layer.kbps)
+        layers = sorted(video_layers(self._config()), key=lambda layer: layer.kbps)
         return LayerPolicy(
             ladder=("none", *(layer.name for layer in layers)),
             layer_kbps={layer.name: float(layer.kbps) for layer in layers},
-            audio_kbps=float(self._box.config.stream.audio_kbps),
+            audio_kbps=float(self._config().stream.audio_kbps),
         )
 
     async def _negotiate(self, viewer: Viewer, offer_sdp: str) -> str:
@@ -389,7 +399,7 @@ class ViewerHub(Component):
         viewer = self._viewers.pop(viewer_id, None)
         if viewer is None:
             return False
-        fanout = self._fanout or self._box.packets()
+        fanout = self._packets()
         for feed in (viewer.video, viewer.audio):
             if fanout is not None:
                 fanout.unsubscribe(feed)
@@ -402,7 +412,7 @@ class ViewerHub(Component):
             log.warning("viewer %s: closing its connection failed", viewer.id, exc_info=True)
         log.info("viewer %s %s (%d watching)", viewer.id, reason, self.count)
         if not viewer.preview:
-            self._box.bus.publish("viewer.left", viewer=viewer.id, reason=reason, watching=self.count)
+            self._bus.publish("viewer.left", viewer=viewer.id, reason=reason, watching=self.count)
         self._report()
         return True
 
@@ -410,7 +420,7 @@ class ViewerHub(Component):
         """End every viewer's session."""
         await asyncio.gather(*(self.close_viewer(v, reason) for v in list(self._viewers)))
 
-    async def _lesson_stopped(self, lesson: Lesson) -> None:
+    async def _lesson_stopped(self, lesson: LessonView) -> None:
         viewers = list(self._viewers.values())
         for viewer in viewers:
             viewer.send("lesson.ended", title=lesson.title)
@@ -436,7 +446,7 @@ class ViewerHub(Component):
         The estimator says so on every feedback message while it lasts: the estimate goes on falling
         after the onset, and the message where it falls far short is the one to act on.
         """
-        if viewer.id not in self._viewers or not (self._box.config.stream.adaptive_layers or viewer.data_saver):
+        if viewer.id not in self._viewers or not (self._config().stream.adaptive_layers or viewer.data_saver):
             return
         own, estimator = viewer.estimate_kbps(), viewer.estimator
         if own is None or own >= viewer.policy.far_short_share * viewer.policy.need_kbps(viewer.layer):
@@ -469,7 +479,7 @@ class ViewerHub(Component):
         viewer.data_saver = on
         if on and viewer.layer == "high":
             self.set_layer(viewer, "low", "data saver")
-        elif not on and viewer.layer == "low" and not self._box.config.stream.adaptive_layers:
+        elif not on and viewer.layer == "low" and not self._config().stream.adaptive_layers:
             self.set_layer(viewer, "high")
 
     def _attach_channel(self, viewer: Viewer, channel: RTCDataChannel) -> None:
@@ -480,11 +490,11 @@ class ViewerHub(Component):
             self._welcome(viewer)
 
     def _welcome(self, viewer: Viewer) -> None:
-        lesson = self._box.current_lesson()
+        lesson = self._live.current()
         viewer.send(
             "welcome", viewer=viewer.id, name=viewer.name, title=lesson.title if lesson else "", layer=viewer.layer
         )
-        for message in self._box.board.state_messages():  # a late joiner sees the board as it is
+        for message in self._board.state_messages():  # a late joiner sees the board as it is
             viewer.send_text(message)
 
     def _on_message(self, viewer: Viewer, message: str | bytes) -> None:
@@ -510,7 +520,7 @@ class ViewerHub(Component):
             return
         viewer.hand_raised = raised
         topic = "hand.raised" if raised else "hand.lowered"
-        self._box.bus.publish(topic, viewer=viewer.id, name=viewer.name)
+        self._bus.publish(topic, viewer=viewer.id, name=viewer.name)
         viewer.send("hand", raised=raised)
 
     def acknowledge_hand(self, viewer_id: str) -> None:
@@ -520,7 +530,7 @@ class ViewerHub(Component):
             raise ViewerError("this student is no longer watching")
         viewer.hand_raised = False
         viewer.send("hand", raised=False, acknowledged=True)
-        self._box.bus.publish("hand.acknowledged", viewer=viewer.id, name=viewer.name)
+        self._bus.publish("hand.acknowledged", viewer=viewer.id, name=viewer.name)
 
     def dismiss_hand(self, viewer_id: str) -> None:
         """The teacher lowered a raised hand without letting the student speak; raise ViewerError if they left."""
@@ -529,7 +539,7 @@ class ViewerHub(Component):
             raise ViewerError("this student is no longer watching")
         viewer.hand_raised = False
         viewer.send("hand", raised=False, dismissed=True)
-        self._box.bus.publish("hand.dismissed", viewer=viewer.id, name=viewer.name)
+        self._bus.publish("hand.dismissed", viewer=viewer.id, name=viewer.name)
 
     # -- monitoring -----------------------------------------------------------------------------
 
@@ -542,7 +552,7 @@ class ViewerHub(Component):
                 await self.close_viewer(viewer.id, f"connection {viewer.pc.connectionState}")
                 continue
             report = await self._read_stats(viewer)
-            if self._box.config.stream.adaptive_layers or viewer.data_saver:
+            if self._config().stream.adaptive_layers or viewer.data_saver:
                 self._adapt(viewer, report)
         self._shed_load()
         self._report()

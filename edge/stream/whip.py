@@ -41,13 +41,13 @@ from aiortc import (
     RTCSessionDescription,
 )
 
-from edge.box import Box
 from edge.core.component import Component, Status
 from edge.core.config import UplinkSection
+from edge.core.events import EventBus
+from edge.core.ports import AlarmBoard, BudgetSource, ConfigSource, LessonHooks, LessonView, LiveLesson
 from edge.core.texts import N_
-from edge.lessons.lessons import Lesson
 from edge.media.live import video_layers
-from edge.media.packets import AUDIO_LAYER, PacketFanout
+from edge.media.packets import AUDIO_LAYER, PacketFanout, PacketSource
 from edge.stream.feeds import SharedPacketizer, ViewerFeed, prefer_codecs, route_keyframe_requests
 from edge.stream.ice_restart import IceOffer, RestartableIce, close_peer, offer_sdpfrag
 from edge.stream.whip_http import (
@@ -208,9 +208,22 @@ class Uplink(Component):
 
     name = "uplink"
 
-    def __init__(self, box: Box, packetizer: SharedPacketizer | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        config: ConfigSource,
+        bus: EventBus,
+        lessons: LessonHooks,
+        live: LiveLesson,
+        packets: PacketSource,
+        alarms: AlarmBoard,
+        wan_budget: BudgetSource,
+        packetizer: SharedPacketizer | None = None,
+    ) -> None:
+        """`packetizer`: the viewers' (each packet is split once); `wan_budget` keeps the published rate."""
         super().__init__()
-        self._box = box
+        self._config_now, self._bus, self._live, self._packets = config, bus, live, packets
+        self._alarms, self._wan_budget = alarms, wan_budget
         self._packetizer = packetizer or SharedPacketizer()
         self._session: UplinkSession | None = None
         self._http: httpx.AsyncClient | None = None
@@ -227,7 +240,7 @@ class Uplink(Component):
         self.ice_restarts = 0
         self.published_s = 0.0
         self._publishing_since: float | None = None
-        box.on_lesson_stop(self._lesson_stopped)
+        lessons.on_stop(self._lesson_stopped)
 
     # -- component ------------------------------------------------------------------------------
 
@@ -251,14 +264,14 @@ class Uplink(Component):
     # -- the state machine ----------------------------------------------------------------------
 
     def _config(self) -> UplinkSection:
-        return self._box.config.uplink
+        return self._config_now().uplink
 
     def _wanted(self) -> tuple[str, str, tuple[str, ...]] | None:
         """What to publish now (URL, token, layers), or None: no live lesson, no stream, or publishing is off."""
         config = self._config()
-        if not config.publishes() or self._box.current_lesson() is None or self._box.packets() is None:
+        if not config.publishes() or self._live.current() is None or self._packets() is None:
             return None
-        configured = {layer.name for layer in video_layers(self._box)}
+        configured = {layer.name for layer in video_layers(self._config_now())}
         layers = tuple(layer for layer in config.layers if layer in configured)
         return (config.whip_url, config.token, layers) if layers else None
 
@@ -272,7 +285,7 @@ class Uplink(Component):
             self.error = "" if wanted is None else self.error
             self.state = "off" if wanted is None else "connecting"
             if wanted is None:
-                self._box.clear_alarm(ALARM)
+                self._alarms.clear_alarm(ALARM)
         now = time.monotonic()
         if wanted is not None and self._session is None and now >= self._retry_at:
             await self._open(wanted)
@@ -283,7 +296,7 @@ class Uplink(Component):
 
     async def _open(self, wanted: tuple[str, str, tuple[str, ...]]) -> None:
         url, token, layers = wanted
-        fanout = self._box.packets()
+        fanout = self._packets()
         if fanout is None or self._http is None:
             return
         client = WhipClient(url, token, self._http)
@@ -344,8 +357,8 @@ class Uplink(Component):
             session.lost_at, session.restarted = None, False
             self.state, self.error, self._backoff = "publishing", "", BACKOFF_FIRST_S
             self._publishing_since = now
-            self._box.clear_alarm(ALARM)
-            self._box.bus.publish("uplink.state", state=self.state)
+            self._alarms.clear_alarm(ALARM)
+            self._bus.publish("uplink.state", state=self.state)
 
     async def _mend(self, session: UplinkSession, now: float) -> None:
         """Restart ICE on the session the SFU still holds, while the link is down; else a new session."""
@@ -386,12 +399,12 @@ class Uplink(Component):
         changed = state != self.state
         self.state, self.error = state, error
         if state == "refused":
-            self._box.raise_alarm(ALARM, N_("The cloud server refused the box's token: the lesson is not published"))
+            self._alarms.raise_alarm(ALARM, N_("The cloud server refused the box's token: the lesson is not published"))
         else:
-            self._box.raise_alarm(ALARM, N_("The lesson is not reaching the cloud server: reconnecting"))
+            self._alarms.raise_alarm(ALARM, N_("The lesson is not reaching the cloud server: reconnecting"))
         self._report()  # health follows at once: a restart may be under way for seconds
         if changed:
-            self._box.bus.publish("uplink.state", state=state)
+            self._bus.publish("uplink.state", state=state)
 
     async def _end(self, why: str) -> None:
         session, self._session = self._session, None
@@ -415,7 +428,7 @@ class Uplink(Component):
                 left.append((client, resource))
         self._stale = left
 
-    async def _lesson_stopped(self, lesson: Lesson) -> None:
+    async def _lesson_stopped(self, lesson: LessonView) -> None:
         """End the session before the encoders stop; never hold the lesson's stop behind a slow server."""
         try:
             async with asyncio.timeout(STOP_WAIT_S):
@@ -426,7 +439,7 @@ class Uplink(Component):
         try:
             await self._end("lesson ended")
             self._target, self.state, self.error = None, "off", ""
-            self._box.clear_alarm(ALARM)
+            self._alarms.clear_alarm(ALARM)
             self._report()
         finally:
             self._lock.release()
@@ -435,14 +448,14 @@ class Uplink(Component):
 
     def live_kbps(self) -> float:
         """The bitrate the published layers and audio take (what the WAN budget keeps for them)."""
-        layers = {layer.name: layer.kbps for layer in video_layers(self._box)}
+        layers = {layer.name: layer.kbps for layer in video_layers(self._config_now())}
         target = self._target
         video = sum(layers.get(name, 0) for name in target[2]) if target else 0
-        return float(video + self._box.config.stream.audio_kbps)
+        return float(video + self._config_now().stream.audio_kbps)
 
     def _reserve(self) -> None:
         """While a lesson is published, the WAN budget keeps its bitrate (set again each look: sync restarts)."""
-        budget = self._box.wan_budget()
+        budget = self._wan_budget()
         if budget is not None and self._target is not None and self.serves_students():
             budget.set_live_reservation(self.live_kbps())
 
@@ -490,7 +503,7 @@ class Uplink(Component):
         """Try `url` with `token` now (a session made and ended at once); '' when it works, else why not."""
         if self.state == "publishing" and self._target is not None and self._target[:2] == (url, token):
             return ""  # the lesson is going out there now (a second session could be refused as "in use")
-        fanout = self._box.packets()
+        fanout = self._packets()
         async with await new_http_client() as http:
             client = WhipClient(url, token, http)
             session = UplinkSession(fanout or PacketFanout(), ["high"], SharedPacketizer())

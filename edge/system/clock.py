@@ -11,8 +11,9 @@ import asyncio
 import logging
 import time
 
-from edge.box import Box
 from edge.core.component import Component
+from edge.core.events import EventBus
+from edge.core.ports import ClockSource
 from edge.core.texts import N_
 from sync.clock import Step
 
@@ -27,9 +28,9 @@ class ClockWatch(Component):
 
     name = "clock"
 
-    def __init__(self, box: Box, check_s: float = CHECK_S) -> None:
+    def __init__(self, clock: ClockSource, bus: EventBus, check_s: float = CHECK_S) -> None:
         super().__init__()
-        self._box = box
+        self._clock, self._bus = clock, bus
         self._check_s = check_s
         self._synchronised: bool | None = None
 
@@ -39,7 +40,7 @@ class ClockWatch(Component):
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._check_s)
-            step = self._box.clock.steps.check()
+            step = self._clock().steps.check()
             if step is not None:
                 self._stepped(step)
             await self._refresh()
@@ -47,15 +48,15 @@ class ClockWatch(Component):
     def _stepped(self, step: Step) -> None:
         label = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(step.at))
         log.warning("the wall clock stepped by %s (%.3f s); it now reads %s", step.describe(), step.offset_s, label)
-        self._box.bus.publish("clock.stepped", offset_s=step.offset_s, at=step.at)
+        self._bus.publish("clock.stepped", offset_s=step.offset_s, at=step.at)
 
     async def _refresh(self) -> None:
         # Asking the kernel is a quick syscall, but the flag file sits on a filesystem.
-        self._synchronised = await asyncio.to_thread(self._box.clock.synchronised)
+        self._synchronised = await asyncio.to_thread(self._clock().synchronised)
         self._report()
 
     def _report(self) -> None:
-        steps = self._box.clock.steps
+        steps = self._clock().steps
         last = steps.last
         metrics = {
             "synchronised": int(bool(self._synchronised)),

@@ -21,9 +21,10 @@ from typing import Any
 
 import sqlite_utils
 
+from edge.core.component import Components
 from edge.core.config import BoxConfig
 from edge.core.texts import N_
-from edge.health.health import Components
+from edge.courseware.service import LAST_PULL_KEY
 from edge.health.status import OFFLINE_WORDS
 from edge.media.devices import device_problems
 from edge.recording.catalogue import Catalogue
@@ -34,7 +35,6 @@ MB = 1024 * 1024
 DISK_LOW_FRACTION = 0.1  # under 10 % free is nearly full whatever the disk's size
 STALE_AFTER_S = 24 * 3600.0  # courseware not refreshed for a day (or three pull intervals, if longer)
 BACKLOG_AFTER_S = 24 * 3600.0  # a recording still waiting to upload a day after it ended
-LAST_PULL_KEY = "last_pull_ok_at"  # the courseware store's meta key for the last pull that succeeded
 WAITING = ("queued", "uploading")
 CAMERA_FIX = N_("Check the camera's USB cable and that the Devices settings name it (console: `devices`)")
 MIC_FIX = N_("Check the microphone's cable and that the Devices settings name it (console: `devices`)")

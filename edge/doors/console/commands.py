@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from edge import __version__
+from edge.core.component import ComponentHealth
 from edge.core.errors import DOOR_ERRORS, ClassboxError, NoLiveLesson, door_meaning
 from edge.core.texts import N_
 from edge.doors.console.engine import CTRL_C, MAX_LINE, Disconnected, Session
-from edge.health.health import ComponentHealth
 from edge.system import doctor
 from edge.system.network import NetworkError, interfaces, parse_wanted
 from edge.system.settings import SettingsRefused, is_secret
