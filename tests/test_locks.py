@@ -8,6 +8,8 @@ import re
 import sys
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 ROOT = Path(__file__).resolve().parent.parent
 PIN = re.compile(r"^([A-Za-z0-9_.-]+)==([^ \\]+)", re.MULTILINE)
 DEVTOOLS = ROOT / "edge" / "devtools"
@@ -55,3 +57,30 @@ def test_every_package_the_product_imports_is_in_the_box_lock() -> None:
         if not any(_normal(dist) in box for dist in providers.get(module, []))
     }
     assert not missing, f"imported by the product but not on the box: {missing}"
+
+
+def runtime_closure() -> dict[str, str]:
+    """Every distribution the box runs (classbox's dependencies, theirs, extras included) and who asks for it."""
+    wanted: dict[str, str] = {}
+    queue = [(Requirement(text), "classbox") for text in importlib.metadata.requires("classbox") or []]
+    while queue:
+        requirement, by = queue.pop()
+        if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+            continue  # dev extra, another platform or Python
+        name = _normal(requirement.name)
+        extras = sorted(requirement.extras)
+        key = f"{name}[{','.join(extras)}]"
+        if key in wanted:
+            continue
+        wanted[key] = by
+        for text in importlib.metadata.requires(requirement.name) or []:
+            inner = Requirement(text)
+            if inner.marker is None or any(inner.marker.evaluate({"extra": e}) for e in ["", *extras]):
+                queue.append((Requirement(str(inner).split(";")[0]), name))
+    return {key.split("[")[0]: by for key, by in wanted.items()}
+
+
+def test_the_box_lock_holds_everything_the_product_s_dependencies_need_at_run_time() -> None:
+    box = pins("requirements-box.lock")
+    missing = {name: by for name, by in runtime_closure().items() if name not in box}
+    assert not missing, f"needed on the box (asked for by) but not in requirements-box.lock: {missing}"
