@@ -4,16 +4,36 @@ The defaults run with no hardware (synthetic camera, microphone and board, local
 `classbox demo` and a box with an empty config file both start. Every door reads and writes
 settings through `BoxConfig`; nothing keeps its own copy.
 
-The sections sit in modules by what they configure (`box`, `doors`, `media`, `room`, `lessons`,
-`stream`, `sync`), `schema` assembles them into `BoxConfig`, `files` reads and writes it; every
-name is imported from here.
+The sections sit in three modules by what they configure (`devices`: the classroom's devices;
+`lessons`: lessons and how they reach students; `box`: the box, its doors and its link), `schema`
+assembles them into `BoxConfig`, `files` reads and writes it; every name is imported from here.
 """
 
 from __future__ import annotations
 
 from edge.core.config.base import Language, Name, Port, Section
-from edge.core.config.box import BoxSection, LoggingSection, MetricsSection
-from edge.core.config.doors import AdminSection, ConsoleSection, DiscoverySection, WebSection
+from edge.core.config.box import (
+    AdminSection,
+    BoxSection,
+    BudgetSection,
+    BudgetWindow,
+    ConsoleSection,
+    CoursewareSection,
+    DiscoverySection,
+    LoggingSection,
+    MetricsSection,
+    UploadSection,
+    WebSection,
+)
+from edge.core.config.devices import (
+    BoardSection,
+    CameraConfig,
+    DisplayInput,
+    DisplaySection,
+    MicrophoneConfig,
+    PtzPreset,
+    PtzSection,
+)
 from edge.core.config.files import (
     CONFIG_ENV,
     DEFAULT_CONFIG_PATH,
@@ -29,19 +49,18 @@ from edge.core.config.files import (
     rollback_config,
     save_config,
 )
-from edge.core.config.lessons import LessonSection, RecordingSection, TimetableSection
-from edge.core.config.media import CameraConfig, MicrophoneConfig
-from edge.core.config.room import BoardSection, DisplayInput, DisplaySection, PtzPreset, PtzSection
-from edge.core.config.schema import BoxConfig
-from edge.core.config.stream import (
+from edge.core.config.lessons import (
     IceServer,
+    LessonSection,
     LowestLayerConfig,
+    RecordingSection,
     StreamSection,
+    TimetableSection,
     UplinkLayer,
     UplinkSection,
     VideoLayerConfig,
 )
-from edge.core.config.sync import BudgetSection, BudgetWindow, CoursewareSection, UploadSection
+from edge.core.config.schema import BoxConfig
 
 __all__ = [
     "CONFIG_ENV",

@@ -5,13 +5,20 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from edge.core.config.base import Section
-from edge.core.config.box import BoxSection, LoggingSection, MetricsSection
-from edge.core.config.doors import AdminSection, ConsoleSection, DiscoverySection, WebSection
-from edge.core.config.lessons import LessonSection, RecordingSection, TimetableSection
-from edge.core.config.media import CameraConfig, MicrophoneConfig
-from edge.core.config.room import BoardSection, DisplaySection, PtzSection
-from edge.core.config.stream import StreamSection, UplinkSection
-from edge.core.config.sync import BudgetSection, CoursewareSection, UploadSection
+from edge.core.config.box import (
+    AdminSection,
+    BoxSection,
+    BudgetSection,
+    ConsoleSection,
+    CoursewareSection,
+    DiscoverySection,
+    LoggingSection,
+    MetricsSection,
+    UploadSection,
+    WebSection,
+)
+from edge.core.config.devices import BoardSection, CameraConfig, DisplaySection, MicrophoneConfig, PtzSection
+from edge.core.config.lessons import LessonSection, RecordingSection, StreamSection, TimetableSection, UplinkSection
 from edge.core.texts import N_
 
 
