@@ -15,7 +15,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from edge.box import Box
 from edge.core.config import BoxConfig
 from edge.core.events import EventBus
-from edge.stream.viewers import _plausible_rtt
+from edge.stream.adaptation import _plausible_rtt
 from edge.system.clock import NOT_SET, ClockWatch
 from sync.clock import Clock, Step, StepDetector, kernel_synchronised, system_synchronised
 from sync.errors import TrustError

@@ -11,7 +11,7 @@ import pytest
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
 from bench._webrtc import with_transport_cc
-from edge.stream import viewers as viewers_module
+from edge.stream import adaptation as adaptation_module
 from edge.stream.layers import LayerPolicy, LinkReport, SendCapacity
 from tests.stream_fixture import join, live_box, small_config, until
 
@@ -259,7 +259,7 @@ async def test_a_lagging_box_moves_viewers_to_the_low_layer(tmp_path: Path) -> N
 async def test_players_that_offer_transport_feedback_but_send_none_are_not_left_on_the_lowest_layer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(viewers_module, "FALLBACKS_PER_CHECK", 1)  # one viewer moved up per check
+    monkeypatch.setattr(adaptation_module, "FALLBACKS_PER_CHECK", 1)  # one viewer moved up per check
     async with live_box(small_config(tmp_path)) as live, httpx.AsyncClient(base_url=live.base) as client:
         live.hub.monitor_interval_s = 0.3
         lesson = await live.start_lesson()
