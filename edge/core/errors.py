@@ -33,7 +33,7 @@ class DoorError:
     code: str
     message: str
     retry_after: int | None = None
-    extra: Mapping[str, str] = field(default_factory=dict)
+    extra: Mapping[str, object] = field(default_factory=dict)
 
 
 class ClassboxError(Exception):

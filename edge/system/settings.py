@@ -31,7 +31,7 @@ from edge.core.config import (
     rollback_config,
     save_config,
 )
-from edge.core.errors import ConfigError
+from edge.core.errors import ClassboxError, ConfigError, DoorError
 from edge.core.texts import N_
 from edge.system.accounts import hash_pin
 from edge.system.config_history import ConfigHistory
@@ -133,12 +133,21 @@ LIVE_PATHS = (
 )
 
 
-class SettingsRefused(Exception):
+class SettingsRefused(ClassboxError):
     """A change the schema refuses: `errors` are (path, message) pairs, one per field."""
+
+    status = 422
+    code = "settings_refused"
 
     def __init__(self, errors: list[dict[str, str]]) -> None:
         super().__init__("; ".join(f"{e['loc']}: {e['msg']}" for e in errors))
         self.errors = errors
+
+    def door_error(self) -> DoorError:
+        """422 with each field's message (never the refused value)."""
+        fields = [{"loc": e["loc"], "msg": e["msg"]} for e in self.errors]
+        message = "the settings were not saved: see each field"
+        return DoorError(self.status, self.code, message, extra={"errors": fields})
 
 
 class NoConfigFile(ConfigError):

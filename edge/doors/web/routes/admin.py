@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.box import Box
@@ -19,7 +19,7 @@ from edge.core.errors import ConfigError, Door, NotAllowed
 from edge.doors.web.deps import BoxDep, answers
 from edge.doors.web.i18n import page_language, render_page, translations
 from edge.doors.web.routes.accounts import AdminChangeDep, AdminDep
-from edge.system.settings import GROUP_BY_NAME, GROUPS, Group, NoConfigFile, SettingsRefused, schema
+from edge.system.settings import GROUP_BY_NAME, GROUPS, Group, NoConfigFile, schema
 
 router = APIRouter()
 
@@ -151,13 +151,6 @@ def _group(name: str) -> Group:
 
 def _info(group: Group) -> GroupInfo:
     return GroupInfo(name=group.name, title=group.title, description=group.description, paths=list(group.paths))
-
-
-async def refused(request: Request, err: Exception) -> JSONResponse:
-    """A change the schema refused: 422 with each field's message (never the refused value)."""
-    errors = err.errors if isinstance(err, SettingsRefused) else []
-    body = Refused(detail="the settings were not saved: see each field", errors=[FieldError(**e) for e in errors])
-    return JSONResponse(body.model_dump(), status_code=422)
 
 
 def _saving(action: Callable[[], dict[str, Any]]) -> Saved:
@@ -370,4 +363,4 @@ async def login_needed(request: Request, err: Exception) -> RedirectResponse:
     return RedirectResponse("/admin/login", status_code=303)
 
 
-EXCEPTION_HANDLERS = {LoginNeeded: login_needed, SettingsRefused: refused}
+EXCEPTION_HANDLERS = {LoginNeeded: login_needed}  # a page without a session: a redirect, not an error answer
