@@ -267,3 +267,31 @@ def test_the_box_check_sees_both_import_forms(tmp_path: Path) -> None:
     assert _imports_module(plain, "edge.box")
     assert _imports_module(named, "edge.box")
     assert not _imports_module(named, "edge.boxes")
+
+
+BOX_INSIDES = {"services", "parts"}  # the kernel and the components the Box is made of: for the daemon and tests
+
+
+def reach_throughs(path: Path, root: Path = REPO) -> list[str]:
+    """Places in a door that read the Box's kernel or components (`box.services`, `box.parts`) instead of asking it."""
+    tree = ast.parse(path.read_text(), str(path))
+    name = str(path.relative_to(root))
+    return [
+        f"{name}:{node.lineno}: box.{node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr in BOX_INSIDES
+        and isinstance(node.value, ast.Name | ast.Attribute)
+        and (node.value.id if isinstance(node.value, ast.Name) else node.value.attr) == "box"
+    ]
+
+
+def test_the_doors_ask_the_box_and_never_reach_into_its_kernel_or_components() -> None:
+    assert [p for path in sorted((REPO / "edge" / "doors").rglob("*.py")) for p in reach_throughs(path)] == []
+
+
+def test_the_reach_through_check_sees_the_kernel_and_the_components_read_from_a_door(tmp_path: Path) -> None:
+    source = tmp_path / "edge" / "doors" / "door.py"
+    source.parent.mkdir(parents=True)
+    source.write_text("def door(box, request):\n    box.services.alarms\n    return request.box.parts.recorder, box.health()\n")
+    assert reach_throughs(source, tmp_path) == ["edge/doors/door.py:2: box.services", "edge/doors/door.py:3: box.parts"]
