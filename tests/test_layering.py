@@ -293,5 +293,7 @@ def test_the_doors_ask_the_box_and_never_reach_into_its_kernel_or_components() -
 def test_the_reach_through_check_sees_the_kernel_and_the_components_read_from_a_door(tmp_path: Path) -> None:
     source = tmp_path / "edge" / "doors" / "door.py"
     source.parent.mkdir(parents=True)
-    source.write_text("def door(box, request):\n    box.services.alarms\n    return request.box.parts.recorder, box.health()\n")
+    source.write_text(
+        "def door(box, request):\n    box.services.alarms\n    return request.box.parts.recorder, box.health()\n"
+    )
     assert reach_throughs(source, tmp_path) == ["edge/doors/door.py:2: box.services", "edge/doors/door.py:3: box.parts"]
