@@ -274,6 +274,23 @@ async def _page(request: Request, box: Box, template: str, status: int = 200, **
     return HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
 
 
+async def _form_sign_in(
+    request: Request, box: Box, user: str, password: str, setup_code: str | None = None
+) -> Response:
+    """Sign in from a page's form (creating the first account first with a `setup_code`), then the dashboard."""
+    template = "login.html" if setup_code is None else "setup.html"
+    try:
+        if setup_code is not None:
+            await _set_up(request, box, setup_code, user, password)
+        token, _ = await _sign_in(request, box, user, password)
+    except (HTTPException, ClassboxError) as err:  # the page shows the refusal the API would answer
+        status, message = _refusal(err, box)
+        return await _page(request, box, template, status, error=message, user=user)
+    response = RedirectResponse(DASHBOARD, status_code=303)
+    _signed_in(response, request, token)
+    return response
+
+
 @router.get("/admin/login", response_class=HTMLResponse)
 async def login_page(request: Request, box: BoxDep) -> Response:
     """The sign-in page (the setup page instead while the box has no admin account)."""
@@ -286,15 +303,7 @@ async def login_page(request: Request, box: BoxDep) -> Response:
 async def login_form(request: Request, box: BoxDep) -> Response:
     """Sign in from the page's form; back to the page with the reason when refused."""
     form = await form_fields(request)
-    user = form.get("user", "")
-    try:
-        token, _ = await _sign_in(request, box, user, form.get("password", ""))
-    except (HTTPException, ClassboxError) as err:  # the page shows the refusal the API would answer
-        status, message = _refusal(err, box)
-        return await _page(request, box, "login.html", status, error=message, user=user)
-    response = RedirectResponse(DASHBOARD, status_code=303)
-    _signed_in(response, request, token)
-    return response
+    return await _form_sign_in(request, box, form.get("user", ""), form.get("password", ""))
 
 
 @router.get("/admin/setup", response_class=HTMLResponse)
@@ -312,15 +321,7 @@ async def setup_form(request: Request, box: BoxDep) -> Response:
     user, password = form.get("user", ""), form.get("password", "")
     if password != form.get("password2", ""):
         return await _page(request, box, "setup.html", 400, error=PASSWORDS_DIFFER, user=user)
-    try:
-        await _set_up(request, box, form.get("code", ""), user, password)
-        token, _ = await _sign_in(request, box, user, password)
-    except (HTTPException, ClassboxError) as err:  # the page shows the refusal the API would answer
-        status, message = _refusal(err, box)
-        return await _page(request, box, "setup.html", status, error=message, user=user)
-    response = RedirectResponse(DASHBOARD, status_code=303)
-    _signed_in(response, request, token)
-    return response
+    return await _form_sign_in(request, box, user, password, setup_code=form.get("code", ""))
 
 
 @router.post("/admin/logout")
