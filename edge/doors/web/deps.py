@@ -7,12 +7,19 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Cookie, Depends, Header, HTTPException, Request
+from pydantic import BaseModel, ConfigDict
 
 from edge.box import Box
 from edge.core.errors import NotAllowed, Overrides
 from edge.core.events import SubscriptionGroup
 
 TEACHER_COOKIE = "classbox_teacher"  # the panel's PIN session (POST /api/panel/session): HttpOnly, SameSite=Strict
+
+
+class Body(BaseModel):
+    """A request's JSON body: a field it does not declare is refused."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def get_box(request: Request) -> Box:

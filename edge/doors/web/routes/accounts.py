@@ -12,12 +12,12 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from edge.box import Box
 from edge.core.errors import AccountError, ClassboxError, Door, NotAllowed, Overrides, TooManyAttempts, door_meaning
 from edge.core.texts import N_
-from edge.doors.web.deps import Answers, BoxDep, answers
+from edge.doors.web.deps import Answers, Body, BoxDep, answers
 from edge.doors.web.guards import FORM_TYPE
 from edge.doors.web.i18n import page_language, render_page, translate
 from edge.system.accounts import PASSWORD_MAX, AdminSession, client_ip, csrf_matches
@@ -34,10 +34,9 @@ DASHBOARD = "/admin"
 router = APIRouter()
 
 
-class Login(BaseModel):
+class Login(Body):
     """Body of POST /api/admin/login."""
 
-    model_config = ConfigDict(extra="forbid")
     user: str = Field(max_length=64)
     password: str = Field(max_length=PASSWORD_MAX)
 
@@ -46,10 +45,9 @@ class NewAccount(Login):
     """Body of POST /api/admin/accounts."""
 
 
-class NewPassword(BaseModel):
+class NewPassword(Body):
     """Body of POST /api/admin/password."""
 
-    model_config = ConfigDict(extra="forbid")
     current: str = Field(max_length=PASSWORD_MAX)
     password: str = Field(max_length=PASSWORD_MAX)
 
