@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ log = logging.getLogger("classbox")
 
 EXIT_CONFIG = 2
 EXIT_RESTART = 75  # EX_TEMPFAIL: under systemd (Restart=always) the unit comes back up; elsewhere we exec ourselves
+Handler = Callable[[argparse.Namespace], int]
 DEMO_CONFIG = "classbox.toml"  # where a demo without --config saves the admin page's changes
 
 
@@ -71,39 +73,39 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", type=Path)
     check.set_defaults(handler=_cmd_config_check)
-    set_pin = config_commands.add_parser(
+    set_pin = _config_command(
+        config_commands,
         "set-pin",
+        _cmd_set_pin,
         help="set the teacher PIN",
         description="Set the teacher PIN (read from standard input, or prompted) and save the config atomically.",
     )
-    set_pin.add_argument("--config", type=Path)
     set_pin.add_argument("--tech", action="store_true", help="set the technician PIN (the serial console's) instead")
-    set_pin.set_defaults(handler=_cmd_set_pin)
     _admin_parser(commands)
-    doctor = commands.add_parser(
+    _config_command(
+        commands,
         "doctor",
+        _cmd_doctor,
         help="say what is wrong with the box, and how to fix it",
         description="Check devices, disk, clock, network, courseware freshness and the upload backlog from the "
         "config and the state on disk (no running daemon needed); exits 1 when something is wrong.",
     )
-    doctor.add_argument("--config", type=Path)
-    doctor.set_defaults(handler=_cmd_doctor)
-    console = commands.add_parser(
+    _config_command(
+        commands,
         "console",
+        _cmd_console,
         help="the technician's console on this terminal",
         description="The serial console's commands on standard input/output: connected to the running box, "
         "or, when none answers, run here without it (offline).",
     )
-    console.add_argument("--config", type=Path)
-    console.set_defaults(handler=_cmd_console)
-    first = commands.add_parser(
+    _config_command(
+        commands,
         "first-boot",
+        _cmd_first_boot,
         help="give a new box its id, HTTPS certificate and setup code",
         description="Write the box id into the config file (made if missing), make the HTTPS certificate and the "
         "admin setup code. The image runs it before the daemon; running it again changes nothing.",
     )
-    first.add_argument("--config", type=Path)
-    first.set_defaults(handler=_cmd_first_boot)
     publish = commands.add_parser(
         "publish",
         help="publish courseware as a signed repository",
@@ -118,23 +120,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _config_command(commands: Any, name: str, handler: Handler, **words: str) -> argparse.ArgumentParser:
+    """A command that reads the config file (`--config`, else the default) and runs `handler`; `words`: help."""
+    command: argparse.ArgumentParser = commands.add_parser(name, **words)
+    command.add_argument("--config", type=Path)
+    command.set_defaults(handler=handler)
+    return command
+
+
 def _admin_parser(commands: Any) -> None:
     admin = commands.add_parser("admin", help="the admin page's credentials", description="Admin page tools.")
     actions = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
-    code = actions.add_parser(
+    _config_command(
+        actions,
         "setup-code",
+        _cmd_setup_code,
         help="print the first-boot setup code",
         description="Print the one-time code that creates the first admin account (none once one exists).",
     )
-    code.add_argument("--config", type=Path)
-    code.set_defaults(handler=_cmd_setup_code)
-    fingerprint = actions.add_parser(
+    _config_command(
+        actions,
         "fingerprint",
+        _cmd_fingerprint,
         help="print the HTTPS certificate's fingerprint",
         description="Print the SHA-256 fingerprint of the box's HTTPS certificate, to compare with the browser's.",
     )
-    fingerprint.add_argument("--config", type=Path)
-    fingerprint.set_defaults(handler=_cmd_fingerprint)
 
 
 def _is_missing(path: Path) -> bool:

@@ -6,17 +6,8 @@ from edge.core.answer import Answer
 from edge.lessons.calendar import Slot
 
 
-class ScheduledLesson(Answer):
-    """One scheduled lesson: what, for which course, taught by whom, when (epoch seconds), stream/record."""
-
-    key: str
-    title: str
-    course: str
-    teacher: str
-    start: float
-    end: float
-    mode: str
-    source: str
+class ScheduledLesson(Slot):
+    """One scheduled lesson as the doors see it: the fields of its `Slot`."""
 
     @classmethod
     def of(cls, slot: Slot) -> ScheduledLesson:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import icalendar
 import recurring_ical_events  # type: ignore[import-untyped]
 
+from edge.core.answer import Answer
 from edge.core.errors import TimetableRefused
 from sync.chunks import COURSE_RE
 
@@ -32,8 +32,7 @@ MODE_PROP = "X-CLASSBOX-MODE"
 TEACHER_PROP = "X-CLASSBOX-TEACHER"
 
 
-@dataclass(frozen=True)
-class Slot:
+class Slot(Answer):
     """One scheduled lesson: what, for which course, taught by whom, when (epoch seconds), stream/record."""
 
     key: str
@@ -42,12 +41,8 @@ class Slot:
     teacher: str
     start: float
     end: float
-    mode: str = "both"
-    source: str = "feed"
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON form the doors answer with."""
-        return asdict(self)
+    mode: str
+    source: str
 
 
 def _get(component: icalendar.cal.Component, name: str) -> Any:

@@ -30,7 +30,16 @@ AUDIO_SLACK = AUDIO_TIME_BASE.denominator // 10  # 100 ms of capture jitter befo
 AUDIO_BURST_MAX = 2 * AUDIO_TIME_BASE.denominator  # a lead longer than a device's buffer is a clock step, not a burst
 
 
-class VideoFrameLike(Protocol):
+class CapturedFrame(Protocol):
+    """What the encoder needs of anything captured: its place in the capture and when it was taken."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def captured_at(self) -> float: ...
+
+
+class VideoFrameLike(CapturedFrame, Protocol):
     """What the encoder needs of a captured picture (capture's `VideoFrame`)."""
 
     @property
@@ -39,23 +48,15 @@ class VideoFrameLike(Protocol):
     def width(self) -> int: ...
     @property
     def height(self) -> int: ...
-    @property
-    def index(self) -> int: ...
-    @property
-    def captured_at(self) -> float: ...
 
 
-class AudioFrameLike(Protocol):
+class AudioFrameLike(CapturedFrame, Protocol):
     """What the encoder needs of captured sound (capture's `AudioFrame`)."""
 
     @property
     def pcm(self) -> np.ndarray: ...  # int16, shape (960, channels)
     @property
     def channels(self) -> int: ...
-    @property
-    def index(self) -> int: ...
-    @property
-    def captured_at(self) -> float: ...
 
 
 class VideoFeed(Protocol):

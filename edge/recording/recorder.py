@@ -358,14 +358,7 @@ class Recorder(Component):
             log.warning("recording %s: the disk filled up while joining; keeping the segments", recording.id)
             return None
         size, digest = final.stat().st_size, await asyncio.to_thread(file_sha256, final)
-        done = self.catalogue.finished(
-            recording.id,
-            path=final,
-            size=size,
-            sha256=digest,
-            duration_s=duration,
-            ended_at=self._ended(recording, duration),
-        )
+        done = self._finished(recording, final, size, digest, duration)
         await asyncio.to_thread(_remove_segments, [*segments, Path(recording.dir) / PLAYLIST_NAME])
         log.info(
             "recording %s finalised: %.1f s, %d bytes, interrupted=%s",
@@ -384,18 +377,15 @@ class Recorder(Component):
         log.warning(
             "recording %s kept as %d segments (%.1f s): no room to join them", recording.id, len(segments), duration
         )
-        return self.catalogue.finished(
-            recording.id,
-            path=playlist,
-            size=size,
-            sha256=None,
-            duration_s=duration,
-            ended_at=self._ended(recording, duration),
-        )
+        return self._finished(recording, playlist, size, None, duration)
 
-    def _ended(self, recording: Recording, duration: float) -> float:
+    def _finished(self, recording: Recording, path: Path, size: int, sha256: str | None, duration: float) -> Recording:
+        """Catalogue `recording` as finished in `path`: it ended with its lesson (else `duration` after its start)."""
         lesson = self._lookup.get(recording.lesson_id)
-        return (lesson.ended_at if lesson else None) or recording.started_at + duration
+        ended_at = (lesson.ended_at if lesson else None) or recording.started_at + duration
+        return self.catalogue.finished(
+            recording.id, path=path, size=size, sha256=sha256, duration_s=duration, ended_at=ended_at
+        )
 
     async def _join_kept(self) -> None:
         """Join recordings kept as segments once the disk has room (then they are uploaded like any other)."""

@@ -83,21 +83,20 @@ class DataChannels:
 
     def acknowledge_hand(self, viewer_id: str) -> None:
         """The teacher answered a raised hand; raise ViewerError if the viewer is gone."""
-        viewer = self._viewers.get(viewer_id)
-        if viewer is None:
-            raise ViewerError("this student is no longer watching")
-        viewer.hand_raised = False
-        viewer.send("hand", raised=False, acknowledged=True)
-        self._bus.publish("hand.acknowledged", viewer=viewer.id, name=viewer.name)
+        self._lower_hand(viewer_id, "acknowledged")
 
     def dismiss_hand(self, viewer_id: str) -> None:
         """The teacher lowered a raised hand without letting the student speak; raise ViewerError if they left."""
+        self._lower_hand(viewer_id, "dismissed")
+
+    def _lower_hand(self, viewer_id: str, how: str) -> None:
+        """The teacher lowered a hand (`how`: acknowledged or dismissed): the student is told, then the bus."""
         viewer = self._viewers.get(viewer_id)
         if viewer is None:
             raise ViewerError("this student is no longer watching")
         viewer.hand_raised = False
-        viewer.send("hand", raised=False, dismissed=True)
-        self._bus.publish("hand.dismissed", viewer=viewer.id, name=viewer.name)
+        viewer.send("hand", raised=False, **{how: True})
+        self._bus.publish(f"hand.{how}", viewer=viewer.id, name=viewer.name)
 
     async def forward_lesson_events(self) -> None:
         """Board ink and other lesson events on the bus go to every viewer's data channel."""

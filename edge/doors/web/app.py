@@ -7,14 +7,14 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from edge import __version__
 from edge.board.ink import InkError
 from edge.box import Box
 from edge.core.errors import DOOR_ERRORS, door_meaning
 from edge.core.events import SubscriptionGroup
-from edge.doors.web.deps import BoxDep, MaybeTeacherDep, TeacherDep, answers_of
+from edge.doors.web.deps import Body, BoxDep, MaybeTeacherDep, TeacherDep, answers_of
 from edge.doors.web.guards import BodyLimit, SameOriginGuard
 from edge.doors.web.routes import (
     accounts,
@@ -59,10 +59,9 @@ ROUTERS: tuple[APIRouter, ...] = (
 )
 
 
-class StartLesson(BaseModel):
+class StartLesson(Body):
     """Body of POST /api/lessons."""
 
-    model_config = ConfigDict(extra="forbid")
     title: str = Field(default="", max_length=120)
 
 

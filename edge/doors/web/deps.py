@@ -7,12 +7,19 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Cookie, Depends, Header, HTTPException, Request
+from pydantic import BaseModel, ConfigDict
 
 from edge.box import Box
 from edge.core.errors import NotAllowed, Overrides
 from edge.core.events import SubscriptionGroup
 
 TEACHER_COOKIE = "classbox_teacher"  # the panel's PIN session (POST /api/panel/session): HttpOnly, SameSite=Strict
+
+
+class Body(BaseModel):
+    """A request's JSON body: a field it does not declare is refused."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def get_box(request: Request) -> Box:
@@ -34,33 +41,44 @@ def event_streams(request: Request) -> SubscriptionGroup:
 EventStreamsDep = Annotated[SubscriptionGroup, Depends(event_streams)]
 
 
-async def teacher(
-    request: Request,
-    box: BoxDep,
-    x_panel_pin: Annotated[str | None, Header()] = None,
-    teacher_session: SessionCookie = None,
-) -> str:
+@dataclass(frozen=True)
+class Shown:
+    """What a request shows of a teacher: where it comes from, the PIN header, the panel's session cookie."""
+
+    address: str | None
+    pin: str | None
+    session: str | None
+
+    async def teacher(self, box: Box) -> str:
+        """The acting teacher it shows; NotAllowed when it shows none."""
+        return await box.authorize_teacher(self.address, self.pin, self.session)
+
+
+def _shown(
+    request: Request, x_panel_pin: Annotated[str | None, Header()] = None, teacher_session: SessionCookie = None
+) -> Shown:
+    """What the request shows of a teacher."""
+    return Shown(request.client.host if request.client else None, x_panel_pin, teacher_session)
+
+
+ShownDep = Annotated[Shown, Depends(_shown)]
+
+
+async def teacher(box: BoxDep, shown: ShownDep) -> str:
     """The acting teacher: a panel address, a browser with a teacher session, or anyone showing the teacher PIN."""
-    address = request.client.host if request.client else None
     try:
-        return await box.authorize_teacher(address, x_panel_pin, teacher_session)
+        return await shown.teacher(box)
     except NotAllowed as err:
-        raise HTTPException(status_code=401 if x_panel_pin is None else 403, detail=str(err)) from err
+        raise HTTPException(status_code=401 if shown.pin is None else 403, detail=str(err)) from err
 
 
 TeacherDep = Annotated[str, Depends(teacher)]
 
 
-async def teacher_or_anyone(
-    request: Request,
-    box: BoxDep,
-    x_panel_pin: Annotated[str | None, Header()] = None,
-    teacher_session: SessionCookie = None,
-) -> str | None:
+async def teacher_or_anyone(box: BoxDep, shown: ShownDep) -> str | None:
     """The acting teacher, or None: a missing or wrong PIN reads as anyone (a wrong one still counts)."""
-    address = request.client.host if request.client else None
     try:
-        return await box.authorize_teacher(address, x_panel_pin, teacher_session)
+        return await shown.teacher(box)
     except NotAllowed:
         return None
 

@@ -12,12 +12,12 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from edge.box import Box
 from edge.core.errors import AccountError, ClassboxError, Door, NotAllowed, Overrides, TooManyAttempts, door_meaning
 from edge.core.texts import N_
-from edge.doors.web.deps import Answers, BoxDep, answers
+from edge.doors.web.deps import Answers, Body, BoxDep, answers
 from edge.doors.web.guards import FORM_TYPE
 from edge.doors.web.i18n import page_language, render_page, translate
 from edge.system.accounts import PASSWORD_MAX, AdminSession, client_ip, csrf_matches
@@ -34,10 +34,9 @@ DASHBOARD = "/admin"
 router = APIRouter()
 
 
-class Login(BaseModel):
+class Login(Body):
     """Body of POST /api/admin/login."""
 
-    model_config = ConfigDict(extra="forbid")
     user: str = Field(max_length=64)
     password: str = Field(max_length=PASSWORD_MAX)
 
@@ -46,10 +45,9 @@ class NewAccount(Login):
     """Body of POST /api/admin/accounts."""
 
 
-class NewPassword(BaseModel):
+class NewPassword(Body):
     """Body of POST /api/admin/password."""
 
-    model_config = ConfigDict(extra="forbid")
     current: str = Field(max_length=PASSWORD_MAX)
     password: str = Field(max_length=PASSWORD_MAX)
 
@@ -274,6 +272,23 @@ async def _page(request: Request, box: Box, template: str, status: int = 200, **
     return HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
 
 
+async def _form_sign_in(
+    request: Request, box: Box, user: str, password: str, setup_code: str | None = None
+) -> Response:
+    """Sign in from a page's form (creating the first account first with a `setup_code`), then the dashboard."""
+    template = "login.html" if setup_code is None else "setup.html"
+    try:
+        if setup_code is not None:
+            await _set_up(request, box, setup_code, user, password)
+        token, _ = await _sign_in(request, box, user, password)
+    except (HTTPException, ClassboxError) as err:  # the page shows the refusal the API would answer
+        status, message = _refusal(err, box)
+        return await _page(request, box, template, status, error=message, user=user)
+    response = RedirectResponse(DASHBOARD, status_code=303)
+    _signed_in(response, request, token)
+    return response
+
+
 @router.get("/admin/login", response_class=HTMLResponse)
 async def login_page(request: Request, box: BoxDep) -> Response:
     """The sign-in page (the setup page instead while the box has no admin account)."""
@@ -286,15 +301,7 @@ async def login_page(request: Request, box: BoxDep) -> Response:
 async def login_form(request: Request, box: BoxDep) -> Response:
     """Sign in from the page's form; back to the page with the reason when refused."""
     form = await form_fields(request)
-    user = form.get("user", "")
-    try:
-        token, _ = await _sign_in(request, box, user, form.get("password", ""))
-    except (HTTPException, ClassboxError) as err:  # the page shows the refusal the API would answer
-        status, message = _refusal(err, box)
-        return await _page(request, box, "login.html", status, error=message, user=user)
-    response = RedirectResponse(DASHBOARD, status_code=303)
-    _signed_in(response, request, token)
-    return response
+    return await _form_sign_in(request, box, form.get("user", ""), form.get("password", ""))
 
 
 @router.get("/admin/setup", response_class=HTMLResponse)
@@ -312,15 +319,7 @@ async def setup_form(request: Request, box: BoxDep) -> Response:
     user, password = form.get("user", ""), form.get("password", "")
     if password != form.get("password2", ""):
         return await _page(request, box, "setup.html", 400, error=PASSWORDS_DIFFER, user=user)
-    try:
-        await _set_up(request, box, form.get("code", ""), user, password)
-        token, _ = await _sign_in(request, box, user, password)
-    except (HTTPException, ClassboxError) as err:  # the page shows the refusal the API would answer
-        status, message = _refusal(err, box)
-        return await _page(request, box, "setup.html", status, error=message, user=user)
-    response = RedirectResponse(DASHBOARD, status_code=303)
-    _signed_in(response, request, token)
-    return response
+    return await _form_sign_in(request, box, user, password, setup_code=form.get("code", ""))
 
 
 @router.post("/admin/logout")

@@ -12,11 +12,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from edge.box import Box
 from edge.core.errors import ConfigError, Door, NotAllowed
-from edge.doors.web.deps import BoxDep, answers
+from edge.doors.web.deps import Body, BoxDep, answers
 from edge.doors.web.i18n import page_language, render_page, translations
 from edge.doors.web.routes.accounts import AdminChangeDep, AdminDep
 from edge.system.settings import GROUP_BY_NAME, GROUPS, Group, NoConfigFile, schema
@@ -50,10 +50,9 @@ class Refused(BaseModel):
     errors: list[FieldError]
 
 
-class SettingsChange(BaseModel):
+class SettingsChange(Body):
     """Body of PUT /api/admin/settings/{group}: the group's values ("" keeps a secret as it is)."""
 
-    model_config = ConfigDict(extra="forbid")
     values: dict[str, Any]
 
 
@@ -66,18 +65,16 @@ class Saved(BaseModel):
     restart_for: list[str]
 
 
-class PinChange(BaseModel):
+class PinChange(Body):
     """Body of POST /api/admin/pins."""
 
-    model_config = ConfigDict(extra="forbid")
     which: Literal["teacher", "technician"]
     pin: str = Field(max_length=64)
 
 
-class Rollback(BaseModel):
+class Rollback(Body):
     """Body of POST /api/admin/config/rollback."""
 
-    model_config = ConfigDict(extra="forbid")
     version: int = Field(ge=1)
 
 

@@ -13,11 +13,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from edge.board.ink import InkError
 from edge.core.errors import Door
-from edge.doors.web.deps import BoxDep, MaybeTeacherDep, TeacherDep, answers
+from edge.doors.web.deps import Body, BoxDep, MaybeTeacherDep, TeacherDep, answers
 from edge.doors.web.i18n import page_language, render_page
 from edge.doors.web.routes.recordings import RECORDING_ID_RE
 
@@ -25,17 +25,15 @@ router = APIRouter()
 INK_REFUSED = answers({InkError: Door(400, "bad_ink")})  # InkError is a ValueError: the ink routes answer it
 
 
-class InkBatch(BaseModel):
+class InkBatch(Body):
     """Body of POST /api/board/ink: the page's operations since its last batch (checked by the board)."""
 
-    model_config = ConfigDict(extra="forbid")
     ops: list[dict[str, Any]] = Field(min_length=1, max_length=256)
 
 
-class PageTurn(BaseModel):
+class PageTurn(Body):
     """Body of POST /api/board/page: which page of the item on show (from 0)."""
 
-    model_config = ConfigDict(extra="forbid")
     index: Annotated[int, Field(ge=0, le=100_000)]
 
 

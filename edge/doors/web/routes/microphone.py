@@ -5,17 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
 
-from edge.doors.web.deps import BoxDep, TeacherDep
+from edge.doors.web.deps import Body, BoxDep, TeacherDep
 
 router = APIRouter()
 
 
-class MuteMicrophone(BaseModel):
+class MuteMicrophone(Body):
     """Body of POST /api/microphone."""
 
-    model_config = ConfigDict(extra="forbid")
     muted: bool
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import segno
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from edge.core.errors import (
     Door,
@@ -26,7 +26,7 @@ from edge.core.errors import (
     TooManyAttempts,
     ViewerError,
 )
-from edge.doors.web.deps import TEACHER_COOKIE, BoxDep, MaybeTeacherDep, SessionCookie, TeacherDep, answers
+from edge.doors.web.deps import TEACHER_COOKIE, Body, BoxDep, MaybeTeacherDep, SessionCookie, TeacherDep, answers
 from edge.doors.web.i18n import page_language, render_page
 
 MAX_SDP_CHARS = 32 * 1024
@@ -40,24 +40,21 @@ PREVIEW_REFUSED = answers(
 )
 
 
-class PinBody(BaseModel):
+class PinBody(Body):
     """Body of POST /api/panel/session."""
 
-    model_config = ConfigDict(extra="forbid")
     pin: Annotated[str, Field(min_length=1, max_length=12, pattern=r"^[0-9]+$")]
 
 
-class OfferBody(BaseModel):
+class OfferBody(Body):
     """Body of POST /api/panel/preview: the panel's WebRTC offer (recvonly video and audio)."""
 
-    model_config = ConfigDict(extra="forbid")
     sdp: Annotated[str, Field(min_length=1, max_length=MAX_SDP_CHARS)]
 
 
-class BoardItem(BaseModel):
+class BoardItem(Body):
     """Body of POST /api/board/open: a courseware item of the cache."""
 
-    model_config = ConfigDict(extra="forbid")
     course: Annotated[str, Field(min_length=1, max_length=64)]
     path: Annotated[str, Field(min_length=1, max_length=512)]
 

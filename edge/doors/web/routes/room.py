@@ -10,28 +10,25 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict
 
-from edge.doors.web.deps import BoxDep, TeacherDep
+from edge.doors.web.deps import Body, BoxDep, TeacherDep
 
 router = APIRouter()
 PresetName = Annotated[str, Path(min_length=1, max_length=40)]
 Step = Literal[-1, 0, 1]
 
 
-class Nudge(BaseModel):
+class Nudge(Body):
     """Body of POST /api/room/camera/nudge: which way to move a little (-1, 0 or 1 per axis)."""
 
-    model_config = ConfigDict(extra="forbid")
     pan: Step = 0
     tilt: Step = 0
     zoom: Step = 0
 
 
-class Power(BaseModel):
+class Power(Body):
     """Body of POST /api/room/display."""
 
-    model_config = ConfigDict(extra="forbid")
     on: bool
 
 

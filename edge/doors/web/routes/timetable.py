@@ -12,11 +12,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from edge.box import Box
 from edge.core.errors import Door, NoScheduledLesson
-from edge.doors.web.deps import BoxDep, TeacherDep, answers
+from edge.doors.web.deps import Body, BoxDep, TeacherDep, answers
 from edge.doors.web.routes.accounts import AdminChangeDep, AdminDep
 from edge.doors.web.routes.admin import render_admin
 from edge.lessons.agenda import DayLesson
@@ -25,24 +25,21 @@ from sync.errors import StoreClosed
 router = APIRouter()
 
 
-class Extend(BaseModel):
+class Extend(Body):
     """Body of POST /api/timetable/extend."""
 
-    model_config = ConfigDict(extra="forbid")
     minutes: Literal[5, 10]
 
 
-class StartEarly(BaseModel):
+class StartEarly(Body):
     """Body of POST /api/timetable/start: the scheduled lesson to start now (default: the next one)."""
 
-    model_config = ConfigDict(extra="forbid")
     key: Annotated[str, Field(max_length=400)] = ""
 
 
-class ManualLesson(BaseModel):
+class ManualLesson(Body):
     """Body of POST /api/admin/timetable/lessons: a lesson added by hand (start in the school's time zone)."""
 
-    model_config = ConfigDict(extra="forbid")
     title: Annotated[str, Field(min_length=1, max_length=120)]
     start: dt.datetime
     minutes: Annotated[int, Field(ge=1, le=720)]

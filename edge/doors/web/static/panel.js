@@ -1,7 +1,7 @@
 // The teacher's panel: follows the box on /api/events, starts and stops the lesson, previews what
 // students see (the low layer, a preview the box does not count as a student), answers raised hands,
 // mutes the microphone and opens courseware on the board. Every string goes through `_()`.
-import { byId, post } from "/static/common.js";
+import { byId, el, post } from "/static/common.js";
 import { _, format, loadMessages } from "/static/i18n.js";
 import { boxEvents } from "/static/panel/events.js";
 import { pinScreen } from "/static/panel/pin.js";
@@ -162,10 +162,7 @@ function showRecordings(recordings) {
   const list = byId("recordings");
   list.replaceChildren();
   if (!recordings.length) {
-    const item = document.createElement("li");
-    item.className = "empty";
-    item.textContent = _("No recordings today");
-    list.append(item);
+    list.append(el("li", { class: "empty", text: _("No recordings today") }));
     return;
   }
   for (const recording of recordings) {

@@ -1,6 +1,6 @@
 // The panel's timetable card: today's scheduled lessons with their state, the next lesson's join link
 // ahead of time ("starting in 5 min" before it), and the live scheduled lesson's +5/+10 min and stop early.
-import { byId, post } from "/static/common.js";
+import { byId, el, post } from "/static/common.js";
 import { _, format, language, loadMessages } from "/static/i18n.js";
 import { onBoxEvent } from "/static/panel/events.js";
 
@@ -60,10 +60,7 @@ function lessonItem(lesson) {
 function renderList(lessons) {
   const list = byId("tt-lessons");
   if (!lessons.length) {
-    const empty = document.createElement("li");
-    empty.className = "empty";
-    empty.textContent = _("No lessons scheduled today");
-    list.replaceChildren(empty);
+    list.replaceChildren(el("li", { class: "empty", text: _("No lessons scheduled today") }));
     return;
   }
   list.replaceChildren(...lessons.map(lessonItem));
